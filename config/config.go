@@ -1,0 +1,215 @@
+// Package config is tokengate's configuration file: the YAML schema as documented
+// structs, loading (environment expansion, strict decoding, relative paths),
+// defaults in one place, and validation that names every problem with its key
+// path and the fix. It imports no other tokengate package.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole configuration file. Field comments give the YAML key and
+// its default; docs/configuration.md is the user-facing reference.
+type Config struct {
+	Server   Server   `yaml:"server"`
+	Log      Log      `yaml:"log"`
+	Issuers  []Issuer `yaml:"issuers"`
+	Exchange Exchange `yaml:"exchange"`
+	Cache    Cache    `yaml:"cache"`
+	Routes   []Route  `yaml:"routes"`
+
+	// Dir is the folder of the file the configuration was loaded from. Relative
+	// file paths have already been resolved against it by Load.
+	Dir string `yaml:"-"`
+}
+
+// Server configures the two listeners.
+type Server struct {
+	// Listen is the edge: proxied routes and the token endpoint. Default "127.0.0.1:8080".
+	Listen string `yaml:"listen"`
+	// AdminListen serves metrics, health, JWKS and discovery. Default "127.0.0.1:9090".
+	AdminListen string `yaml:"admin_listen"`
+	// TokenEndpointPath is the RFC 8693 endpoint on the edge. nil means the
+	// default "/oauth2/token"; an explicit "" disables it.
+	TokenEndpointPath *string `yaml:"token_endpoint_path"`
+	// MaxTokenBytes bounds a bearer token before any parsing. Default 8192.
+	MaxTokenBytes int `yaml:"max_token_bytes"`
+	// TLS, when set, serves the edge listener over TLS.
+	TLS *TLS `yaml:"tls"`
+	// ReadHeaderTimeout bounds how long a client may take to send headers
+	// (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// MaxHeaderBytes bounds request headers. Default 65536.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// IdleTimeout closes idle client keep-alive connections. Default 120s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// ShutdownGrace is how long in-flight requests may take to finish after
+	// SIGTERM. Default 25s.
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// TLS names a certificate and key for a listener.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Log configures log/slog output.
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `yaml:"level"`
+	// Format is json or text. Default json.
+	Format string `yaml:"format"`
+}
+
+// Issuer is one identity provider whose umbrella tokens are accepted.
+type Issuer struct {
+	// Issuer is matched exactly against the token's iss.
+	Issuer string `yaml:"issuer"`
+	// JWKSURI is where the issuer's public keys are; or set Discovery.
+	JWKSURI string `yaml:"jwks_uri"`
+	// Discovery fetches jwks_uri from the issuer's OIDC / RFC 8414 metadata.
+	Discovery bool `yaml:"discovery"`
+	// Algorithms is the allowlist of JWS algorithms. Default: every asymmetric
+	// algorithm (RS*, PS*, ES*, EdDSA). none and HS* are never accepted.
+	Algorithms []string `yaml:"algorithms"`
+	// Leeway is the clock skew allowed on exp, nbf and iat. Default 30s.
+	Leeway Duration `yaml:"leeway"`
+	// UmbrellaAudience, when set, is an aud value that may reach every route.
+	UmbrellaAudience string `yaml:"umbrella_audience"`
+	// MinRefreshInterval is the least time between two JWKS fetches, so tokens
+	// with random kids cannot make tokengate hammer the IdP. Default 10s.
+	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
+	// FetchTimeout bounds one JWKS or discovery fetch. Default 5s.
+	FetchTimeout Duration `yaml:"fetch_timeout"`
+}
+
+// Exchange configures how single-audience tokens are obtained.
+type Exchange struct {
+	// Mode is local (tokengate signs) or remote (an RFC 8693 STS signs). Default local.
+	Mode string `yaml:"mode"`
+	// TokenTTL is the upper bound on an exchanged token's lifetime. Default 5m.
+	TokenTTL Duration `yaml:"token_ttl"`
+	Local    Local    `yaml:"local"`
+	Remote   Remote   `yaml:"remote"`
+}
+
+// Mode values for Exchange.Mode.
+const (
+	ModeLocal  = "local"
+	ModeRemote = "remote"
+)
+
+// Local configures the built-in signer.
+type Local struct {
+	// Issuer is the iss of exchanged tokens; discovery is served under it.
+	// Default "http://" + server.admin_listen.
+	Issuer string `yaml:"issuer"`
+	// SigningKeys: the first signs, all are published in the JWKS.
+	SigningKeys []SigningKey `yaml:"signing_keys"`
+	// CopyClaims are copied from the umbrella token when present.
+	// Default [sub, client_id, azp, acr, amr, auth_time].
+	CopyClaims []string `yaml:"copy_claims"`
+}
+
+// SigningKey is one PEM private key file.
+type SigningKey struct {
+	// File is a PEM private key: PKCS#8, SEC1 or PKCS#1.
+	File string `yaml:"file"`
+	// Alg is ES256, RS256, PS256 or EdDSA.
+	Alg string `yaml:"alg"`
+	// Kid defaults to the key's RFC 7638 thumbprint.
+	Kid string `yaml:"kid"`
+}
+
+// Remote configures an external RFC 8693 STS (exchange.mode: remote).
+type Remote struct {
+	TokenEndpoint      string   `yaml:"token_endpoint"`
+	ClientID           string   `yaml:"client_id"`
+	ClientSecret       string   `yaml:"client_secret"`
+	AuthMethod         string   `yaml:"auth_method"`
+	SubjectTokenType   string   `yaml:"subject_token_type"`
+	RequestedTokenType string   `yaml:"requested_token_type"`
+	Timeout            Duration `yaml:"timeout"`
+}
+
+// Cache configures the exchanged-token cache.
+type Cache struct {
+	// MaxEntries bounds the in-memory tier. Default 100000.
+	MaxEntries int `yaml:"max_entries"`
+	// RefreshBefore: an entry is not served this long before it expires. Default 30s.
+	RefreshBefore Duration `yaml:"refresh_before"`
+	// Redis is the optional shared tier.
+	Redis *Redis `yaml:"redis"`
+}
+
+// Redis configures the shared cache tier.
+type Redis struct {
+	Addrs         []string `yaml:"addrs"`
+	MasterName    string   `yaml:"master_name"`
+	Username      string   `yaml:"username"`
+	Password      string   `yaml:"password"`
+	DB            int      `yaml:"db"`
+	KeyPrefix     string   `yaml:"key_prefix"`
+	EncryptionKey string   `yaml:"encryption_key"`
+}
+
+// Route is one upstream API behind the gateway.
+type Route struct {
+	// Name labels the route in metrics and logs.
+	Name string `yaml:"name"`
+	// Host, when set, must match the request's Host (without port).
+	Host string `yaml:"host"`
+	// PathPrefix is matched on whole path segments; the longest match wins.
+	PathPrefix string `yaml:"path_prefix"`
+	// StripPrefix removes PathPrefix before forwarding.
+	StripPrefix bool `yaml:"strip_prefix"`
+	// Upstream is the backend's base URL (http or https).
+	Upstream string `yaml:"upstream"`
+	// Audience is the single aud of the exchanged token.
+	Audience string `yaml:"audience"`
+	// Scopes are the scopes that belong to Audience (downscoping).
+	Scopes []string `yaml:"scopes"`
+	// RequiredScopes must all be in the umbrella token's scope.
+	RequiredScopes []string `yaml:"required_scopes"`
+	// AllowedClients is a client_id / azp allowlist; empty allows any client.
+	AllowedClients []string `yaml:"allowed_clients"`
+	// ACRValues: the token's acr must be one of these (RFC 9470).
+	ACRValues []string `yaml:"acr_values"`
+	// MaxAge: auth_time must be newer than this; 0 is no limit.
+	MaxAge Duration `yaml:"max_age"`
+	// Timeout bounds waiting for the upstream's response headers. Default 30s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).
+func (s Server) TokenEndpoint() string {
+	if s.TokenEndpointPath == nil {
+		return DefaultTokenEndpointPath
+	}
+	return *s.TokenEndpointPath
+}
+
+// Duration is a time.Duration written in YAML as a Go duration string ("30s").
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes d as a duration string.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// UnmarshalText parses a Go duration string. A bare number is refused: "30"
+// is ambiguous (seconds? nanoseconds?), so the error asks for a unit.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration: write it with a unit, like 30s or 5m", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,38 @@
+package exchange
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Metrics are the exchange package's collectors. Create them once per process
+// with NewMetrics and share them across configuration reloads (a registry
+// refuses a second registration of the same name).
+type Metrics struct {
+	// JWKSRefreshes counts JWKS fetches by issuer and result (ok, error).
+	JWKSRefreshes *prometheus.CounterVec
+	// Exchanges counts exchanges by audience, mode and result (ok, error, ...).
+	Exchanges *prometheus.CounterVec
+	// ExchangeDuration observes how long an exchange (sign or STS call) took.
+	ExchangeDuration *prometheus.HistogramVec
+}
+
+// NewMetrics registers the exchange collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		JWKSRefreshes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_jwks_refreshes_total",
+			Help: "Fetches of an issuer's JWKS, by issuer and result.",
+		}, []string{"issuer", "result"}),
+		Exchanges: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_exchanges_total",
+			Help: "Token exchanges performed (cache misses), by audience, mode and result.",
+		}, []string{"audience", "mode", "result"}),
+		ExchangeDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengate_exchange_duration_seconds",
+			Help:    "Time to obtain an exchanged token on a cache miss, by mode.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"mode"}),
+	}
+}

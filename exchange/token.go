@@ -1,0 +1,136 @@
+// Package exchange turns a verified umbrella token into a single-audience token:
+// it verifies subject tokens (JWKS per issuer, a memo of verified tokens), signs
+// RFC 9068 access tokens locally, and caches exchanged tokens with one exchange
+// per key at a time. It knows nothing of HTTP routing.
+package exchange
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Claims are the claims of a verified umbrella token that policy and exchange
+// read. Extra keeps every claim as received, for exchange.local.copy_claims.
+type Claims struct {
+	Issuer    string
+	Subject   string
+	Audience  []string
+	Expiry    time.Time
+	NotBefore time.Time // zero when absent
+	IssuedAt  time.Time // zero when absent
+	// ClientID is client_id, or azp when client_id is absent.
+	ClientID string
+	AZP      string
+	// Scopes come from "scope" (space-delimited string) or "scp" (array).
+	Scopes   []string
+	ACR      string
+	AMR      []string
+	AuthTime time.Time // zero when absent
+	ID       string    // jti
+	Extra    map[string]json.RawMessage
+}
+
+// Token is a verified umbrella token. The raw token is unexported and every
+// printing path is redacted, so it cannot reach a log line by accident.
+type Token struct {
+	raw string
+	// Hash is SHA-256 of the raw token: the identity used by memo and cache keys.
+	Hash   [32]byte
+	Claims Claims
+	// UmbrellaAudience is the issuer's umbrella_audience ("" when not configured).
+	UmbrellaAudience string
+}
+
+// NewToken builds a Token; the verifier and tests use it.
+func NewToken(raw string, hash [32]byte, c Claims, umbrellaAudience string) *Token {
+	return &Token{raw: raw, Hash: hash, Claims: c, UmbrellaAudience: umbrellaAudience}
+}
+
+// SubjectToken returns the raw umbrella token, for an RFC 8693 STS request only.
+func (t *Token) SubjectToken() string { return t.raw }
+
+// String redacts the token.
+func (t *Token) String() string { return "[umbrella token redacted]" }
+
+// GoString redacts the token in %#v.
+func (t *Token) GoString() string { return t.String() }
+
+// LogValue redacts the token in log/slog output.
+func (t *Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// Errors that callers branch on. The gateway maps each to one response.
+var (
+	// ErrInvalidToken: the token failed a check; 401 invalid_token.
+	ErrInvalidToken = errors.New("invalid token")
+	// ErrKeysUnavailable: the issuer's JWKS could not be fetched and no key is
+	// known for the token; an outage, not a bad token (503).
+	ErrKeysUnavailable = errors.New("issuer keys unavailable")
+	// ErrExchangeUnavailable: the exchange could not be performed (503).
+	ErrExchangeUnavailable = errors.New("token exchange unavailable")
+)
+
+// Rejection reasons: the reason label of tokengate_token_rejections_total.
+// The set is closed so the label stays bounded.
+const (
+	ReasonMalformed   = "malformed"
+	ReasonTooLarge    = "too_large"
+	ReasonAlgorithm   = "algorithm"
+	ReasonSignature   = "signature"
+	ReasonUnknownKey  = "unknown_key"
+	ReasonIssuer      = "issuer"
+	ReasonExpired     = "expired"
+	ReasonNotYetValid = "not_yet_valid"
+	ReasonAudience    = "audience"
+	ReasonCrit        = "crit"
+)
+
+// RejectError says why a token was refused. It matches ErrInvalidToken with
+// errors.Is. Description is safe to send to the client: it names the check,
+// never the token.
+type RejectError struct {
+	Reason      string
+	Description string
+	Err         error
+}
+
+func (e *RejectError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("token rejected (%s): %s: %v", e.Reason, e.Description, e.Err)
+	}
+	return fmt.Sprintf("token rejected (%s): %s", e.Reason, e.Description)
+}
+
+// Unwrap lets errors.Is find ErrInvalidToken and the cause.
+func (e *RejectError) Unwrap() []error { return []error{ErrInvalidToken, e.Err} }
+
+// Reject returns a *RejectError.
+func Reject(reason, description string, cause error) error {
+	return &RejectError{Reason: reason, Description: description, Err: cause}
+}
+
+// Request asks for a single-audience token derived from Subject.
+type Request struct {
+	Subject  *Token
+	Audience string
+	// Scopes the exchanged token carries: already downscoped to the route's
+	// scopes, deduplicated and sorted (they are part of the cache key).
+	Scopes []string
+}
+
+// Result is an exchanged token.
+type Result struct {
+	AccessToken     string
+	IssuedTokenType string // urn:ietf:params:oauth:token-type:access_token or :jwt
+	TokenType       string // "Bearer"
+	Scope           string // space-delimited, "" when none
+	ExpiresAt       time.Time
+}
+
+// Token type URIs of RFC 8693 section 3.
+const (
+	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
+)
