@@ -22,6 +22,10 @@ type Config struct {
 	// Dir is the folder of the file the configuration was loaded from. Relative
 	// file paths have already been resolved against it by Load.
 	Dir string `yaml:"-"`
+
+	// src is what Parse learned about the file beyond its values (which keys
+	// it sets, on which lines); nil for a Config built in code.
+	src *source
 }
 
 // Server configures the two listeners.
@@ -83,6 +87,10 @@ type Issuer struct {
 	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
 	// FetchTimeout bounds one JWKS or discovery fetch. Default 5s.
 	FetchTimeout Duration `yaml:"fetch_timeout"`
+	// AllowInsecureHTTP permits plain-http jwks_uri (and, with discovery, issuer)
+	// URLs on hosts other than loopback. Keys fetched without TLS can be forged
+	// in transit, so this is only for a trusted network. Default false.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // Exchange configures how single-audience tokens are obtained.
