@@ -1,0 +1,391 @@
+package exchange
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/sync/singleflight"
+)
+
+const (
+	// jwksMaxBody bounds a JWKS or discovery response.
+	jwksMaxBody = 1 << 20
+	// jwksMaxKeys bounds the usable keys kept per issuer, so a token without
+	// kid cannot make us try an unbounded number of signature checks.
+	jwksMaxKeys = 64
+	// jwksMinRSABits refuses weak RSA keys outright.
+	jwksMinRSABits = 2048
+)
+
+// errJWKSRefreshLimited: a refresh was skipped because the issuer's keys were
+// fetched (or tried) less than min_refresh_interval ago.
+var errJWKSRefreshLimited = errors.New("jwks refresh skipped: the last attempt was less than min_refresh_interval ago")
+
+// jwksStatusError is a non-200 answer from a metadata or JWKS endpoint.
+type jwksStatusError struct {
+	URL    string
+	Status int
+}
+
+func (e *jwksStatusError) Error() string {
+	return fmt.Sprintf("GET %s: unexpected status %d", e.URL, e.Status)
+}
+
+// jwksSnapshot is an immutable set of an issuer's usable keys.
+type jwksSnapshot struct {
+	keys []jose.JSONWebKey
+}
+
+// jwksKeySet holds one issuer's public keys, like go-oidc's RemoteKeySet:
+// readers use the current snapshot; an unknown kid triggers one shared,
+// detached refresh; a failed refresh keeps the old keys. Unlike go-oidc it
+// refuses to refresh more often than minInterval.
+type jwksKeySet struct {
+	issuer  string
+	jwksURI string // "" means discover it from the issuer's metadata
+	// allowInsecure permits a discovered plain-http jwks_uri off loopback.
+	allowInsecure bool
+	client        *http.Client
+	timeout       time.Duration
+	minInterval   time.Duration
+	now           func() time.Time
+	log           *slog.Logger
+	metrics       *Metrics
+
+	flight  singleflight.Group
+	current atomic.Pointer[jwksSnapshot]
+
+	mu          sync.Mutex
+	attempted   bool
+	inFlight    bool // a fetch is running; callers should join it
+	lastAttempt time.Time
+	lastErr     error
+}
+
+// keysLoaded reports whether the issuer has ever obtained usable keys.
+func (s *jwksKeySet) keysLoaded() bool {
+	snap := s.current.Load()
+	return snap != nil && len(snap.keys) > 0
+}
+
+// lastError is the error of the latest failed refresh (nil after a success).
+func (s *jwksKeySet) lastError() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+// match returns the keys that may verify a token with this header: those
+// with the token's kid (any key when it has none) whose type and alg fit.
+// kidKnown reports a kid that exists but fits no key for alg.
+func (s *jwksKeySet) match(h verifyHeader) (fit []any, kidKnown bool) {
+	snap := s.current.Load()
+	if snap == nil {
+		return nil, false
+	}
+	for i := range snap.keys {
+		k := &snap.keys[i]
+		if h.hasKid && k.KeyID != h.kid {
+			continue
+		}
+		if jwksKeyFits(k, h.alg) {
+			fit = append(fit, k.Key)
+		} else if h.hasKid {
+			kidKnown = true
+		}
+	}
+	return fit, kidKnown && len(fit) == 0
+}
+
+// jwksKeyFits reports whether k may verify a signature made with alg: the
+// JWK's own alg (when set) must be alg, and its type and curve must suit it.
+func jwksKeyFits(k *jose.JSONWebKey, alg string) bool {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case string(jose.ES256):
+			return pub.Curve == elliptic.P256()
+		case string(jose.ES384):
+			return pub.Curve == elliptic.P384()
+		case string(jose.ES512):
+			return pub.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == string(jose.EdDSA)
+	}
+	return false
+}
+
+// refreshWorthwhile reports whether a caller should enter the flight: a
+// fetch is running (join it and wait for its keys) or one may start now.
+func (s *jwksKeySet) refreshWorthwhile() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inFlight || !s.attempted || s.now().Sub(s.lastAttempt) >= s.minInterval
+}
+
+// claimAttempt records the start of a fetch, or refuses it when one started
+// less than minInterval ago (unless forced).
+func (s *jwksKeySet) claimAttempt(force bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if !force && s.attempted && now.Sub(s.lastAttempt) < s.minInterval {
+		return false
+	}
+	s.attempted, s.inFlight, s.lastAttempt = true, true, now
+	return true
+}
+
+// refresh fetches the keys in one flight shared by every caller. The fetch
+// is detached from ctx (a client that gives up must not abort it for the
+// others); ctx only bounds how long this caller waits.
+func (s *jwksKeySet) refresh(ctx context.Context, force bool) error {
+	if !force && !s.refreshWorthwhile() {
+		return errJWKSRefreshLimited
+	}
+	ch := s.flight.DoChan("refresh", func() (any, error) {
+		return nil, s.refreshNow(context.WithoutCancel(ctx), force)
+	})
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		return fmt.Errorf("wait for keys of issuer %q: %w", s.issuer, ctx.Err())
+	}
+}
+
+// refreshNow runs inside the flight: it re-checks the interval (a caller may
+// have passed the check just before the previous flight finished), fetches,
+// and swaps in the new keys only on success. The new keys are stored before
+// the flight ends, so a caller turned away by the interval right after it
+// already sees them.
+func (s *jwksKeySet) refreshNow(ctx context.Context, force bool) error {
+	if !s.claimAttempt(force) {
+		return errJWKSRefreshLimited
+	}
+	keys, err := s.fetch(ctx)
+	if err == nil {
+		s.current.Store(&jwksSnapshot{keys: keys})
+	}
+	s.mu.Lock()
+	s.lastErr, s.inFlight = err, false
+	s.mu.Unlock()
+	if err != nil {
+		s.count("error")
+		s.log.Warn("jwks refresh failed; keeping the last known keys",
+			"issuer", s.issuer, "error", err)
+		return err
+	}
+	s.count("ok")
+	s.log.Debug("jwks refreshed", "issuer", s.issuer, "keys", len(keys))
+	return nil
+}
+
+func (s *jwksKeySet) count(result string) {
+	if s.metrics != nil && s.metrics.JWKSRefreshes != nil {
+		s.metrics.JWKSRefreshes.WithLabelValues(s.issuer, result).Inc()
+	}
+}
+
+// fetch resolves the JWKS URI (by discovery when configured) and loads the keys.
+func (s *jwksKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	uri := s.jwksURI
+	if uri == "" {
+		var err error
+		if uri, err = s.discover(ctx); err != nil {
+			return nil, err
+		}
+	}
+	body, err := s.get(ctx, uri)
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks: %w", err)
+	}
+	keys, skipped, err := jwksParse(body)
+	if err != nil {
+		return nil, fmt.Errorf("fetch jwks from %s: %w", uri, err)
+	}
+	if skipped > 0 {
+		s.log.Debug("jwks keys skipped (not public signing keys, or beyond the limit)",
+			"issuer", s.issuer, "skipped", skipped)
+	}
+	return keys, nil
+}
+
+// discover reads jwks_uri from the issuer's OpenID Connect metadata, falling
+// back to RFC 8414 metadata when the first answers with a non-200 status.
+func (s *jwksKeySet) discover(ctx context.Context) (string, error) {
+	var errs []error
+	for _, u := range jwksMetadataURLs(s.issuer) {
+		body, err := s.get(ctx, u)
+		if err != nil {
+			errs = append(errs, err)
+			if _, ok := errors.AsType[*jwksStatusError](err); ok {
+				continue
+			}
+			break
+		}
+		var meta struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if err := json.Unmarshal(body, &meta); err != nil {
+			return "", fmt.Errorf("discover keys: parse %s: %w", u, err)
+		}
+		if meta.Issuer != s.issuer {
+			return "", fmt.Errorf("discover keys: %s names issuer %q, want exactly %q", u, meta.Issuer, s.issuer)
+		}
+		if err := jwksCheckURI(meta.JWKSURI, s.allowInsecure); err != nil {
+			return "", fmt.Errorf("discover keys: %s: jwks_uri: %w", u, err)
+		}
+		return meta.JWKSURI, nil
+	}
+	return "", fmt.Errorf("discover keys: %w", errors.Join(errs...))
+}
+
+// jwksMetadataURLs are the OIDC discovery URL and the RFC 8414 one (the
+// well-known path inserted between host and the issuer's path).
+func jwksMetadataURLs(issuer string) []string {
+	urls := []string{strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"}
+	if u, err := url.Parse(issuer); err == nil {
+		u.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
+		u.RawPath = ""
+		urls = append(urls, u.String())
+	}
+	return urls
+}
+
+// jwksCheckURI accepts absolute https URLs, and http ones on loopback or
+// when the issuer allows insecure HTTP: keys fetched without TLS can be
+// forged in transit, and metadata must not downgrade a jwks_uri to http.
+func jwksCheckURI(s string, allowInsecure bool) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if u.Scheme == "http" && !allowInsecure && !jwksLoopback(u.Hostname()) {
+		return fmt.Errorf("%q uses plain http on a non-loopback host (allow_insecure_http is off)", s)
+	}
+	return nil
+}
+
+func jwksLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// get fetches uri with its own timeout and a bounded body; only 200 succeeds.
+func (s *jwksKeySet) get(ctx context.Context, uri string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", uri, err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", uri, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &jwksStatusError{URL: uri, Status: resp.StatusCode}
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read body: %w", uri, err)
+	}
+	if len(body) > jwksMaxBody {
+		return nil, fmt.Errorf("GET %s: response larger than %d bytes", uri, jwksMaxBody)
+	}
+	return body, nil
+}
+
+// jwksParse keeps the usable public signing keys of a JWK Set. A set without
+// any is an error, so a broken answer never replaces working keys.
+func jwksParse(body []byte) (keys []jose.JSONWebKey, skipped int, err error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, 0, fmt.Errorf("parse jwks: %w", err)
+	}
+	for _, raw := range doc.Keys {
+		k, ok := jwksPublicSigningKey(raw)
+		if !ok || len(keys) == jwksMaxKeys {
+			skipped++
+			continue
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, skipped, errors.New("jwks holds no usable public signing key")
+	}
+	return keys, skipped, nil
+}
+
+// jwksPrivateMembers are JWK members that only private or symmetric keys carry.
+var jwksPrivateMembers = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
+
+// jwksPublicSigningKey parses one JWK and accepts it only as an asymmetric
+// public key meant for signatures (use absent or "sig"; key_ops, when
+// present, allowing "verify").
+func jwksPublicSigningKey(raw json.RawMessage) (jose.JSONWebKey, bool) {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return jose.JSONWebKey{}, false
+	}
+	for _, name := range jwksPrivateMembers {
+		if _, ok := members[name]; ok {
+			return jose.JSONWebKey{}, false
+		}
+	}
+	if use, ok, err := verifyString(members, "use"); err != nil || ok && use != "sig" {
+		return jose.JSONWebKey{}, false
+	}
+	if ops, ok, err := verifyStrings(members, "key_ops"); err != nil || ok && !slices.Contains(ops, "verify") {
+		return jose.JSONWebKey{}, false
+	}
+	var k jose.JSONWebKey
+	if err := k.UnmarshalJSON(raw); err != nil || !k.Valid() || !k.IsPublic() {
+		return jose.JSONWebKey{}, false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		if pub.N.BitLen() < jwksMinRSABits {
+			return jose.JSONWebKey{}, false
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return jose.JSONWebKey{}, false
+	}
+	return k, true
+}

@@ -1,0 +1,397 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+	"unsafe"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// Verifier defaults for zero-valued options and issuer settings.
+const (
+	verifyDefaultMaxTokenBytes    = 8192
+	verifyDefaultMemoSize         = 10000
+	jwksDefaultMinRefreshInterval = 10 * time.Second
+	jwksDefaultFetchTimeout       = 5 * time.Second
+)
+
+// VerifierOptions are the Verifier's dependencies and limits.
+type VerifierOptions struct {
+	// HTTPClient fetches JWKS and discovery documents. Required.
+	HTTPClient *http.Client
+	// Logger receives JWKS fetch failures; nil discards. Tokens are never logged.
+	Logger *slog.Logger
+	// Metrics counts JWKS fetches; nil counts nothing.
+	Metrics *Metrics
+	// Clock is the time source for exp/nbf/iat and refresh intervals; nil is time.Now.
+	Clock func() time.Time
+	// MaxTokenBytes bounds a token before any parsing; <= 0 means 8192.
+	MaxTokenBytes int
+	// MemoSize bounds the verified-token memo; 0 means 10000, < 0 disables it.
+	MemoSize int
+}
+
+// Verifier verifies umbrella tokens against the configured issuers. It is
+// safe for concurrent use; build a new one on configuration reload.
+type Verifier struct {
+	issuers       map[string]*verifyIssuer
+	order         []*verifyIssuer
+	memo          *verifyMemo // nil when disabled
+	maxTokenBytes int
+	now           func() time.Time
+
+	// onSignatureCheck, when set (tests only), runs before each signature check.
+	onSignatureCheck func()
+}
+
+// verifyIssuer is one configured issuer with its defaults applied.
+type verifyIssuer struct {
+	name     string
+	algs     []jose.SignatureAlgorithm
+	leeway   time.Duration
+	umbrella string
+	keys     *jwksKeySet
+}
+
+// verifyAsymmetricAlgs is the default allowlist and the only algorithms a
+// configuration may name: none and HS* are never accepted.
+func verifyAsymmetricAlgs() []jose.SignatureAlgorithm {
+	return []jose.SignatureAlgorithm{
+		jose.RS256, jose.RS384, jose.RS512,
+		jose.PS256, jose.PS384, jose.PS512,
+		jose.ES256, jose.ES384, jose.ES512,
+		jose.EdDSA,
+	}
+}
+
+func verifyAsymmetricAlg(alg string) bool {
+	switch jose.SignatureAlgorithm(alg) {
+	case jose.RS256, jose.RS384, jose.RS512,
+		jose.PS256, jose.PS384, jose.PS512,
+		jose.ES256, jose.ES384, jose.ES512,
+		jose.EdDSA:
+		return true
+	}
+	return false
+}
+
+// NewVerifier builds a Verifier for issuers. It fetches nothing: call
+// Prefetch at startup, and keys are otherwise fetched on first use.
+func NewVerifier(issuers []config.Issuer, opts VerifierOptions) (*Verifier, error) {
+	if opts.HTTPClient == nil {
+		return nil, errors.New("new verifier: an HTTP client is required")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := opts.Clock
+	if now == nil {
+		now = time.Now
+	}
+	v := &Verifier{
+		issuers:       make(map[string]*verifyIssuer, len(issuers)),
+		maxTokenBytes: opts.MaxTokenBytes,
+		now:           now,
+	}
+	if v.maxTokenBytes <= 0 {
+		v.maxTokenBytes = verifyDefaultMaxTokenBytes
+	}
+	switch {
+	case opts.MemoSize == 0:
+		opts.MemoSize = verifyDefaultMemoSize
+		fallthrough
+	case opts.MemoSize > 0:
+		memo, err := newVerifyMemo(opts.MemoSize)
+		if err != nil {
+			return nil, fmt.Errorf("new verifier: %w", err)
+		}
+		v.memo = memo
+	}
+	var errs []error
+	for i, ic := range issuers {
+		iss, err := newVerifyIssuer(ic, opts.HTTPClient, log, opts.Metrics, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
+			continue
+		}
+		if _, dup := v.issuers[iss.name]; dup {
+			errs = append(errs, fmt.Errorf("issuers[%d]: issuer %q is configured twice", i, iss.name))
+			continue
+		}
+		v.issuers[iss.name] = iss
+		v.order = append(v.order, iss)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("new verifier: %w", err)
+	}
+	return v, nil
+}
+
+func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m *Metrics, now func() time.Time) (*verifyIssuer, error) {
+	if ic.Issuer == "" {
+		return nil, errors.New("issuer is empty")
+	}
+	iss := &verifyIssuer{
+		name:     ic.Issuer,
+		leeway:   max(ic.Leeway.D(), 0),
+		umbrella: ic.UmbrellaAudience,
+	}
+	if len(ic.Algorithms) == 0 {
+		iss.algs = verifyAsymmetricAlgs()
+	}
+	for _, a := range ic.Algorithms {
+		if !verifyAsymmetricAlg(a) {
+			return nil, fmt.Errorf("algorithm %q is not accepted: use RS256..RS512, PS256..PS512, ES256..ES512 or EdDSA", a)
+		}
+		iss.algs = append(iss.algs, jose.SignatureAlgorithm(a))
+	}
+	ks := &jwksKeySet{
+		issuer:        ic.Issuer,
+		jwksURI:       ic.JWKSURI,
+		allowInsecure: ic.AllowInsecureHTTP,
+		client:        client,
+		timeout:       ic.FetchTimeout.D(),
+		minInterval:   ic.MinRefreshInterval.D(),
+		now:           now,
+		log:           log,
+		metrics:       m,
+	}
+	if ks.timeout <= 0 {
+		ks.timeout = jwksDefaultFetchTimeout
+	}
+	if ks.minInterval <= 0 {
+		ks.minInterval = jwksDefaultMinRefreshInterval
+	}
+	switch {
+	case ic.JWKSURI != "":
+		if err := jwksCheckURI(ic.JWKSURI, ic.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("jwks_uri: %w", err)
+		}
+	case ic.Discovery:
+		if err := jwksCheckURI(ic.Issuer, ic.AllowInsecureHTTP); err != nil {
+			return nil, fmt.Errorf("discovery needs an http(s) issuer URL: %w", err)
+		}
+	default:
+		return nil, fmt.Errorf("issuer %q has no key source: set jwks_uri or discovery: true", ic.Issuer)
+	}
+	iss.keys = ks
+	return iss, nil
+}
+
+// Verify checks raw for a route whose audience is audience and returns the
+// verified token. A token seen before is answered from the memo without a
+// signature check; the returned *Token is then shared and must be treated as
+// read-only. Failures are a *RejectError (errors.Is ErrInvalidToken) or, when
+// the issuer's keys could never be obtained, an error wrapping
+// ErrKeysUnavailable. No error contains the token.
+func (v *Verifier) Verify(ctx context.Context, raw, audience string) (*Token, error) {
+	if len(raw) > v.maxTokenBytes {
+		return nil, Reject(ReasonTooLarge, "token too large", nil)
+	}
+	hash := verifyHash(raw)
+	now := v.now()
+	if v.memo != nil {
+		if e, ok := v.memo.get(hash); ok {
+			return v.verifyMemoHit(hash, e, now, audience)
+		}
+	}
+	return v.verifyFull(ctx, raw, hash, now, audience)
+}
+
+// verifyHash is SHA-256 of raw without copying it: []byte(raw) would cost an
+// allocation on every memo hit. The bytes are only read, never retained.
+func verifyHash(raw string) [32]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+}
+
+// verifyMemoHit re-checks only what changes with time and route.
+func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Time, audience string) (*Token, error) {
+	if !now.Before(e.notAfter) {
+		v.memo.remove(hash)
+		return nil, Reject(ReasonExpired, "token expired", nil)
+	}
+	if now.Before(e.notBefore) {
+		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
+	}
+	if !verifyAudienceOK(e.token.Claims.Audience, audience, e.token.UmbrellaAudience) {
+		return nil, verifyAudienceReject(audience)
+	}
+	return e.token, nil
+}
+
+// verifyFull runs every check, cheapest first, and memoizes a success.
+func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*Token, error) {
+	p, err := verifyParse(raw)
+	if err != nil {
+		return nil, err
+	}
+	issName, _, err := verifyString(p.payload, "iss")
+	iss := v.issuers[issName]
+	if err != nil || iss == nil {
+		return nil, Reject(ReasonIssuer, "issuer not accepted", nil)
+	}
+	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.header.alg)) {
+		return nil, Reject(ReasonAlgorithm, "algorithm not allowed", nil)
+	}
+	claims, err := verifyClaims(p.payload)
+	if err != nil {
+		return nil, err
+	}
+	// Time and audience before any key lookup: an expired or misdirected
+	// token must not be able to trigger a JWKS refresh.
+	if !now.Before(claims.Expiry.Add(iss.leeway)) {
+		return nil, Reject(ReasonExpired, "token expired", nil)
+	}
+	notBefore := verifyLater(claims.NotBefore, claims.IssuedAt).Add(-iss.leeway)
+	if now.Before(notBefore) {
+		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
+	}
+	if !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
+		return nil, verifyAudienceReject(audience)
+	}
+	keys, err := v.verifyKeys(ctx, iss, p.header)
+	if err != nil {
+		return nil, err
+	}
+	jws, err := jwt.ParseSigned(raw, iss.algs)
+	if err != nil {
+		return nil, Reject(ReasonMalformed, "token is not a valid JWS", nil)
+	}
+	verified := false
+	for _, k := range keys {
+		if v.onSignatureCheck != nil {
+			v.onSignatureCheck()
+		}
+		if jws.Claims(k) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return nil, Reject(ReasonSignature, "signature verification failed", nil)
+	}
+	tok := NewToken(raw, hash, claims, iss.umbrella)
+	if v.memo != nil {
+		v.memo.add(hash, &verifyMemoEntry{
+			token:     tok,
+			notAfter:  claims.Expiry.Add(iss.leeway),
+			notBefore: notBefore,
+		})
+	}
+	return tok, nil
+}
+
+// verifyKeys finds the keys that may have signed a token with header h,
+// refreshing the issuer's JWKS once (rate-limited, shared) when none fits.
+func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHeader) ([]any, error) {
+	keys, kidKnown := iss.keys.match(h)
+	if len(keys) > 0 {
+		return keys, nil
+	}
+	if kidKnown {
+		return nil, Reject(ReasonAlgorithm, "algorithm does not match the signing key", nil)
+	}
+	refreshErr := iss.keys.refresh(ctx, false)
+	keys, kidKnown = iss.keys.match(h)
+	switch {
+	case len(keys) > 0:
+		return keys, nil
+	case kidKnown:
+		return nil, Reject(ReasonAlgorithm, "algorithm does not match the signing key", nil)
+	case !iss.keys.keysLoaded():
+		if refreshErr == nil {
+			refreshErr = iss.keys.lastError()
+		}
+		if refreshErr == nil {
+			return nil, fmt.Errorf("verify token: keys of issuer %q: %w", iss.name, ErrKeysUnavailable)
+		}
+		return nil, fmt.Errorf("verify token: keys of issuer %q: %w: %w", iss.name, ErrKeysUnavailable, refreshErr)
+	}
+	return nil, Reject(ReasonUnknownKey, "token signed with an unknown key", nil)
+}
+
+// verifyAudienceOK reports whether aud holds the route's audience or the
+// issuer's umbrella audience. Empty values never match.
+func verifyAudienceOK(aud []string, audience, umbrella string) bool {
+	for _, a := range aud {
+		if a == "" {
+			continue
+		}
+		if a == audience || a == umbrella {
+			return true
+		}
+	}
+	return false
+}
+
+// verifyAudienceReject names the expected audience (from configuration,
+// never from the token).
+func verifyAudienceReject(audience string) error {
+	if audience == "" {
+		return Reject(ReasonAudience, "audience not accepted", nil)
+	}
+	return Reject(ReasonAudience, "audience not accepted: expected "+audience, nil)
+}
+
+func verifyLater(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// Prefetch fetches every issuer's keys once, concurrently, ignoring the
+// refresh interval. Failures are logged and returned joined; they are not
+// fatal, since keys are fetched again on demand.
+func (v *Verifier) Prefetch(ctx context.Context) error {
+	errs := make([]error, len(v.order))
+	var wg sync.WaitGroup
+	for i, iss := range v.order {
+		wg.Go(func() {
+			if err := iss.keys.refresh(ctx, true); err != nil {
+				errs[i] = fmt.Errorf("prefetch keys of issuer %q: %w", iss.name, err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Ready reports nil when every issuer has usable keys. For an issuer without
+// keys it first tries a (rate-limited) fetch, so a gateway that started
+// during an IdP outage becomes ready without traffic. The error names each
+// issuer still without keys.
+func (v *Verifier) Ready(ctx context.Context) error {
+	errs := make([]error, len(v.order))
+	var wg sync.WaitGroup
+	for i, iss := range v.order {
+		if iss.keys.keysLoaded() {
+			continue
+		}
+		wg.Go(func() {
+			_ = iss.keys.refresh(ctx, false)
+			if iss.keys.keysLoaded() {
+				return
+			}
+			if last := iss.keys.lastError(); last != nil {
+				errs[i] = fmt.Errorf("issuer %q has no usable signing keys: %w", iss.name, last)
+			} else {
+				errs[i] = fmt.Errorf("issuer %q has no usable signing keys yet", iss.name)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

@@ -1,0 +1,384 @@
+package exchange
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// verifyB64 is the only encoding a JWS segment may use: base64url without
+// padding, strict about trailing bits so that one signature has one spelling.
+var verifyB64 = base64.RawURLEncoding.Strict()
+
+// NumericDate bounds. A value outside them still fits int64 seconds and is
+// accepted, but is clamped so that time arithmetic (exp + leeway) cannot
+// overflow and turn a far-future nbf into a past one.
+const (
+	verifyMinUnix = -62135596800 // 0001-01-01T00:00:00Z
+	verifyMaxUnix = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// verifyHeader is what the verifier reads from a protected header.
+type verifyHeader struct {
+	alg    string
+	kid    string
+	hasKid bool
+}
+
+// verifyParsed is a compact JWS decoded but not yet verified.
+type verifyParsed struct {
+	header  verifyHeader
+	payload map[string]json.RawMessage
+}
+
+// verifySplit checks the compact serialization and decodes the header and
+// payload. The signature segment is checked for its encoding only; go-jose
+// decodes it again when verifying.
+func verifySplit(raw string) (header, payload []byte, err error) {
+	switch strings.Count(raw, ".") {
+	case 2:
+	case 4:
+		return nil, nil, Reject(ReasonMalformed, "encrypted tokens (JWE) are not accepted", nil)
+	default:
+		return nil, nil, Reject(ReasonMalformed, "token is not a compact JWS", nil)
+	}
+	h, rest, _ := strings.Cut(raw, ".")
+	p, s, _ := strings.Cut(rest, ".")
+	if header, err = verifyB64Decode(h); err != nil {
+		return nil, nil, Reject(ReasonMalformed, "token header is not base64url", nil)
+	}
+	if payload, err = verifyB64Decode(p); err != nil {
+		return nil, nil, Reject(ReasonMalformed, "token payload is not base64url", nil)
+	}
+	if _, err = verifyB64Decode(s); err != nil {
+		return nil, nil, Reject(ReasonMalformed, "token signature is not base64url", nil)
+	}
+	return header, payload, nil
+}
+
+var errVerifyB64 = errors.New("segment is not unpadded base64url")
+
+// verifyB64Decode decodes one non-empty segment. The alphabet is checked first
+// because the standard decoder silently skips CR and LF.
+func verifyB64Decode(seg string) ([]byte, error) {
+	if seg == "" {
+		return nil, errVerifyB64
+	}
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return nil, errVerifyB64
+		}
+	}
+	b, err := verifyB64.DecodeString(seg)
+	if err != nil {
+		return nil, errVerifyB64
+	}
+	return b, nil
+}
+
+// verifyParse decodes the header and payload of raw and applies the header
+// rules that need no configuration: no crit (or b64), alg a string naming an
+// asymmetric algorithm, kid a string when present.
+func verifyParse(raw string) (*verifyParsed, error) {
+	hb, pb, err := verifySplit(raw)
+	if err != nil {
+		return nil, err
+	}
+	hm, err := verifyJSONObject(hb)
+	if err != nil {
+		return nil, Reject(ReasonMalformed, "token header is not a JSON object with unique names", nil)
+	}
+	if _, ok := hm["crit"]; ok {
+		return nil, Reject(ReasonCrit, "critical header parameters are not accepted", nil)
+	}
+	// RFC 7797 unencoded payloads change what is signed; the parameter is only
+	// valid together with crit, so its presence alone is refused the same way.
+	if _, ok := hm["b64"]; ok {
+		return nil, Reject(ReasonCrit, "critical header parameters (b64) are not accepted", nil)
+	}
+	var h verifyHeader
+	alg, ok, err := verifyString(hm, "alg")
+	if err != nil || !ok || !verifyAsymmetricAlg(alg) {
+		return nil, Reject(ReasonAlgorithm, "algorithm not allowed", nil)
+	}
+	h.alg = alg
+	if h.kid, h.hasKid, err = verifyString(hm, "kid"); err != nil {
+		return nil, Reject(ReasonMalformed, "header kid is not a string", nil)
+	}
+	pm, err := verifyJSONObject(pb)
+	if err != nil {
+		return nil, Reject(ReasonMalformed, "token payload is not a JSON object with unique names", nil)
+	}
+	return &verifyParsed{header: h, payload: pm}, nil
+}
+
+var (
+	errVerifyJSONNotObject = errors.New("not a JSON object")
+	errVerifyJSONDuplicate = errors.New("duplicate member name")
+	errVerifyJSONUTF8      = errors.New("invalid UTF-8")
+)
+
+// verifyJSONObject decodes data as one JSON object and returns its members.
+// Member names must be unique at every depth: parsers disagree on which of
+// two duplicates wins, and the upstream may read a different one than we did.
+func verifyJSONObject(data []byte) (map[string]json.RawMessage, error) {
+	if !utf8.Valid(data) {
+		return nil, errVerifyJSONUTF8
+	}
+	if err := verifyUniqueNames(data); err != nil {
+		return nil, err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errVerifyJSONNotObject
+	}
+	return m, nil
+}
+
+// verifyUniqueNames walks data token by token, refusing anything but a single
+// top-level object and any object with a repeated member name.
+func verifyUniqueNames(data []byte) error {
+	type frame struct {
+		object  bool
+		names   map[string]struct{}
+		wantKey bool
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var stack []frame
+	started := false
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			if !started || len(stack) != 0 {
+				return errVerifyJSONNotObject
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if !started {
+			if tok != json.Delim('{') {
+				return errVerifyJSONNotObject
+			}
+			started = true
+			stack = append(stack, frame{object: true, names: map[string]struct{}{}, wantKey: true})
+			continue
+		}
+		if len(stack) == 0 {
+			return errVerifyJSONNotObject // a second value after the object
+		}
+		top := &stack[len(stack)-1]
+		if top.object && top.wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			name, ok := tok.(string)
+			if !ok {
+				return errVerifyJSONNotObject
+			}
+			if _, dup := top.names[name]; dup {
+				return errVerifyJSONDuplicate
+			}
+			top.names[name] = struct{}{}
+			top.wantKey = false
+			continue
+		}
+		if top.object {
+			top.wantKey = true // the value just started is followed by a name or '}'
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{object: true, names: map[string]struct{}{}, wantKey: true})
+		case json.Delim('['):
+			stack = append(stack, frame{})
+		case json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
+
+// verifyString reads an optional string member. A present member of another
+// type (null included) is an error.
+func verifyString(m map[string]json.RawMessage, name string) (string, bool, error) {
+	raw, ok := m[name]
+	if !ok {
+		return "", false, nil
+	}
+	if len(raw) == 0 || raw[0] != '"' {
+		return "", true, errVerifyClaimType
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", true, errVerifyClaimType
+	}
+	return s, true, nil
+}
+
+// verifyStrings reads an optional array of strings.
+func verifyStrings(m map[string]json.RawMessage, name string) ([]string, bool, error) {
+	raw, ok := m[name]
+	if !ok {
+		return nil, false, nil
+	}
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, true, errVerifyClaimType
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, true, errVerifyClaimType
+	}
+	out := make([]string, 0, len(items))
+	for _, it := range items {
+		if len(it) == 0 || it[0] != '"' {
+			return nil, true, errVerifyClaimType
+		}
+		var s string
+		if err := json.Unmarshal(it, &s); err != nil {
+			return nil, true, errVerifyClaimType
+		}
+		out = append(out, s)
+	}
+	return out, true, nil
+}
+
+var errVerifyClaimType = errors.New("claim has the wrong JSON type")
+
+// verifyNumericDate reads an optional NumericDate: a JSON number (integral or
+// fractional) that fits int64 seconds. Strings, booleans, null and numbers out
+// of range are errors.
+func verifyNumericDate(m map[string]json.RawMessage, name string) (time.Time, bool, error) {
+	raw, ok := m[name]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	if len(raw) == 0 || !(raw[0] == '-' || '0' <= raw[0] && raw[0] <= '9') {
+		return time.Time{}, true, errVerifyClaimType
+	}
+	s := string(raw)
+	if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return verifyUnix(sec, 0), true, nil
+	}
+	if !strings.ContainsAny(s, ".eE") {
+		return time.Time{}, true, errVerifyClaimType // an integer beyond int64
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	// -2^63 is exactly representable; 2^63 is the first value beyond int64.
+	if err != nil || math.IsNaN(f) || f < -9223372036854775808.0 || f >= 9223372036854775808.0 {
+		return time.Time{}, true, errVerifyClaimType
+	}
+	sec, frac := math.Modf(f)
+	return verifyUnix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// verifyUnix converts seconds to a time, clamped to years 1..9999.
+func verifyUnix(sec, nsec int64) time.Time {
+	switch {
+	case sec < verifyMinUnix:
+		sec, nsec = verifyMinUnix, 0
+	case sec > verifyMaxUnix:
+		sec, nsec = verifyMaxUnix, 0
+	}
+	return time.Unix(sec, nsec).UTC()
+}
+
+// verifyClaims types the payload's claims. iss has already been matched.
+func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
+	c := Claims{Extra: m}
+	malformed := func(desc string) (Claims, error) {
+		return Claims{}, Reject(ReasonMalformed, desc, nil)
+	}
+	var err error
+	var ok bool
+	c.Issuer, _, _ = verifyString(m, "iss")
+	if c.Expiry, ok, err = verifyNumericDate(m, "exp"); err != nil {
+		return malformed("claim exp is not a NumericDate")
+	} else if !ok {
+		return malformed("claim exp is required")
+	}
+	if c.NotBefore, _, err = verifyNumericDate(m, "nbf"); err != nil {
+		return malformed("claim nbf is not a NumericDate")
+	}
+	if c.IssuedAt, _, err = verifyNumericDate(m, "iat"); err != nil {
+		return malformed("claim iat is not a NumericDate")
+	}
+	if c.AuthTime, _, err = verifyNumericDate(m, "auth_time"); err != nil {
+		return malformed("claim auth_time is not a NumericDate")
+	}
+	if c.Audience, err = verifyAudienceClaim(m); err != nil {
+		return malformed("claim aud is not a string or an array of strings")
+	}
+	for _, sc := range []struct {
+		name string
+		dst  *string
+	}{
+		{"sub", &c.Subject}, {"client_id", &c.ClientID}, {"azp", &c.AZP},
+		{"acr", &c.ACR}, {"jti", &c.ID},
+	} {
+		if *sc.dst, _, err = verifyString(m, sc.name); err != nil {
+			return malformed("claim " + sc.name + " is not a string")
+		}
+	}
+	if c.ClientID == "" {
+		c.ClientID = c.AZP
+	}
+	scope, hasScope, err := verifyString(m, "scope")
+	if err != nil {
+		return malformed("claim scope is not a string")
+	}
+	scp, _, err := verifyStrings(m, "scp")
+	if err != nil {
+		return malformed("claim scp is not an array of strings")
+	}
+	if hasScope {
+		c.Scopes = verifySplitScope(scope)
+	} else {
+		c.Scopes = scp
+	}
+	if c.AMR, _, err = verifyStrings(m, "amr"); err != nil {
+		return malformed("claim amr is not an array of strings")
+	}
+	return c, nil
+}
+
+// verifyAudienceClaim reads aud as a string or an array of strings; absent
+// yields nil (rejected later as an audience failure, not as malformed).
+func verifyAudienceClaim(m map[string]json.RawMessage) ([]string, error) {
+	raw, ok := m["aud"]
+	if !ok {
+		return nil, nil
+	}
+	if len(raw) > 0 && raw[0] == '"' {
+		s, _, err := verifyString(m, "aud")
+		if err != nil {
+			return nil, err
+		}
+		return []string{s}, nil
+	}
+	aud, _, err := verifyStrings(m, "aud")
+	return aud, err
+}
+
+// verifySplitScope splits an RFC 6749 scope string on spaces, dropping empty items.
+func verifySplitScope(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, " ") {
+		if item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
