@@ -1,0 +1,235 @@
+// Package cachetest is the conformance suite every cache tier must pass, so
+// the memory and Redis tiers cannot drift apart in what callers observe.
+package cachetest
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/cache"
+)
+
+// Cache is the behaviour under test: what the exchange package needs from a tier.
+type Cache interface {
+	Get(ctx context.Context, key string) (cache.Entry, bool)
+	Set(ctx context.Context, key string, e cache.Entry)
+	Delete(ctx context.Context, key string)
+}
+
+// start is the fake clock's first reading: whole seconds in UTC, so a tier
+// that serialises times exactly (unix nanoseconds, RFC 3339) round-trips it.
+var start = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
+
+// clock is a fake clock the suite advances; safe for concurrent use.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Run runs the conformance suite. newCache must return a new, empty cache
+// (holding at least 64 entries) that reads the time from now only.
+func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) {
+	t.Helper()
+	setup := func(t *testing.T) (Cache, *clock) {
+		t.Helper()
+		clk := &clock{now: start}
+		return newCache(t, clk.Now), clk
+	}
+	ctx := context.Background()
+	entry := func(token string, ttl time.Duration) cache.Entry {
+		return cache.Entry{
+			Token:     token,
+			TokenType: "urn:ietf:params:oauth:token-type:access_token",
+			Scope:     "orders:read orders:write",
+			IssuedAt:  start,
+			ExpiresAt: start.Add(ttl),
+		}
+	}
+
+	t.Run("miss", func(t *testing.T) {
+		c, _ := setup(t)
+		if e, ok := c.Get(ctx, "absent"); ok {
+			t.Fatalf("Get(absent) = %+v, true; want a miss", e)
+		}
+	})
+
+	t.Run("round trip", func(t *testing.T) {
+		tests := []struct {
+			name string
+			e    cache.Entry
+		}{
+			{"every field", cache.Entry{
+				Token:     "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.sig",
+				TokenType: "urn:ietf:params:oauth:token-type:jwt",
+				Scope:     "a b c",
+				IssuedAt:  start.Add(-time.Second),
+				ExpiresAt: start.Add(5 * time.Minute),
+				Capped:    true,
+			}},
+			{"not capped", cache.Entry{
+				Token:     "opaque-token",
+				TokenType: "urn:ietf:params:oauth:token-type:access_token",
+				Scope:     "orders:read",
+				IssuedAt:  start,
+				ExpiresAt: start.Add(time.Minute),
+			}},
+			{"empty strings", cache.Entry{Token: "t", ExpiresAt: start.Add(time.Minute)}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, _ := setup(t)
+				c.Set(ctx, "k", tt.e)
+				got, ok := c.Get(ctx, "k")
+				if !ok {
+					t.Fatal("Get after Set: miss")
+				}
+				assertEqual(t, got, tt.e)
+			})
+		}
+	})
+
+	t.Run("overwrite", func(t *testing.T) {
+		c, _ := setup(t)
+		c.Set(ctx, "k", entry("first", time.Minute))
+		want := entry("second", 2*time.Minute)
+		c.Set(ctx, "k", want)
+		got, ok := c.Get(ctx, "k")
+		if !ok {
+			t.Fatal("Get after overwrite: miss")
+		}
+		assertEqual(t, got, want)
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		c, _ := setup(t)
+		c.Set(ctx, "k", entry("tok", time.Minute))
+		c.Set(ctx, "other", entry("other", time.Minute))
+		c.Delete(ctx, "k")
+		if e, ok := c.Get(ctx, "k"); ok {
+			t.Fatalf("Get after Delete = %+v, true; want a miss", e)
+		}
+		if _, ok := c.Get(ctx, "other"); !ok {
+			t.Fatal("Delete(k) removed another key")
+		}
+		c.Delete(ctx, "never-set") // must not panic or fail
+	})
+
+	t.Run("expiry", func(t *testing.T) {
+		c, clk := setup(t)
+		c.Set(ctx, "k", entry("tok", 10*time.Second))
+		clk.Advance(10*time.Second - time.Nanosecond)
+		if _, ok := c.Get(ctx, "k"); !ok {
+			t.Fatal("Get 1ns before ExpiresAt: miss; want a hit")
+		}
+		clk.Advance(time.Nanosecond)
+		if e, ok := c.Get(ctx, "k"); ok {
+			t.Fatalf("Get at ExpiresAt = %+v, true; want a miss", e)
+		}
+		clk.Advance(time.Hour)
+		if _, ok := c.Get(ctx, "k"); ok {
+			t.Fatal("Get after ExpiresAt: hit; want a miss")
+		}
+	})
+
+	t.Run("already expired set ignored", func(t *testing.T) {
+		tests := []struct {
+			name string
+			ttl  time.Duration
+		}{
+			{"expires now", 0},
+			{"expired in the past", -time.Minute},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				c, _ := setup(t)
+				c.Set(ctx, "k", entry("tok", tt.ttl))
+				if e, ok := c.Get(ctx, "k"); ok {
+					t.Fatalf("Get = %+v, true; want a miss", e)
+				}
+			})
+		}
+	})
+
+	t.Run("arbitrary key bytes", func(t *testing.T) {
+		c, _ := setup(t)
+		mac := make([]byte, 32)
+		for i := range mac {
+			mac[i] = byte(255 - i*7)
+		}
+		keys := []string{
+			string(mac), string(mac[:31]), "\x00", "\x00\x00", "", "a", "a\x00",
+			"\xff\xfe\xfd", "line\nbreak", "sp ace", "tokengate:*", "{braces}",
+		}
+		for i, k := range keys {
+			c.Set(ctx, k, entry(fmt.Sprintf("tok-%d", i), time.Minute))
+		}
+		for i, k := range keys {
+			got, ok := c.Get(ctx, k)
+			if !ok {
+				t.Errorf("Get(%q): miss", k)
+				continue
+			}
+			if want := fmt.Sprintf("tok-%d", i); got.Token != want {
+				t.Errorf("Get(%q).Token = %q; want %q", k, got.Token, want)
+			}
+		}
+	})
+
+	t.Run("concurrent", func(t *testing.T) {
+		c, clk := setup(t)
+		const workers, ops, keys = 8, 300, 16
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				for i := range ops {
+					k := fmt.Sprintf("key-%d", (w*31+i)%keys)
+					switch i % 5 {
+					case 0, 1:
+						c.Set(ctx, k, entry("tok-"+k, time.Hour))
+					case 2:
+						c.Delete(ctx, k)
+					case 3:
+						clk.Advance(time.Millisecond)
+						fallthrough
+					default:
+						if e, ok := c.Get(ctx, k); ok && e.Token != "tok-"+k {
+							t.Errorf("Get(%s).Token = %q; entry of another key", k, e.Token)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+}
+
+// entryFields is how many fields assertEqual compares: a new Entry field
+// fails the suite until it is compared (and every tier stores it).
+const entryFields = 6
+
+func assertEqual(t *testing.T, got, want cache.Entry) {
+	t.Helper()
+	if n := reflect.TypeFor[cache.Entry]().NumField(); n != entryFields {
+		t.Fatalf("cache.Entry has %d fields, the suite compares %d: update assertEqual", n, entryFields)
+	}
+	if got.Token != want.Token || got.TokenType != want.TokenType || got.Scope != want.Scope ||
+		!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || got.Capped != want.Capped {
+		t.Errorf("entry = %+v\nwant    %+v", got, want)
+	}
+}

@@ -1,0 +1,351 @@
+package exchange
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengate/tokengate/cache"
+)
+
+// Cache is what the caching exchanger needs from a cache tier (declared here,
+// where it is consumed). Keys are opaque 32-byte strings.
+type Cache interface {
+	Get(ctx context.Context, key string) (cache.Entry, bool)
+	Set(ctx context.Context, key string, e cache.Entry)
+	Delete(ctx context.Context, key string)
+}
+
+// Upstream is the exchanger being cached: Local now, a remote STS client later.
+type Upstream interface {
+	Exchange(ctx context.Context, req Request) (*Result, error)
+	// Fingerprint changes whenever the tokens it mints would change (active
+	// signing key, STS settings). It is part of every cache key, so a change
+	// makes every older entry unreachable. It is called on every request and
+	// must be cheap (return a precomputed string).
+	Fingerprint() string
+}
+
+// CachingOptions configure NewCaching.
+type CachingOptions struct {
+	// Cache stores exchanged tokens. Required.
+	Cache Cache
+	// RefreshBefore: an entry is never served once now >= ExpiresAt-RefreshBefore
+	// (unless Capped). In the window of the same length before that, a hit
+	// also starts one background refresh.
+	RefreshBefore time.Duration
+	// KeySecret is the HMAC key of cache keys (at least 16 bytes). Nil means
+	// 32 random bytes for this process; replicas sharing a cache tier must
+	// share it.
+	KeySecret []byte
+	// ExchangeTimeout bounds one upstream exchange; 0 means 10s.
+	ExchangeTimeout time.Duration
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+	// Logger reports background refresh failures; nil discards.
+	Logger *slog.Logger
+}
+
+const (
+	defaultExchangeTimeout = 10 * time.Second
+	minKeySecret           = 16
+	// cacheKeyDomain separates these MACs from any other use of KeySecret and
+	// versions the encoding: changing the encoding must change it.
+	cacheKeyDomain = "tokengate/exchange-cache-key/v1"
+	// cacheKeyMaxPooledBuf keeps one odd request with huge scopes from
+	// pinning a large buffer in the pool.
+	cacheKeyMaxPooledBuf = 4 << 10
+)
+
+// Caching is an exchanger that reuses exchanged tokens, in the manner of
+// x/oauth2's ReuseTokenSource: a decorator over an Upstream with one cache
+// entry per (umbrella token, audience, scopes, upstream fingerprint).
+//
+// A cached token is served while now < ExpiresAt-RefreshBefore; a hit in the
+// RefreshBefore-long window before that also starts one background refresh,
+// so busy keys rarely wait for an exchange. A miss runs one upstream exchange
+// per key at a time, shared by every concurrent caller.
+//
+// Every call returns a new *Result that shares no mutable state with other
+// callers or with the cache: callers may modify it.
+type Caching struct {
+	up            Upstream
+	cache         Cache
+	refreshBefore time.Duration
+	timeout       time.Duration
+	now           func() time.Time
+	log           *slog.Logger
+
+	keys   sync.Pool // of *cacheKeyer
+	flight singleflight.Group
+
+	refreshMu  sync.Mutex
+	refreshing map[string]struct{} // keys with a background refresh under way
+
+	// testHookJoined, when set, runs after a caller joined (or started) the
+	// exchange for its key, before it waits: tests use it to have every
+	// caller in flight before the upstream answers.
+	testHookJoined func()
+}
+
+// NewCaching returns a caching exchanger over up.
+func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
+	if up == nil {
+		return nil, errors.New("new caching exchanger: no upstream exchanger")
+	}
+	if opts.Cache == nil {
+		return nil, errors.New("new caching exchanger: no cache")
+	}
+	if opts.RefreshBefore < 0 {
+		return nil, fmt.Errorf("new caching exchanger: refresh before must not be negative, got %s", opts.RefreshBefore)
+	}
+	if opts.ExchangeTimeout < 0 {
+		return nil, fmt.Errorf("new caching exchanger: exchange timeout must not be negative, got %s", opts.ExchangeTimeout)
+	}
+	secret := opts.KeySecret
+	switch {
+	case len(secret) == 0:
+		secret = make([]byte, 32)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, fmt.Errorf("new caching exchanger: cache key secret: %w", err)
+		}
+	case len(secret) < minKeySecret:
+		return nil, fmt.Errorf("new caching exchanger: cache key secret is %d bytes, need at least %d", len(secret), minKeySecret)
+	default:
+		secret = append([]byte(nil), secret...) // the caller may reuse its slice
+	}
+	c := &Caching{
+		up:            up,
+		cache:         opts.Cache,
+		refreshBefore: opts.RefreshBefore,
+		timeout:       opts.ExchangeTimeout,
+		now:           opts.Clock,
+		log:           opts.Logger,
+		refreshing:    map[string]struct{}{},
+	}
+	if c.timeout == 0 {
+		c.timeout = defaultExchangeTimeout
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.keys.New = func() any { return &cacheKeyer{mac: hmac.New(sha256.New, secret)} }
+	return c, nil
+}
+
+// Fingerprint is the upstream's fingerprint: caching does not change the
+// tokens minted, so a Caching can itself be wrapped or compared like its upstream.
+func (c *Caching) Fingerprint() string { return c.up.Fingerprint() }
+
+// Exchange returns a token for req: the cached one while it is fresh, else
+// the result of one upstream exchange shared by every concurrent caller with
+// the same key. Upstream errors are returned wrapped and never cached. If ctx
+// ends while waiting, Exchange returns ctx's error but the exchange goes on
+// for the other callers and the cache.
+func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
+	if req.Subject == nil {
+		return nil, fmt.Errorf("caching exchange: %w: no subject token", ErrInvalidToken)
+	}
+	key := c.cacheKey(req)
+	now := c.now()
+	if e, ok := c.cache.Get(ctx, key); ok {
+		switch c.cachingState(e, now) {
+		case cachingFresh:
+			return cachingResult(e), nil
+		case cachingRefresh:
+			c.cachingRefreshAsync(ctx, key, req)
+			return cachingResult(e), nil
+		}
+	}
+
+	ch := c.flight.DoChan(key, c.cachingFetch(ctx, key, req, cachingRefresh))
+	if c.testHookJoined != nil {
+		c.testHookJoined()
+	}
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, fmt.Errorf("caching exchange for audience %q: %w", req.Audience, r.Err)
+		}
+		return cachingResult(r.Val.(cache.Entry)), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("caching exchange for audience %q: waiting for the exchange: %w", req.Audience, ctx.Err())
+	}
+}
+
+// Invalidate drops the cached token for req, e.g. because the route's
+// upstream answered 401 to it; the next Exchange for req exchanges anew.
+func (c *Caching) Invalidate(ctx context.Context, req Request) {
+	if req.Subject == nil {
+		return
+	}
+	c.cache.Delete(ctx, c.cacheKey(req))
+}
+
+// cachingState says what a cached entry is good for at now.
+type cachingState int
+
+const (
+	cachingStale   cachingState = iota // do not serve: exchange
+	cachingRefresh                     // serve, and refresh in the background
+	cachingFresh                       // serve
+)
+
+func (c *Caching) cachingState(e cache.Entry, now time.Time) cachingState {
+	if e.Capped {
+		// ExpiresAt is the umbrella token's own exp: an exchange now would
+		// be capped at the same instant, so it cannot buy a longer life.
+		// Serve the entry to the end rather than exchanging on every
+		// request during the umbrella's last RefreshBefore.
+		if now.Before(e.ExpiresAt) {
+			return cachingFresh
+		}
+		return cachingStale
+	}
+	staleAt := e.ExpiresAt.Add(-c.refreshBefore)
+	switch {
+	case !now.Before(staleAt):
+		return cachingStale
+	case !now.Before(staleAt.Add(-c.refreshBefore)):
+		return cachingRefresh
+	default:
+		return cachingFresh
+	}
+}
+
+// cachingRefreshAsync starts one background exchange for key unless one is
+// already under way. It shares the miss path's flight, so a caller that
+// finds the entry stale meanwhile joins it instead of exchanging again.
+func (c *Caching) cachingRefreshAsync(ctx context.Context, key string, req Request) {
+	c.refreshMu.Lock()
+	_, busy := c.refreshing[key]
+	if !busy {
+		c.refreshing[key] = struct{}{}
+	}
+	c.refreshMu.Unlock()
+	if busy {
+		return
+	}
+	ch := c.flight.DoChan(key, c.cachingFetch(ctx, key, req, cachingFresh))
+	go func() {
+		r := <-ch
+		c.refreshMu.Lock()
+		delete(c.refreshing, key)
+		c.refreshMu.Unlock()
+		if r.Err != nil {
+			// The entry stays: it is still valid, and the next request in
+			// the window tries again.
+			c.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, "background token refresh failed; serving the cached token",
+				slog.String("audience", req.Audience), slog.Any("error", r.Err))
+		}
+	}()
+}
+
+// cachingFetch returns the flight for key: exchange upstream and store the
+// result, unless the cache already holds an entry in state enough or better
+// (servable for a miss, fresh for a refresh). It runs detached from the
+// caller's cancellation (keeping its values, e.g. a request id for logs) and
+// bounded by the exchange timeout, so one impatient caller cannot fail the
+// others.
+func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, enough cachingState) func() (any, error) {
+	parent := context.WithoutCancel(ctx)
+	return func() (any, error) {
+		ctx, cancel := context.WithTimeout(parent, c.timeout)
+		defer cancel()
+		// A caller that missed just before the previous flight stored its
+		// entry starts a new flight: the stored entry answers it. (So a
+		// true miss is two cache lookups in tokengate_cache_requests_total.)
+		if e, ok := c.cache.Get(ctx, key); ok && c.cachingState(e, c.now()) >= enough {
+			return e, nil
+		}
+		res, err := c.up.Exchange(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%w: upstream exchange did not finish within %s: %w", ErrExchangeUnavailable, c.timeout, err)
+			}
+			return nil, err
+		}
+		if res == nil {
+			return nil, fmt.Errorf("%w: upstream exchange returned no token", ErrExchangeUnavailable)
+		}
+		e := cache.Entry{
+			Token:     res.AccessToken,
+			TokenType: res.IssuedTokenType,
+			Scope:     res.Scope,
+			IssuedAt:  c.now(),
+			ExpiresAt: res.ExpiresAt,
+			Capped:    !res.ExpiresAt.Before(req.Subject.Claims.Expiry),
+		}
+		c.cache.Set(ctx, key, e)
+		return e, nil
+	}
+}
+
+// cachingResult builds a new Result from an entry: strings are immutable, so
+// callers share nothing mutable.
+func cachingResult(e cache.Entry) *Result {
+	return &Result{
+		AccessToken:     e.Token,
+		IssuedTokenType: e.TokenType,
+		TokenType:       "Bearer",
+		Scope:           e.Scope,
+		ExpiresAt:       e.ExpiresAt,
+	}
+}
+
+// cacheKeyer is a pooled HMAC and its input buffer: building a key then
+// costs one Write, one Sum and the 32-byte key string.
+type cacheKeyer struct {
+	mac hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+// cacheKey is HMAC-SHA-256(KeySecret) over a length-prefixed encoding of the
+// umbrella token's hash, the audience, each scope and the upstream's
+// fingerprint, as a raw 32-byte string. Length prefixes make the encoding
+// unambiguous (scopes ["a b"] and ["a", "b"] differ); the umbrella token
+// itself never enters it, and the MAC keeps a shared tier from confirming
+// guesses of (token hash, audience) pairs.
+func (c *Caching) cacheKey(req Request) string {
+	k := c.keys.Get().(*cacheKeyer)
+	b := append(k.buf[:0], cacheKeyDomain...)
+	b = cacheKeyAppend(b, req.Subject.Hash[:])
+	b = cacheKeyAppendString(b, req.Audience)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(req.Scopes)))
+	for _, s := range req.Scopes {
+		b = cacheKeyAppendString(b, s)
+	}
+	b = cacheKeyAppendString(b, c.up.Fingerprint())
+	k.mac.Reset()
+	k.mac.Write(b)
+	key := string(k.mac.Sum(k.sum[:0]))
+	if cap(b) <= cacheKeyMaxPooledBuf {
+		k.buf = b
+		c.keys.Put(k)
+	}
+	return key
+}
+
+func cacheKeyAppend(b, field []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(field)))
+	return append(b, field...)
+}
+
+func cacheKeyAppendString(b []byte, field string) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(len(field)))
+	return append(b, field...)
+}
