@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// defaultReadyTimeout is AdminOptions.ReadyTimeout when unset.
+const defaultReadyTimeout = 3 * time.Second
+
+const (
+	pathJWKS      = "/.well-known/jwks.json"
+	pathDiscovery = "/.well-known/openid-configuration"
+	// grantTokenExchange is the RFC 8693 grant type.
+	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// ReadinessCheck is one condition /readyz requires. Check returns nil when
+// the condition holds; its error text is reported (admin listener only).
+type ReadinessCheck struct {
+	Name  string
+	Check func(context.Context) error
+}
+
+// AdminOptions are the dependencies of NewAdmin.
+type AdminOptions struct {
+	// Gatherer is the registry /metrics exposes.
+	Gatherer prometheus.Gatherer
+	// Checks are run by /readyz.
+	Checks []ReadinessCheck
+	// JWKS is the public JWKS JSON of the local signing keys (nil => 404).
+	JWKS []byte
+	// Issuer is exchange.local.issuer; discovery and the JWKS are also
+	// served under its path, as OIDC clients look for them there.
+	Issuer string
+	// TokenEndpoint is the absolute URL of the RFC 8693 endpoint ("" => omitted).
+	TokenEndpoint string
+	// Algorithms are the signing algorithms of exchanged tokens.
+	Algorithms []string
+	// Logger receives failed readiness checks at Debug; nil discards.
+	Logger *slog.Logger
+	// ReadyTimeout bounds one /readyz run (0 => 3s); a check still running
+	// then counts as failed.
+	ReadyTimeout time.Duration
+}
+
+// admin serves the admin listener: nothing else, and nothing is proxied.
+type admin struct {
+	metrics   http.Handler
+	checks    []ReadinessCheck
+	timeout   time.Duration
+	jwks      []byte
+	discovery []byte // nil when there is no JWKS to point at
+	paths     map[string]func(http.ResponseWriter, *http.Request)
+	logger    *slog.Logger
+}
+
+// NewAdmin returns the admin handler: /metrics, /healthz, /readyz,
+// /.well-known/jwks.json and /.well-known/openid-configuration.
+func NewAdmin(opts AdminOptions) http.Handler {
+	a := &admin{
+		checks:  opts.Checks,
+		timeout: opts.ReadyTimeout,
+		jwks:    opts.JWKS,
+		logger:  opts.Logger,
+	}
+	if a.timeout <= 0 {
+		a.timeout = defaultReadyTimeout
+	}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	gatherer := opts.Gatherer
+	if gatherer == nil {
+		gatherer = prometheus.NewRegistry()
+	}
+	a.metrics = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	if opts.JWKS != nil && opts.Issuer != "" {
+		a.discovery = discoveryDocument(opts)
+	}
+
+	a.paths = map[string]func(http.ResponseWriter, *http.Request){
+		"/metrics":    a.metrics.ServeHTTP,
+		"/healthz":    a.healthz,
+		"/readyz":     a.readyz,
+		pathJWKS:      a.serveJWKS,
+		pathDiscovery: a.serveDiscovery,
+	}
+	// OIDC discovery looks under the issuer's path: issuer + "/.well-known/...".
+	if u, err := url.Parse(opts.Issuer); err == nil {
+		if base := strings.TrimRight(u.Path, "/"); base != "" {
+			a.paths[base+pathJWKS] = a.serveJWKS
+			a.paths[base+pathDiscovery] = a.serveDiscovery
+		}
+	}
+	return a
+}
+
+func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, ok := a.paths[r.URL.Path]
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	h(w, r)
+}
+
+func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+type readyBody struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
+// readyz runs every check concurrently under one deadline.
+func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	defer cancel()
+
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(a.checks))
+	for _, c := range a.checks {
+		go func() { results <- result{c.Name, c.Check(ctx)} }()
+	}
+	failed := map[string]string{}
+	pending := make(map[string]bool, len(a.checks))
+	for _, c := range a.checks {
+		pending[c.Name] = true
+	}
+collect:
+	for range a.checks {
+		select {
+		case res := <-results:
+			delete(pending, res.name)
+			if res.err != nil {
+				failed[res.name] = res.err.Error()
+			}
+		case <-ctx.Done():
+			break collect
+		}
+	}
+	for name := range pending {
+		failed[name] = "check timed out"
+	}
+
+	body := readyBody{Status: "ready"}
+	status := http.StatusOK
+	if len(failed) > 0 {
+		body = readyBody{Status: "not ready", Checks: failed}
+		status = http.StatusServiceUnavailable
+		a.logger.Debug("not ready", "checks", failed)
+	}
+	writeJSON(w, status, "application/json", "no-store", body)
+}
+
+func (a *admin) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	if a.jwks == nil {
+		http.NotFound(w, r)
+		return
+	}
+	writeRaw(w, http.StatusOK, "application/jwk-set+json", "public, max-age=300", a.jwks)
+}
+
+func (a *admin) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	if a.discovery == nil {
+		http.NotFound(w, r)
+		return
+	}
+	writeRaw(w, http.StatusOK, "application/json", "public, max-age=300", a.discovery)
+}
+
+// discovery is the subset of OIDC Discovery / RFC 8414 metadata that lets
+// JWT libraries in the backends find the keys from the issuer URL.
+type discovery struct {
+	Issuer            string   `json:"issuer"`
+	JWKSURI           string   `json:"jwks_uri"`
+	TokenEndpoint     string   `json:"token_endpoint,omitempty"`
+	SigningAlgs       []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuth []string `json:"token_endpoint_auth_methods_supported,omitempty"`
+	GrantTypes        []string `json:"grant_types_supported,omitempty"`
+	SubjectTypes      []string `json:"subject_types_supported"`
+}
+
+func discoveryDocument(opts AdminOptions) []byte {
+	d := discovery{
+		Issuer:       opts.Issuer,
+		JWKSURI:      strings.TrimRight(opts.Issuer, "/") + pathJWKS,
+		SigningAlgs:  opts.Algorithms,
+		SubjectTypes: []string{"public"},
+	}
+	if d.SigningAlgs == nil {
+		d.SigningAlgs = []string{}
+	}
+	if opts.TokenEndpoint != "" {
+		d.TokenEndpoint = opts.TokenEndpoint
+		// The subject token is the credential: no client authentication.
+		d.TokenEndpointAuth = []string{"none"}
+		d.GrantTypes = []string{grantTokenExchange}
+	}
+	b, err := json.Marshal(d)
+	if err != nil { // strings only: cannot happen
+		return nil
+	}
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, status int, contentType, cacheControl string, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	writeRaw(w, status, contentType, cacheControl, append(b, '\n'))
+}
+
+func writeRaw(w http.ResponseWriter, status int, contentType, cacheControl string, b []byte) {
+	h := w.Header()
+	h.Set("Content-Type", contentType)
+	h.Set("Cache-Control", cacheControl)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

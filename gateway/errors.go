@@ -1,0 +1,274 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tokengate/tokengate/exchange"
+)
+
+// retryAfterSeconds is the Retry-After of 503 responses: long enough for a
+// JWKS refresh or an STS blip, short enough that clients come back soon.
+const retryAfterSeconds = "5"
+
+// statusClientClosed is recorded (never written) when the client went
+// away before a response could be made; nginx's convention.
+const statusClientClosed = 499
+
+// Errors the edge produces itself; each maps to one response in errorResponse.
+var (
+	errNoRoute       = errors.New("no route matches the request")
+	errEmptyExchange = errors.New("the exchanger returned no token")
+	errTokenTooLarge = exchange.Reject(exchange.ReasonTooLarge, "the access token is too large", nil)
+)
+
+// bearerError is a problem with the Authorization header. missing means no
+// bearer credential at all (401 with a realm challenge); otherwise the
+// header is malformed (400 invalid_request).
+type bearerError struct {
+	missing     bool
+	description string
+}
+
+func (e *bearerError) Error() string { return "authorization header: " + e.description }
+
+// upstreamError is a failed round trip to the route's upstream.
+type upstreamError struct {
+	timeout bool
+	err     error
+}
+
+// Error leaves out the URL a *url.Error carries: it holds the request path,
+// which does not belong in logs.
+func (e *upstreamError) Error() string {
+	var ue *url.Error
+	if errors.As(e.err, &ue) {
+		return "upstream " + ue.Op + ": " + ue.Err.Error()
+	}
+	return "upstream: " + e.err.Error()
+}
+func (e *upstreamError) Unwrap() error { return e.err }
+
+func newUpstreamError(err error) error {
+	var ne net.Error
+	timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	return &upstreamError{timeout: timeout, err: err}
+}
+
+// clientGoneError marks a failure after the client went away: nothing is
+// written, the request is counted as 499.
+type clientGoneError struct{ err error }
+
+func (e *clientGoneError) Error() string { return "client went away: " + e.err.Error() }
+func (e *clientGoneError) Unwrap() error { return e.err }
+
+// redactedError keeps a raw token out of an error's text, so neither a log
+// line nor a client-facing description can echo it. Unwrap keeps errors.Is
+// and errors.As working.
+type redactedError struct {
+	err error
+	raw string
+}
+
+// minRedactLen: replacing a very short "token" would mangle the message
+// while protecting nothing.
+const minRedactLen = 8
+
+func redact(err error, raw string) error {
+	if err == nil || len(raw) < minRedactLen {
+		return err
+	}
+	return &redactedError{err: err, raw: raw}
+}
+
+func (e *redactedError) Error() string { return e.scrub(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) scrub(s string) string {
+	return strings.ReplaceAll(s, e.raw, "[redacted]")
+}
+
+// response is what the gateway itself answers for an error.
+type response struct {
+	status      int
+	challenge   string // WWW-Authenticate, "" for none
+	code        string // JSON "error"
+	description string // JSON "error_description"
+	retryAfter  bool
+	reason      string // tokengate_token_rejections_total reason, "" when not a rejection
+	silent      bool   // client gone: write nothing
+}
+
+// errorResponse is the ONE mapping from an edge error to the response the
+// client sees. Anything it does not recognise is an outage: 503, fail closed.
+func errorResponse(err error) response {
+	var (
+		bearer   *bearerError
+		reject   *exchange.RejectError
+		pol      *policyError
+		upstream *upstreamError
+		gone     *clientGoneError
+		red      *redactedError
+	)
+	switch {
+	case errors.As(err, &gone):
+		return response{status: statusClientClosed, silent: true}
+	case errors.Is(err, errNoRoute):
+		return response{status: http.StatusNotFound, code: "not_found", description: "no route matches the request"}
+	case errors.As(err, &bearer) && bearer.missing:
+		return response{
+			status:      http.StatusUnauthorized,
+			challenge:   `Bearer realm="tokengate"`,
+			code:        "unauthorized",
+			description: bearer.description,
+		}
+	case errors.As(err, &bearer):
+		return response{
+			status:      http.StatusBadRequest,
+			challenge:   `Bearer error="invalid_request"`,
+			code:        "invalid_request",
+			description: bearer.description,
+		}
+	case errors.As(err, &reject):
+		desc := reject.Description
+		if errors.As(err, &red) {
+			desc = red.scrub(desc)
+		}
+		if desc == "" {
+			desc = "the access token is invalid"
+		}
+		return response{
+			status:      http.StatusUnauthorized,
+			challenge:   `Bearer error="invalid_token", error_description=` + quote(desc),
+			code:        "invalid_token",
+			description: desc,
+			reason:      reasonLabel(reject.Reason),
+		}
+	case errors.Is(err, exchange.ErrInvalidToken):
+		// An invalid token without a reason: still a rejection, never an outage.
+		return response{
+			status:      http.StatusUnauthorized,
+			challenge:   `Bearer error="invalid_token", error_description="the access token is invalid"`,
+			code:        "invalid_token",
+			description: "the access token is invalid",
+			reason:      exchange.ReasonMalformed,
+		}
+	case errors.As(err, &pol):
+		return pol.response()
+	case errors.Is(err, exchange.ErrKeysUnavailable):
+		return response{
+			status:      http.StatusServiceUnavailable,
+			code:        "temporarily_unavailable",
+			description: "the token issuer's keys are unavailable; retry later",
+			retryAfter:  true,
+		}
+	case errors.As(err, &upstream) && upstream.timeout:
+		return response{status: http.StatusGatewayTimeout, code: "gateway_timeout", description: "the upstream did not answer in time"}
+	case errors.As(err, &upstream):
+		return response{status: http.StatusBadGateway, code: "bad_gateway", description: "the upstream is unreachable"}
+	default:
+		// exchange.ErrExchangeUnavailable and anything unknown.
+		return response{
+			status:      http.StatusServiceUnavailable,
+			code:        "temporarily_unavailable",
+			description: "the token exchange is unavailable; retry later",
+			retryAfter:  true,
+		}
+	}
+}
+
+// reasonLabel keeps the rejection label bounded even if a verifier invents a
+// reason that is not a plain identifier.
+func reasonLabel(reason string) string {
+	if reason == "" || len(reason) > 32 {
+		return "other"
+	}
+	for i := 0; i < len(reason); i++ {
+		c := reason[i]
+		if (c < 'a' || c > 'z') && c != '_' {
+			return "other"
+		}
+	}
+	return reason
+}
+
+// fail answers r with the response for err, unless the client is gone or a
+// response has already started (then it only records why).
+func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err error) {
+	if r.Context().Err() != nil {
+		err = &clientGoneError{err: err}
+	}
+	resp := errorResponse(err)
+	if resp.reason != "" {
+		st.reason = resp.reason
+		g.metrics.rejection(resp.reason).Inc()
+	}
+	if resp.status >= 500 {
+		st.err = err
+	}
+	if resp.silent {
+		w.silent(resp.status)
+		return
+	}
+	if w.started() {
+		return
+	}
+	writeResponse(w, resp)
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+func writeResponse(w http.ResponseWriter, resp response) {
+	h := w.Header()
+	// A proxied attempt may have left upstream headers behind (1xx); the
+	// error response carries only its own.
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if resp.challenge != "" {
+		h.Set("WWW-Authenticate", resp.challenge)
+	}
+	if resp.retryAfter {
+		h.Set("Retry-After", retryAfterSeconds)
+	}
+	body, err := json.Marshal(errorBody{Error: resp.code, Description: resp.description})
+	if err != nil { // cannot happen for two strings; never leave the client without a status
+		body = []byte(`{"error":"server_error"}`)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// quote makes s an RFC 9110 quoted-string: backslash-escapes '"' and '\',
+// replaces control and non-ASCII bytes (not allowed in an auth-param) with
+// a space, and bounds the length.
+func quote(s string) string {
+	const maxLen = 256
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(s) && i < maxLen; i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			b.WriteByte(' ')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -1,0 +1,242 @@
+// Package gateway is tokengate's HTTP face: the edge handler (routing, bearer
+// extraction, per-route policy, exchange, reverse proxying), the one mapping
+// from errors to RFC 6750 / RFC 9470 responses, the gateway metrics and the
+// admin handler (metrics, health, JWKS, discovery). It knows nothing of how
+// tokens are verified, signed or cached: it consumes Verifier and Exchanger.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+)
+
+// Verifier verifies an umbrella token for one audience. Errors: a
+// *exchange.RejectError for a bad token, exchange.ErrKeysUnavailable for an
+// issuer outage; anything else is treated as an outage too (fail closed).
+type Verifier interface {
+	Verify(ctx context.Context, raw, audience string) (*exchange.Token, error)
+}
+
+// Exchanger obtains single-audience tokens. Invalidate drops the cached token
+// for req, so the next request exchanges anew (called when an upstream
+// answers 401 to it).
+type Exchanger interface {
+	Exchange(ctx context.Context, req exchange.Request) (*exchange.Result, error)
+	Invalidate(ctx context.Context, req exchange.Request)
+}
+
+// Options are the dependencies of New.
+type Options struct {
+	// Config is a validated configuration; New reads Server and Routes.
+	Config *config.Config
+	// Verifier and Exchanger are required.
+	Verifier  Verifier
+	Exchanger Exchanger
+	// Logger receives the access log (one Info line per request); nil discards.
+	Logger *slog.Logger
+	// Metrics are shared across reloads; nil registers fresh collectors on a
+	// private registry (tests).
+	Metrics *Metrics
+	// Clock is used for policy (max_age) and durations; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Gateway is the edge http.Handler built from one configuration. A reload
+// builds a new Gateway, swaps it in, and Closes the old one.
+type Gateway struct {
+	router        *mux.Router
+	routes        []*route
+	verifier      Verifier
+	exchanger     Exchanger
+	logger        *slog.Logger
+	metrics       *Metrics
+	noRoute       routeObservers
+	buffers       *bufferPool
+	clock         func() time.Time
+	maxTokenBytes int
+}
+
+// New builds the router and one reverse proxy (with its own transport) per
+// route. It fails when a route cannot be built, naming the route's key path.
+func New(opts Options) (*Gateway, error) {
+	if opts.Config == nil {
+		return nil, errors.New("gateway: Options.Config is required")
+	}
+	if opts.Verifier == nil || opts.Exchanger == nil {
+		return nil, errors.New("gateway: Options.Verifier and Options.Exchanger are required")
+	}
+	g := &Gateway{
+		verifier:      opts.Verifier,
+		exchanger:     opts.Exchanger,
+		logger:        opts.Logger,
+		metrics:       opts.Metrics,
+		clock:         opts.Clock,
+		maxTokenBytes: opts.Config.Server.MaxTokenBytes,
+		buffers:       &bufferPool{},
+	}
+	if g.logger == nil {
+		g.logger = slog.New(slog.DiscardHandler)
+	}
+	if g.metrics == nil {
+		g.metrics = NewMetrics(prometheus.NewRegistry())
+	}
+	if g.clock == nil {
+		g.clock = time.Now
+	}
+	g.noRoute = g.metrics.forRoute(noRouteLabel)
+
+	routes, err := buildRoutes(opts.Config.Routes)
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range routes {
+		rt.obs = g.metrics.forRoute(rt.name)
+		rt.proxy = g.newProxy(rt)
+	}
+	g.routes = routes
+	g.router = newRouter(routes)
+	return g, nil
+}
+
+// Close releases idle upstream connections. In-flight requests finish.
+func (g *Gateway) Close() {
+	for _, rt := range g.routes {
+		rt.transport.CloseIdleConnections()
+	}
+}
+
+// requestState is everything one edge request carries from the handler to
+// the proxy callbacks (through the request context) and to the access log.
+// It embeds the status-recording ResponseWriter so a request costs one
+// allocation for both.
+type requestState struct {
+	rw        statusWriter
+	route     *route
+	requestID string
+	exchanged string // the exchanged token: only ever sent upstream
+	exReq     exchange.Request
+	clientID  string
+	reason    string // rejection reason for the log and metrics, "" when none
+	err       error  // server-side failure, logged on 5xx
+	start     time.Time
+	upStart   time.Time
+	upDone    bool
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *requestState {
+	st, _ := ctx.Value(stateKey{}).(*requestState)
+	return st
+}
+
+// ServeHTTP handles one edge request: route, bearer, verify, policy,
+// exchange, forward. Every failure goes through g.fail and nothing is
+// forwarded.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := &requestState{start: g.clock()}
+	st.rw.ResponseWriter = w
+	st.requestID = requestID(r.Header)
+	w.Header().Set(headerRequestID, st.requestID)
+	defer g.finish(r, st)
+
+	r = canonicalRequest(r)
+	rt := g.match(r)
+	if rt == nil {
+		g.fail(&st.rw, r, st, errNoRoute)
+		return
+	}
+	st.route = rt
+
+	raw, err := bearerToken(r.Header)
+	if err != nil {
+		g.fail(&st.rw, r, st, err)
+		return
+	}
+	if g.maxTokenBytes > 0 && len(raw) > g.maxTokenBytes {
+		g.fail(&st.rw, r, st, errTokenTooLarge)
+		return
+	}
+
+	ctx := r.Context()
+	tok, err := g.verifier.Verify(ctx, raw, rt.audience)
+	if err != nil {
+		g.fail(&st.rw, r, st, redact(fmt.Errorf("verify: %w", err), raw))
+		return
+	}
+	if tok == nil {
+		g.fail(&st.rw, r, st, errors.New("verify: verifier returned no token"))
+		return
+	}
+	st.clientID = clientOf(&tok.Claims)
+
+	if err := rt.policy.check(&tok.Claims, g.clock()); err != nil {
+		g.fail(&st.rw, r, st, err)
+		return
+	}
+
+	st.exReq = exchange.Request{
+		Subject:  tok,
+		Audience: rt.audience,
+		Scopes:   rt.downscope(tok.Claims.Scopes),
+	}
+	res, err := g.exchanger.Exchange(ctx, st.exReq)
+	if err != nil {
+		g.fail(&st.rw, r, st, redact(fmt.Errorf("exchange: %w", err), raw))
+		return
+	}
+	if res == nil || res.AccessToken == "" {
+		g.fail(&st.rw, r, st, fmt.Errorf("exchange: %w", errEmptyExchange))
+		return
+	}
+	st.exchanged = res.AccessToken
+
+	st.upStart = g.clock()
+	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+}
+
+// finish records metrics and writes the access log line. It runs deferred,
+// so a streaming copy aborted with http.ErrAbortHandler is still counted.
+func (g *Gateway) finish(r *http.Request, st *requestState) {
+	status := st.rw.code()
+	obs := &g.noRoute
+	if st.route != nil {
+		obs = &st.route.obs
+	}
+	elapsed := g.clock().Sub(st.start)
+	obs.duration.Observe(elapsed.Seconds())
+	obs.requests(status).Inc()
+
+	ctx := r.Context()
+	if !g.logger.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 9)
+	attrs = append(attrs,
+		slog.String("route", obs.name),
+		slog.String("method", r.Method),
+		slog.Int("status", status),
+		slog.Duration("duration", elapsed),
+		slog.String("request_id", st.requestID),
+	)
+	if st.clientID != "" {
+		attrs = append(attrs, slog.String("client_id", st.clientID))
+	}
+	if st.reason != "" {
+		attrs = append(attrs, slog.String("reason", st.reason))
+	}
+	if st.err != nil && status >= 500 {
+		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+}

@@ -1,0 +1,108 @@
+package gateway
+
+import (
+	"strconv"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tokengate/tokengate/exchange"
+)
+
+// noRouteLabel is the route label of requests that matched no route.
+const noRouteLabel = "_none"
+
+// Metrics are the gateway's collectors. Create them once per process with
+// NewMetrics and share them across configuration reloads (a registry refuses
+// a second registration of the same name). Labels are route names from the
+// configuration and a closed set of reasons: never paths or subjects.
+type Metrics struct {
+	// Requests counts edge requests by route and status code.
+	Requests *prometheus.CounterVec
+	// RequestDuration observes the whole edge request, by route.
+	RequestDuration *prometheus.HistogramVec
+	// UpstreamDuration observes the upstream round trip until its response
+	// headers (or its failure), by route.
+	UpstreamDuration *prometheus.HistogramVec
+	// TokenRejections counts refused tokens by reason.
+	TokenRejections *prometheus.CounterVec
+}
+
+// NewMetrics registers the gateway collectors on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &Metrics{
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_requests_total",
+			Help: "Edge requests, by route (_none when no route matched) and status code.",
+		}, []string{"route", "code"}),
+		RequestDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengate_request_duration_seconds",
+			Help:    "Time to serve an edge request, by route.",
+			Buckets: buckets,
+		}, []string{"route"}),
+		UpstreamDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengate_upstream_duration_seconds",
+			Help:    "Time until the upstream's response headers (or its failure), by route.",
+			Buckets: buckets,
+		}, []string{"route"}),
+		TokenRejections: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_token_rejections_total",
+			Help: "Refused umbrella tokens, by reason.",
+		}, []string{"reason"}),
+	}
+	// Known reasons exist from the start, so rate() and alerts see a zero.
+	for _, r := range []string{
+		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,
+		exchange.ReasonSignature, exchange.ReasonUnknownKey, exchange.ReasonIssuer,
+		exchange.ReasonExpired, exchange.ReasonNotYetValid, exchange.ReasonAudience,
+		exchange.ReasonCrit, reasonPolicy,
+	} {
+		m.TokenRejections.WithLabelValues(r)
+	}
+	return m
+}
+
+func (m *Metrics) rejection(reason string) prometheus.Counter {
+	return m.TokenRejections.WithLabelValues(reason)
+}
+
+// routeObservers are one route's collectors, bound at construction so the
+// hot path does no label lookups.
+type routeObservers struct {
+	name     string
+	duration prometheus.Observer
+	upstream prometheus.Observer
+	vec      *prometheus.CounterVec
+	// codes caches the requests_total counter per status code (100..599),
+	// created on first use so only codes that occur become series.
+	codes *[500]atomic.Pointer[counter]
+}
+
+type counter struct{ prometheus.Counter }
+
+func (m *Metrics) forRoute(name string) routeObservers {
+	return routeObservers{
+		name:     name,
+		duration: m.RequestDuration.WithLabelValues(name),
+		upstream: m.UpstreamDuration.WithLabelValues(name),
+		vec:      m.Requests,
+		codes:    new([500]atomic.Pointer[counter]),
+	}
+}
+
+// requests returns the requests_total counter of this route and code.
+func (o *routeObservers) requests(code int) prometheus.Counter {
+	if code < 100 || code > 599 {
+		return o.vec.WithLabelValues(o.name, strconv.Itoa(code))
+	}
+	slot := &o.codes[code-100]
+	if c := slot.Load(); c != nil {
+		return c.Counter
+	}
+	c := &counter{o.vec.WithLabelValues(o.name, strconv.Itoa(code))}
+	slot.Store(c) // a racing store holds the same child counter: harmless
+	return c.Counter
+}

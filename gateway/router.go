@@ -1,0 +1,275 @@
+package gateway
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// defaultRouteTimeout applies when a route has no timeout (config defaults
+// normally fill it in).
+const defaultRouteTimeout = 30 * time.Second
+
+// route is one compiled config.Route.
+type route struct {
+	name        string
+	host        string // lower case, without port; "" matches any host
+	prefix      string // normalised: leading "/", no trailing "/" unless it is "/"
+	stripPrefix bool
+	upstream    *url.URL
+	audience    string
+	scopes      map[string]struct{} // the audience's scopes, for downscoping
+	policy      policy
+	timeout     time.Duration
+
+	transport *http.Transport
+	proxy     *httputil.ReverseProxy
+	obs       routeObservers
+}
+
+// buildRoutes compiles the configured routes, naming the key path of any
+// route that cannot be used.
+func buildRoutes(cfgs []config.Route) ([]*route, error) {
+	routes := make([]*route, 0, len(cfgs))
+	seen := make(map[string]int, len(cfgs))
+	for i, c := range cfgs {
+		key := fmt.Sprintf("routes[%d]", i)
+		u, err := url.Parse(c.Upstream)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%s.upstream: %q is not an absolute http(s) URL", key, c.Upstream)
+		}
+		if !strings.HasPrefix(c.PathPrefix, "/") {
+			return nil, fmt.Errorf("%s.path_prefix: %q must start with \"/\"", key, c.PathPrefix)
+		}
+		if c.Audience == "" {
+			return nil, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
+		}
+		rt := &route{
+			name:        c.Name,
+			host:        normalizeHost(c.Host),
+			prefix:      normalizePrefix(c.PathPrefix),
+			stripPrefix: c.StripPrefix,
+			upstream:    u,
+			audience:    c.Audience,
+			scopes:      make(map[string]struct{}, len(c.Scopes)),
+			policy:      newPolicy(c),
+			timeout:     c.Timeout.D(),
+		}
+		if rt.name == "" {
+			rt.name = key
+		}
+		if rt.timeout <= 0 {
+			rt.timeout = defaultRouteTimeout
+		}
+		for _, s := range c.Scopes {
+			rt.scopes[s] = struct{}{}
+		}
+		id := rt.host + " " + rt.prefix
+		if j, dup := seen[id]; dup {
+			return nil, fmt.Errorf("%s.path_prefix: routes[%d] already serves host %q and path_prefix %q: give one of them another host or prefix", key, j, c.Host, c.PathPrefix)
+		}
+		seen[id] = i
+		routes = append(routes, rt)
+	}
+	return routes, nil
+}
+
+// newRouter registers the routes on a gorilla/mux router in match order:
+// longest prefix first, then host-specific before any-host, then file order.
+// mux tries routes in registration order, so the first match is the longest
+// prefix. mux's own path cleaning is off: canonicalRequest cleans the path
+// once, and the same cleaned path is matched and forwarded.
+func newRouter(routes []*route) *mux.Router {
+	ordered := slices.Clone(routes)
+	slices.SortStableFunc(ordered, func(a, b *route) int {
+		if c := cmp.Compare(len(b.prefix), len(a.prefix)); c != 0 {
+			return c
+		}
+		return cmp.Compare(boolInt(a.host == ""), boolInt(b.host == ""))
+	})
+	r := mux.NewRouter().SkipClean(true)
+	for _, rt := range ordered {
+		r.NewRoute().MatcherFunc(rt.matches).Handler(rt)
+	}
+	return r
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ServeHTTP is never called: the gateway takes the matched *route from
+// mux.RouteMatch.Handler. It exists so a route can be registered on mux.
+func (rt *route) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "internal routing error", http.StatusInternalServerError)
+}
+
+// match returns the route for r, or nil. r must have gone through
+// canonicalRequest.
+func (g *Gateway) match(r *http.Request) *route {
+	if r.Method == http.MethodConnect {
+		return nil // a tunnel is never a route
+	}
+	var m mux.RouteMatch
+	if !g.router.Match(r, &m) {
+		return nil
+	}
+	rt, _ := m.Handler.(*route)
+	return rt
+}
+
+// matches is the mux matcher: host (case-insensitive, port ignored) and the
+// path prefix on whole segments.
+func (rt *route) matches(r *http.Request, _ *mux.RouteMatch) bool {
+	if rt.host != "" && !hostEqual(r.Host, rt.host) {
+		return false
+	}
+	return hasSegmentPrefix(r.URL.Path, rt.prefix)
+}
+
+// hasSegmentPrefix reports whether prefix covers p on whole segments:
+// "/orders" covers "/orders", "/orders/" and "/orders/1" but not "/ordersx";
+// "/" covers everything.
+func hasSegmentPrefix(p, prefix string) bool {
+	if prefix == "/" {
+		return true
+	}
+	if !strings.HasPrefix(p, prefix) {
+		return false
+	}
+	return len(p) == len(prefix) || p[len(prefix)] == '/'
+}
+
+// normalizePrefix drops a trailing "/" so "/orders/" and "/orders" name the
+// same segment.
+func normalizePrefix(p string) string {
+	if len(p) > 1 {
+		p = strings.TrimRight(p, "/")
+		if p == "" {
+			return "/"
+		}
+	}
+	return p
+}
+
+func normalizeHost(h string) string {
+	return strings.TrimSuffix(strings.ToLower(stripPort(h)), ".")
+}
+
+// hostEqual compares a request Host (which may carry a port, brackets or a
+// trailing dot) with a normalised route host, case-insensitively.
+func hostEqual(requestHost, routeHost string) bool {
+	h := strings.TrimSuffix(stripPort(requestHost), ".")
+	return strings.EqualFold(h, routeHost)
+}
+
+// stripPort removes ":port" and IPv6 brackets without allocating.
+func stripPort(h string) string {
+	if strings.HasPrefix(h, "[") {
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			return h[1:end]
+		}
+		return h
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		return h[:i]
+	}
+	return h
+}
+
+// canonicalRequest returns r with a clean path: no empty, "." or ".."
+// segments. Routing and forwarding both use this path, so "/orders/../admin"
+// is matched, policed and forwarded as "/admin", and cannot reach the orders
+// upstream under the orders policy. The decoded path is what is cleaned, so
+// "%2e%2e" and "%2F" cannot hide a dot segment. Nothing is redirected (a
+// redirect would echo the query string, which may hold an access_token, and
+// turn a POST into a GET). Already-clean paths, the common case, cost nothing.
+func canonicalRequest(r *http.Request) *http.Request {
+	if isCleanPath(r.URL.Path) {
+		return r
+	}
+	u := *r.URL
+	u.Path = cleanPath(r.URL.Path)
+	u.RawPath = "" // forward exactly the path that was matched
+	r2 := r.WithContext(r.Context())
+	r2.URL = &u
+	return r2
+}
+
+// isCleanPath reports whether p starts with "/" and has no empty, "." or
+// ".." segment (a trailing "/" is allowed).
+func isCleanPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	start := 1 // just after the '/' that opens the current segment
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		seg := p[start:i]
+		if seg == "." || seg == ".." {
+			return false
+		}
+		if seg == "" && i < len(p) {
+			return false // "//"
+		}
+		start = i + 1
+	}
+	return true
+}
+
+// cleanPath is path.Clean that keeps a trailing slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// forwardPath returns the path (and raw path) sent upstream, before it is
+// joined to the upstream URL's path: with strip_prefix, the route prefix is
+// removed, keeping a leading "/".
+func (rt *route) forwardPath(u *url.URL) (p, raw string) {
+	if !rt.stripPrefix || rt.prefix == "/" {
+		return u.Path, u.RawPath
+	}
+	p = strings.TrimPrefix(u.Path, rt.prefix)
+	if p == "" {
+		p = "/"
+	}
+	if u.RawPath == "" {
+		return p, ""
+	}
+	// Keep the client's encoding (e.g. %2F inside a segment) when the prefix
+	// appears literally in it; otherwise fall back to the decoded path.
+	escPrefix := (&url.URL{Path: rt.prefix}).EscapedPath()
+	if hasSegmentPrefix(u.RawPath, escPrefix) {
+		raw = strings.TrimPrefix(u.RawPath, escPrefix)
+		if raw == "" {
+			raw = "/"
+		}
+		return p, raw
+	}
+	return p, ""
+}

@@ -1,0 +1,75 @@
+package gateway
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+)
+
+// statusWriter records the status written through it for metrics and the
+// access log. It passes Flush and Hijack through (streaming, WebSocket) and
+// unwraps for http.ResponseController.
+type statusWriter struct {
+	http.ResponseWriter
+	status   int
+	hijacked bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	// 1xx are interim: the final status is still to come.
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush sends buffered data to the client (streaming responses).
+func (w *statusWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// Hijack hands the connection over for a protocol switch; ReverseProxy
+// writes the 101 itself on the hijacked connection.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hijacked = true
+		if w.status == 0 {
+			w.status = http.StatusSwitchingProtocols
+		}
+	}
+	return conn, brw, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// started reports whether a response (or a protocol switch) has begun, after
+// which no error response can be written.
+func (w *statusWriter) started() bool { return w.status != 0 || w.hijacked }
+
+// silent records a status that is never written (the client is gone).
+func (w *statusWriter) silent(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+// code is the status to report: what was written, or 200 when the handler
+// wrote nothing (net/http's default).
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
