@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/gateway"
+)
+
+// process holds what lives as long as the process, across configuration
+// reloads: the metrics registry and every collector (a registry refuses the
+// same name twice), the HTTP client for IdP fetches, and the cache key secret
+// (so a reload keeps the cache warm).
+type process struct {
+	logger      *slog.Logger
+	reg         *prometheus.Registry
+	gwMetrics   *gateway.Metrics
+	exMetrics   *exchange.Metrics
+	cacheMetric *cache.Metrics
+	reloads     *prometheus.CounterVec
+	httpClient  *http.Client
+	clock       func() time.Time
+	cacheSecret []byte
+	draining    atomic.Bool
+}
+
+func newProcess(logger *slog.Logger) (*process, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	f := promauto.With(reg)
+	v, _ := buildVersion()
+	f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tokengate_build_info",
+		Help: "Build information; the value is always 1.",
+	}, []string{"version", "goversion"}).WithLabelValues(v, runtime.Version()).Set(1)
+	reloads := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_config_reloads_total",
+		Help: "Configuration reloads, by result (ok, error).",
+	}, []string{"result"})
+	// Both series exist from the start, so alerts on errors see a zero.
+	reloads.WithLabelValues("ok")
+	reloads.WithLabelValues("error")
+
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("cache key secret: %w", err)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 4
+	return &process{
+		logger:      logger,
+		reg:         reg,
+		gwMetrics:   gateway.NewMetrics(reg),
+		exMetrics:   exchange.NewMetrics(reg),
+		cacheMetric: cache.NewMetrics(reg),
+		reloads:     reloads,
+		// Each fetch also carries its own context deadline (issuers[].fetch_timeout);
+		// this is the outer bound.
+		httpClient:  &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		clock:       time.Now,
+		cacheSecret: secret,
+	}, nil
+}
+
+// generation is everything built from one configuration. A reload builds a
+// new generation and swaps it in whole; the old one finishes its in-flight
+// requests and is then closed.
+type generation struct {
+	cfg      *config.Config
+	verifier *exchange.Verifier
+	keys     *exchange.KeySet
+	memory   *cache.Memory
+	edge     *gateway.Gateway
+	admin    http.Handler
+}
+
+// buildGeneration wires config → verifier, signer, cache, exchanger, gateway.
+// prev, when non-nil, donates its memory tier if the
+// bound is unchanged: cache keys cover the signing key, the audience and the
+// scopes, so entries made under the old configuration can never be served
+// for a changed policy.
+func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *generation) (*generation, error) {
+	if cfg.Exchange.Mode != config.ModeLocal {
+		return nil, fmt.Errorf("exchange.mode %q is not available in this version", cfg.Exchange.Mode)
+	}
+	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+	if err != nil {
+		return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
+	}
+	verifier, err := exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
+		HTTPClient:    p.httpClient,
+		Logger:        p.logger,
+		Metrics:       p.exMetrics,
+		Clock:         p.clock,
+		MaxTokenBytes: cfg.Server.MaxTokenBytes,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("issuers: %w", err)
+	}
+	local, err := exchange.NewLocal(exchange.LocalOptions{
+		Issuer:     cfg.Exchange.Local.Issuer,
+		TokenTTL:   cfg.Exchange.TokenTTL.D(),
+		CopyClaims: cfg.Exchange.Local.CopyClaims,
+		Keys:       keys,
+		Clock:      p.clock,
+		Metrics:    p.exMetrics,
+		Logger:     p.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exchange.local: %w", err)
+	}
+	var memory *cache.Memory
+	if prev != nil && prev.cfg.Cache.MaxEntries == cfg.Cache.MaxEntries {
+		memory = prev.memory
+	} else if memory, err = cache.NewMemory(cfg.Cache.MaxEntries, p.clock, p.cacheMetric); err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	caching, err := exchange.NewCaching(local, exchange.CachingOptions{
+		Cache:         memory,
+		RefreshBefore: cfg.Cache.RefreshBefore.D(),
+		KeySecret:     p.cacheSecret,
+		Clock:         p.clock,
+		Logger:        p.logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	edge, err := gateway.New(gateway.Options{
+		Config:    cfg,
+		Verifier:  verifier,
+		Exchanger: caching,
+		Logger:    p.logger,
+		Metrics:   p.gwMetrics,
+		Clock:     p.clock,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	// Fetch every issuer's keys now, so the first requests do not wait on the
+	// IdP. A failure is not fatal: /readyz reports it and requests retry.
+	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := verifier.Prefetch(fetchCtx); err != nil {
+		p.logger.Warn("issuer keys not available yet; /readyz reports not ready until they are", "error", err)
+	}
+	cancel()
+
+	g := &generation{cfg: cfg, verifier: verifier, keys: keys, memory: memory, edge: edge}
+	g.admin = gateway.NewAdmin(gateway.AdminOptions{
+		Gatherer:   p.reg,
+		Checks:     g.readinessChecks(p),
+		JWKS:       keys.PublicJWKSJSON(),
+		Issuer:     cfg.Exchange.Local.Issuer,
+		Algorithms: keys.Algorithms(),
+		Logger:     p.logger,
+	})
+	return g, nil
+}
+
+// readinessChecks are what /readyz runs: the process is not shutting down,
+// and every issuer's keys are usable. Configuration and signing keys were
+// checked when this generation was built; it would not exist otherwise.
+func (g *generation) readinessChecks(p *process) []gateway.ReadinessCheck {
+	return []gateway.ReadinessCheck{
+		{Name: "shutdown", Check: func(context.Context) error {
+			if p.draining.Load() {
+				return fmt.Errorf("shutting down")
+			}
+			return nil
+		}},
+		{Name: "issuer_keys", Check: g.verifier.Ready},
+	}
+}
+
+// newLogger makes the process logger: JSON by default, text for people.
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(cfg.Format, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// listen binds addr unless a listener was handed in (tests and the demo bind
+// 127.0.0.1:0 first and learn the port).
+func listen(ln net.Listener, addr string) (net.Listener, error) {
+	if ln != nil {
+		return ln, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return l, nil
+}
