@@ -38,7 +38,7 @@ type e2eIdP struct {
 	fetches atomic.Int32
 }
 
-func newE2EIdP(t *testing.T) *e2eIdP {
+func newE2EIdP(t testing.TB) *e2eIdP {
 	t.Helper()
 	idp := &e2eIdP{}
 	idp.addKey(t, "idp-key-1")
@@ -65,7 +65,7 @@ func newE2EIdP(t *testing.T) *e2eIdP {
 }
 
 // addKey puts a new ES256 key first (it signs from now on); older keys stay published.
-func (i *e2eIdP) addKey(t *testing.T, kid string) {
+func (i *e2eIdP) addKey(t testing.TB, kid string) {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -79,7 +79,7 @@ func (i *e2eIdP) addKey(t *testing.T, kid string) {
 func (i *e2eIdP) URL() string { return i.srv.URL }
 
 // mint signs claims with the IdP's current key; iat/exp default to now/+1h.
-func (i *e2eIdP) mint(t *testing.T, claims map[string]any) string {
+func (i *e2eIdP) mint(t testing.TB, claims map[string]any) string {
 	t.Helper()
 	i.mu.Lock()
 	key := i.keys[0]
@@ -107,7 +107,7 @@ type e2eBackend struct {
 	reqs []*http.Request
 }
 
-func newE2EBackend(t *testing.T, name string) *e2eBackend {
+func newE2EBackend(t testing.TB, name string) *e2eBackend {
 	b := &e2eBackend{name: name}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
@@ -197,7 +197,7 @@ routes:
     timeout: 5s
 `
 
-func startE2E(t *testing.T, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGateway {
+func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGateway {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
