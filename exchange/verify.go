@@ -246,7 +246,7 @@ type verifyChecked struct {
 // iss, alg, claim types, time, audience. Time and audience come before any
 // key lookup: an expired or misdirected token must not be able to trigger a
 // JWKS refresh.
-func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string) (*verifyChecked, error) {
+func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string, anyAudience bool) (*verifyChecked, error) {
 	p, err := verifyParse(raw)
 	if err != nil {
 		return nil, err
@@ -275,22 +275,23 @@ func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string) (*
 	if now.Before(notBefore) {
 		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
 	}
-	if !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
+	if !anyAudience && !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
 		return nil, verifyAudienceReject(audience)
 	}
 	return &verifyChecked{parsed: p, iss: iss, claims: claims, notBefore: notBefore}, nil
 }
 
 // InspectUnverified runs every check of Verify except the key lookup and
-// the signature, for `tokengate check --explain --no-verify`: it tells what a
-// token's claims would allow IF the token were genuine. Its result proves
-// nothing about who made the token: never use it to authorize anything.
-// Nothing is memoized and nothing is fetched.
+// the signature, for `tokengate check --explain`: it tells what a token's
+// claims would allow IF the token were genuine. audience "" skips the
+// audience check (to describe the token before any route). Its result
+// proves nothing about who made the token: never use it to authorize
+// anything. Nothing is memoized and nothing is fetched.
 func (v *Verifier) InspectUnverified(raw, audience string) (*Token, error) {
 	if len(raw) > v.maxTokenBytes {
 		return nil, Reject(ReasonTooLarge, "token too large", nil)
 	}
-	c, err := v.verifyUnsigned(raw, v.now(), audience)
+	c, err := v.verifyUnsigned(raw, v.now(), audience, audience == "")
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +300,7 @@ func (v *Verifier) InspectUnverified(raw, audience string) (*Token, error) {
 
 // verifyFull runs every check, cheapest first, and memoizes a success.
 func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*Token, error) {
-	c, err := v.verifyUnsigned(raw, now, audience)
+	c, err := v.verifyUnsigned(raw, now, audience, false)
 	if err != nil {
 		return nil, err
 	}
