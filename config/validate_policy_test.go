@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -114,5 +116,30 @@ func TestTokenEndpointURL(t *testing.T) {
 				t.Errorf("TokenEndpointURL() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestPolicyDocsExamplesParse: every yaml example in docs/policy.md and
+// docs/auth0.md decodes (its keys exist, its values have the right types).
+// A fragment of the routes list is read as the routes list.
+func TestPolicyDocsExamplesParse(t *testing.T) {
+	for _, name := range []string{"policy.md", "auth0.md"} {
+		doc, err := os.ReadFile(filepath.Join("..", "docs", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(doc), "```yaml\n")[1:]
+		if len(blocks) < 2 {
+			t.Fatalf("%s: found %d yaml examples", name, len(blocks))
+		}
+		for i, b := range blocks {
+			text, _, _ := strings.Cut(b, "```")
+			if strings.HasPrefix(text, "  - ") {
+				text = "routes:\n" + text
+			}
+			if _, err := Parse([]byte(text), t.TempDir(), nil); err != nil {
+				t.Errorf("%s example %d:\n%s\n%v", name, i, text, err)
+			}
+		}
 	}
 }
