@@ -190,8 +190,9 @@ func printClaims(w *errWriter, cfg *config.Config, c *exchange.Claims, now time.
 	if c.Subject != "" {
 		row("sub", c.Subject)
 	}
+	_, hasClientID := c.Extra["client_id"]
 	switch {
-	case c.ClientID != "" && c.ClientID != c.AZP:
+	case c.ClientID != "" && hasClientID:
 		row("client", c.ClientID+" (client_id)")
 	case c.ClientID != "":
 		row("client", c.ClientID+" (azp)")
