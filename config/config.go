@@ -37,6 +37,10 @@ type Server struct {
 	// TokenEndpointPath is the RFC 8693 endpoint on the edge. nil means the
 	// default "/oauth2/token"; an explicit "" disables it.
 	TokenEndpointPath *string `yaml:"token_endpoint_path"`
+	// PublicURL is the edge's base URL as clients see it (behind a load
+	// balancer, say); the token endpoint advertised in discovery is PublicURL
+	// + TokenEndpointPath. Optional; see Server.TokenEndpointURL.
+	PublicURL string `yaml:"public_url"`
 	// MaxTokenBytes bounds a bearer token before any parsing. Default 8192.
 	MaxTokenBytes int `yaml:"max_token_bytes"`
 	// TLS, when set, serves the edge listener over TLS.
@@ -82,6 +86,9 @@ type Issuer struct {
 	Leeway Duration `yaml:"leeway"`
 	// UmbrellaAudience, when set, is an aud value that may reach every route.
 	UmbrellaAudience string `yaml:"umbrella_audience"`
+	// PermissionsAsScopes adds the entries of the token's "permissions" claim
+	// (Auth0 RBAC, an array of strings) to its scopes. Default false.
+	PermissionsAsScopes bool `yaml:"permissions_as_scopes"`
 	// MinRefreshInterval is the least time between two JWKS fetches, so tokens
 	// with random kids cannot make tokengate hammer the IdP. Default 10s.
 	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
@@ -179,6 +186,12 @@ type Route struct {
 	Audience string `yaml:"audience"`
 	// Scopes are the scopes that belong to Audience (downscoping).
 	Scopes []string `yaml:"scopes"`
+	// ScopePrefix, when set, also makes every umbrella scope that starts with
+	// it belong to Audience ("orders:" or "https://orders.example.com/").
+	ScopePrefix string `yaml:"scope_prefix"`
+	// StripScopePrefix carries those scopes without ScopePrefix in the
+	// exchanged token ("orders:read" becomes "read"). Default false.
+	StripScopePrefix bool `yaml:"strip_scope_prefix"`
 	// RequiredScopes must all be in the umbrella token's scope.
 	RequiredScopes []string `yaml:"required_scopes"`
 	// AllowedClients is a client_id / azp allowlist; empty allows any client.

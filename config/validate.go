@@ -66,8 +66,13 @@ func (v *validator) server() {
 		case strings.ContainsAny(*p, "?#") || hasSpaceOrControl(*p):
 			v.addf("server.token_endpoint_path", `%s is not a plain path: write it like %s, without a query, a fragment or spaces`,
 				quote(*p), DefaultTokenEndpointPath)
+		default:
+			if msg := tokenEndpointPathProblem(*p); msg != "" {
+				v.add("server.token_endpoint_path", msg)
+			}
 		}
 	}
+	v.publicURL()
 	tokenOK := s.MaxTokenBytes >= minMaxTokenBytes && s.MaxTokenBytes <= maxMaxTokenBytes
 	if !tokenOK {
 		v.addf("server.max_token_bytes", "%d is out of range: use %d to %d (default %d)",

@@ -60,6 +60,7 @@ func (v *validator) routes() {
 			v.add(p+".audience", "is empty: set the aud that this API accepts, like https://orders.example.com")
 		}
 		v.listEntries(p+".scopes", r.Scopes, "a scope")
+		v.routePolicy(p, r)
 		v.listEntries(p+".required_scopes", r.RequiredScopes, "a scope")
 		v.listEntries(p+".allowed_clients", r.AllowedClients, "a client id")
 		v.listEntries(p+".acr_values", r.ACRValues, "an acr value")

@@ -61,7 +61,9 @@ type verifyIssuer struct {
 	algs     []jose.SignatureAlgorithm
 	leeway   time.Duration
 	umbrella string
-	keys     *jwksKeySet
+	// permissions: the "permissions" claim adds to the scopes (permissions_as_scopes).
+	permissions bool
+	keys        *jwksKeySet
 }
 
 // verifyAsymmetricAlgs is the default allowlist and the only algorithms a
@@ -144,9 +146,10 @@ func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m 
 		return nil, errors.New("issuer is empty")
 	}
 	iss := &verifyIssuer{
-		name:     ic.Issuer,
-		leeway:   max(ic.Leeway.D(), 0),
-		umbrella: ic.UmbrellaAudience,
+		name:        ic.Issuer,
+		leeway:      max(ic.Leeway.D(), 0),
+		umbrella:    ic.UmbrellaAudience,
+		permissions: ic.PermissionsAsScopes,
 	}
 	if len(ic.Algorithms) == 0 {
 		iss.algs = verifyAsymmetricAlgs()
@@ -231,8 +234,19 @@ func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Tim
 	return e.token, nil
 }
 
-// verifyFull runs every check, cheapest first, and memoizes a success.
-func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*Token, error) {
+// verifyChecked is a token that passed every check that needs no key.
+type verifyChecked struct {
+	parsed    *verifyParsed
+	iss       *verifyIssuer
+	claims    Claims
+	notBefore time.Time
+}
+
+// verifyUnsigned runs every check that needs no key, cheapest first: form,
+// iss, alg, claim types, time, audience. Time and audience come before any
+// key lookup: an expired or misdirected token must not be able to trigger a
+// JWKS refresh.
+func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string, anyAudience bool) (*verifyChecked, error) {
 	p, err := verifyParse(raw)
 	if err != nil {
 		return nil, err
@@ -249,8 +263,11 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 	if err != nil {
 		return nil, err
 	}
-	// Time and audience before any key lookup: an expired or misdirected
-	// token must not be able to trigger a JWKS refresh.
+	if iss.permissions {
+		if claims.Scopes, err = verifyPermissions(p.payload, claims.Scopes); err != nil {
+			return nil, err
+		}
+	}
 	if !now.Before(claims.Expiry.Add(iss.leeway)) {
 		return nil, Reject(ReasonExpired, "token expired", nil)
 	}
@@ -258,9 +275,36 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 	if now.Before(notBefore) {
 		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
 	}
-	if !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
+	if !anyAudience && !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
 		return nil, verifyAudienceReject(audience)
 	}
+	return &verifyChecked{parsed: p, iss: iss, claims: claims, notBefore: notBefore}, nil
+}
+
+// InspectUnverified runs every check of Verify except the key lookup and
+// the signature, for `tokengate check --explain`: it tells what a token's
+// claims would allow IF the token were genuine. audience "" skips the
+// audience check (to describe the token before any route). Its result
+// proves nothing about who made the token: never use it to authorize
+// anything. Nothing is memoized and nothing is fetched.
+func (v *Verifier) InspectUnverified(raw, audience string) (*Token, error) {
+	if len(raw) > v.maxTokenBytes {
+		return nil, Reject(ReasonTooLarge, "token too large", nil)
+	}
+	c, err := v.verifyUnsigned(raw, v.now(), audience, audience == "")
+	if err != nil {
+		return nil, err
+	}
+	return NewToken(raw, verifyHash(raw), c.claims, c.iss.umbrella), nil
+}
+
+// verifyFull runs every check, cheapest first, and memoizes a success.
+func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*Token, error) {
+	c, err := v.verifyUnsigned(raw, now, audience, false)
+	if err != nil {
+		return nil, err
+	}
+	p, iss, claims, notBefore := c.parsed, c.iss, c.claims, c.notBefore
 	keys, err := v.verifyKeys(ctx, iss, p.header)
 	if err != nil {
 		return nil, err

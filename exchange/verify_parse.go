@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -352,6 +353,22 @@ func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
 		return malformed("claim amr is not an array of strings")
 	}
 	return c, nil
+}
+
+// verifyPermissions adds the entries of the "permissions" claim (Auth0 RBAC:
+// an array of strings) that scopes lacks. Absent is fine; another type is a
+// malformed token, as a scope claim of the wrong type is.
+func verifyPermissions(m map[string]json.RawMessage, scopes []string) ([]string, error) {
+	perms, _, err := verifyStrings(m, "permissions")
+	if err != nil {
+		return nil, Reject(ReasonMalformed, "claim permissions is not an array of strings", nil)
+	}
+	for _, p := range perms {
+		if p != "" && !strings.ContainsAny(p, " \t") && !slices.Contains(scopes, p) {
+			scopes = append(scopes, p)
+		}
+	}
+	return scopes, nil
 }
 
 // verifyAudienceClaim reads aud as a string or an array of strings; absent

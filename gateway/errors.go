@@ -93,6 +93,25 @@ func (e *redactedError) scrub(s string) string {
 	return strings.ReplaceAll(s, e.raw, "[redacted]")
 }
 
+// tokenRequestError is a token endpoint request refused before any token
+// is read (RFC 6749 section 5.2, RFC 8693 section 2.2.2): its status and
+// OAuth error code travel with it.
+type tokenRequestError struct {
+	status      int    // 400, or 405 for a method other than POST
+	code        string // invalid_request, unsupported_grant_type, invalid_target, invalid_scope
+	description string
+}
+
+func (e *tokenRequestError) Error() string { return "token request: " + e.code + ": " + e.description }
+
+// tokenEndpointError marks a failure met at the token endpoint: the same
+// failure is answered the RFC 6749 way (400 invalid_grant, no challenge)
+// instead of the RFC 6750 way.
+type tokenEndpointError struct{ err error }
+
+func (e *tokenEndpointError) Error() string { return "token endpoint: " + e.err.Error() }
+func (e *tokenEndpointError) Unwrap() error { return e.err }
+
 // response is what the gateway itself answers for an error.
 type response struct {
 	status      int
@@ -102,11 +121,46 @@ type response struct {
 	retryAfter  bool
 	reason      string // tokengate_token_rejections_total reason, "" when not a rejection
 	silent      bool   // client gone: write nothing
+	allow       string // Allow header of a 405
+
+	// What a policy failure asks of the client, for the token endpoint's
+	// JSON body (the edge sends them in WWW-Authenticate).
+	missingScope string // space-separated required scopes the token lacks
+	acrValues    string // space-separated acr values the route accepts
+	maxAge       int64  // seconds; 0 when not configured
+	hints        bool   // write missingScope, acrValues, maxAge in the body
 }
 
-// errorResponse is the ONE mapping from an edge error to the response the
-// client sees. Anything it does not recognise is an outage: 503, fail closed.
+// errorResponse is the ONE mapping from an error to the response the client
+// sees, at the edge and at the token endpoint. Anything it does not
+// recognise is an outage: 503, fail closed.
 func errorResponse(err error) response {
+	resp := classify(err)
+	var ep *tokenEndpointError
+	if errors.As(err, &ep) {
+		resp = resp.atTokenEndpoint()
+	}
+	return resp
+}
+
+// atTokenEndpoint turns the edge's answer into the token endpoint's (RFC
+// 6749 section 5.2, RFC 8693 section 2.2.2): a refused subject token or an
+// unmet policy is 400 invalid_grant, with no challenge (the subject token
+// is not the request's credential); what the policy asks for moves into
+// the JSON body. Outages stay 503 with Retry-After: not the client's fault.
+func (r response) atTokenEndpoint() response {
+	if r.status != http.StatusUnauthorized && r.status != http.StatusForbidden {
+		return r
+	}
+	r.status = http.StatusBadRequest
+	r.code = "invalid_grant"
+	r.challenge = ""
+	r.hints = true
+	return r
+}
+
+// classify maps an error to the edge's response (see errorResponse).
+func classify(err error) response {
 	var (
 		bearer   *bearerError
 		reject   *exchange.RejectError
@@ -114,10 +168,24 @@ func errorResponse(err error) response {
 		upstream *upstreamError
 		gone     *clientGoneError
 		red      *redactedError
+		treq     *tokenRequestError
+		scope    *scopeError
 	)
 	switch {
 	case errors.As(err, &gone):
 		return response{status: statusClientClosed, silent: true}
+	case errors.As(err, &treq):
+		resp := response{status: treq.status, code: treq.code, description: treq.description}
+		if treq.status == http.StatusMethodNotAllowed {
+			resp.allow = http.MethodPost
+		}
+		return resp
+	case errors.As(err, &scope):
+		desc := scope.Error()
+		if errors.As(err, &red) {
+			desc = red.scrub(desc)
+		}
+		return response{status: http.StatusBadRequest, code: "invalid_scope", description: desc}
 	case errors.Is(err, errNoRoute):
 		return response{status: http.StatusNotFound, code: "not_found", description: "no route matches the request"}
 	case errors.As(err, &bearer) && bearer.missing:
@@ -224,6 +292,11 @@ func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err e
 type errorBody struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	// Token endpoint only: what the subject token lacks (the edge says it
+	// in WWW-Authenticate).
+	Scope     string `json:"scope,omitempty"`
+	ACRValues string `json:"acr_values,omitempty"`
+	MaxAge    int64  `json:"max_age,omitempty"`
 }
 
 func writeResponse(w http.ResponseWriter, resp response) {
@@ -240,7 +313,14 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	if resp.retryAfter {
 		h.Set("Retry-After", retryAfterSeconds)
 	}
-	body, err := json.Marshal(errorBody{Error: resp.code, Description: resp.description})
+	if resp.allow != "" {
+		h.Set("Allow", resp.allow)
+	}
+	eb := errorBody{Error: resp.code, Description: resp.description}
+	if resp.hints {
+		eb.Scope, eb.ACRValues, eb.MaxAge = resp.missingScope, resp.acrValues, resp.maxAge
+	}
+	body, err := json.Marshal(eb)
 	if err != nil { // cannot happen for two strings; never leave the client without a status
 		body = []byte(`{"error":"server_error"}`)
 	}

@@ -8,7 +8,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -61,6 +60,9 @@ type Gateway struct {
 	logger        *slog.Logger
 	metrics       *Metrics
 	noRoute       routeObservers
+	tokenObs      func() *routeObservers // created on first use: no series without traffic
+	tokenPath     string                 // "" when the token endpoint is disabled
+	audiences     map[string]*target     // token endpoint targets by audience
 	buffers       *bufferPool
 	clock         func() time.Time
 	maxTokenBytes int
@@ -105,6 +107,9 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.routes = routes
 	g.router = newRouter(routes)
+	if err := g.newTokenEndpoint(opts.Config.Server.TokenEndpoint()); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
@@ -126,6 +131,7 @@ type requestState struct {
 	exchanged string // the exchanged token: only ever sent upstream
 	exReq     exchange.Request
 	clientID  string
+	endpoint  bool   // a token endpoint request
 	reason    string // rejection reason for the log and metrics, "" when none
 	err       error  // server-side failure, logged on 5xx
 	start     time.Time
@@ -151,6 +157,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.finish(r, st)
 
 	r = canonicalRequest(r)
+	// The token endpoint is matched exactly and before the routes, so no
+	// route (not even path_prefix "/") can shadow it.
+	if g.tokenPath != "" && r.URL.Path == g.tokenPath {
+		st.endpoint = true
+		g.serveToken(r, st)
+		return
+	}
 	rt := g.match(r)
 	if rt == nil {
 		g.fail(&st.rw, r, st, errNoRoute)
@@ -163,40 +176,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.fail(&st.rw, r, st, err)
 		return
 	}
-	if g.maxTokenBytes > 0 && len(raw) > g.maxTokenBytes {
-		g.fail(&st.rw, r, st, errTokenTooLarge)
-		return
-	}
-
 	ctx := r.Context()
-	tok, err := g.verifier.Verify(ctx, raw, rt.audience)
+	res, err := g.grant(ctx, raw, &rt.self, nil, st)
 	if err != nil {
-		g.fail(&st.rw, r, st, redact(fmt.Errorf("verify: %w", err), raw))
-		return
-	}
-	if tok == nil {
-		g.fail(&st.rw, r, st, errors.New("verify: verifier returned no token"))
-		return
-	}
-	st.clientID = clientOf(&tok.Claims)
-
-	if err := rt.policy.check(&tok.Claims, g.clock()); err != nil {
 		g.fail(&st.rw, r, st, err)
-		return
-	}
-
-	st.exReq = exchange.Request{
-		Subject:  tok,
-		Audience: rt.audience,
-		Scopes:   rt.downscope(tok.Claims.Scopes),
-	}
-	res, err := g.exchanger.Exchange(ctx, st.exReq)
-	if err != nil {
-		g.fail(&st.rw, r, st, redact(fmt.Errorf("exchange: %w", err), raw))
-		return
-	}
-	if res == nil || res.AccessToken == "" {
-		g.fail(&st.rw, r, st, fmt.Errorf("exchange: %w", errEmptyExchange))
 		return
 	}
 	st.exchanged = res.AccessToken
@@ -210,8 +193,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) finish(r *http.Request, st *requestState) {
 	status := st.rw.code()
 	obs := &g.noRoute
-	if st.route != nil {
+	switch {
+	case st.route != nil:
 		obs = &st.route.obs
+	case st.endpoint:
+		obs = g.tokenObs()
 	}
 	elapsed := g.clock().Sub(st.start)
 	obs.duration.Observe(elapsed.Seconds())

@@ -118,6 +118,7 @@ func (e *fakeExchanger) Exchange(_ context.Context, req exchange.Request) (*exch
 	return &exchange.Result{
 		AccessToken: exchangedToken(req.Audience, req.Scopes),
 		TokenType:   "Bearer",
+		Scope:       strings.Join(req.Scopes, " "),
 		ExpiresAt:   testNow.Add(5 * time.Minute),
 	}, nil
 }

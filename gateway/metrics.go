@@ -93,6 +93,17 @@ func (m *Metrics) forRoute(name string) routeObservers {
 	}
 }
 
+// forEndpoint is forRoute for a handler without an upstream (the token
+// endpoint): no upstream_duration series.
+func (m *Metrics) forEndpoint(name string) routeObservers {
+	return routeObservers{
+		name:     name,
+		duration: m.RequestDuration.WithLabelValues(name),
+		vec:      m.Requests,
+		codes:    new([500]atomic.Pointer[counter]),
+	}
+}
+
 // requests returns the requests_total counter of this route and code.
 func (o *routeObservers) requests(code int) prometheus.Counter {
 	if code < 100 || code > 599 {

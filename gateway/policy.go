@@ -56,12 +56,14 @@ func (e *policyError) response() response {
 			reason:      reasonPolicy,
 		}
 	case policyScope:
+		missing := strings.Join(e.missingScopes, " ")
 		return response{
-			status:      http.StatusForbidden,
-			challenge:   `Bearer error="insufficient_scope", scope=` + quote(strings.Join(e.missingScopes, " ")),
-			code:        "insufficient_scope",
-			description: e.description,
-			reason:      reasonPolicy,
+			status:       http.StatusForbidden,
+			challenge:    `Bearer error="insufficient_scope", scope=` + quote(missing),
+			code:         "insufficient_scope",
+			description:  e.description,
+			reason:       reasonPolicy,
+			missingScope: missing,
 		}
 	default:
 		challenge := `Bearer error="insufficient_user_authentication", error_description=` + quote(e.description)
@@ -77,6 +79,8 @@ func (e *policyError) response() response {
 			code:        "insufficient_user_authentication",
 			description: e.description,
 			reason:      reasonPolicy,
+			acrValues:   e.acrValues,
+			maxAge:      int64(e.maxAge / time.Second),
 		}
 	}
 }
@@ -145,17 +149,19 @@ func (p *policy) check(c *exchange.Claims, now time.Time) error {
 	}
 }
 
-// downscope returns the umbrella scopes that belong to the route's audience:
-// umbrella ∩ route scopes, deduplicated and sorted (they are part of the
-// exchange cache key). nil when none.
+// downscope returns the umbrella scopes that belong to the route's
+// audience, as the exchanged token carries them: those listed in scopes,
+// and those that start with scope_prefix (without it, with
+// strip_scope_prefix). Deduplicated and sorted (they are part of the
+// exchange cache key); nil when none.
 func (rt *route) downscope(umbrella []string) []string {
 	var out []string
 	for _, s := range umbrella {
-		if _, ok := rt.scopes[s]; ok {
+		if name, ok := rt.owns(s); ok {
 			if out == nil {
-				out = make([]string, 0, min(len(umbrella), len(rt.scopes)))
+				out = make([]string, 0, len(umbrella))
 			}
-			out = append(out, s)
+			out = append(out, name)
 		}
 	}
 	if len(out) < 2 {
@@ -163,6 +169,33 @@ func (rt *route) downscope(umbrella []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// owns reports whether umbrella scope s belongs to the route, and the name
+// the exchanged token carries for it. The prefix rule comes first: with
+// strip_scope_prefix, "orders:read" is carried as "read" even when scopes
+// also lists it. A scope that is only the prefix names nothing.
+func (rt *route) owns(s string) (string, bool) {
+	if p := rt.scopePrefix; p != "" && len(s) > len(p) && strings.HasPrefix(s, p) {
+		if rt.stripScope {
+			return s[len(p):], true
+		}
+		return s, true
+	}
+	_, ok := rt.scopes[s]
+	return s, ok
+}
+
+// intersectSorted keeps the entries of a (sorted, deduplicated) that are
+// also in b (sorted, deduplicated). nil when none.
+func intersectSorted(a, b []string) []string {
+	var out []string
+	for _, s := range a {
+		if _, found := slices.BinarySearch(b, s); found {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // clientOf is the token's client: client_id, else azp. (The verifier already

@@ -29,8 +29,13 @@ type route struct {
 	upstream    *url.URL
 	audience    string
 	scopes      map[string]struct{} // the audience's scopes, for downscoping
+	scopePrefix string              // umbrella scopes with this prefix belong here too
+	stripScope  bool                // carry those without scopePrefix
 	policy      policy
-	timeout     time.Duration
+	// self is the target of an edge request on this route: its audience,
+	// and its own policy alone.
+	self    target
+	timeout time.Duration
 
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
@@ -62,9 +67,12 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			upstream:    u,
 			audience:    c.Audience,
 			scopes:      make(map[string]struct{}, len(c.Scopes)),
+			scopePrefix: c.ScopePrefix,
+			stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
 			policy:      newPolicy(c),
 			timeout:     c.Timeout.D(),
 		}
+		rt.self = target{audience: rt.audience, routes: []*route{rt}}
 		if rt.name == "" {
 			rt.name = key
 		}

@@ -165,12 +165,14 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 
 	g := &generation{cfg: cfg, verifier: verifier, keys: keys, memory: memory, edge: edge}
 	g.admin = gateway.NewAdmin(gateway.AdminOptions{
-		Gatherer:   p.reg,
-		Checks:     g.readinessChecks(p),
-		JWKS:       keys.PublicJWKSJSON(),
-		Issuer:     cfg.Exchange.Local.Issuer,
-		Algorithms: keys.Algorithms(),
-		Logger:     p.logger,
+		Gatherer: p.reg,
+		Checks:   g.readinessChecks(p),
+		JWKS:     keys.PublicJWKSJSON(),
+		Issuer:   cfg.Exchange.Local.Issuer,
+		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
+		TokenEndpoint: cfg.Server.TokenEndpointURL(),
+		Algorithms:    keys.Algorithms(),
+		Logger:        p.logger,
 	})
 	return g, nil
 }

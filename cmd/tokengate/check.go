@@ -1,20 +1,27 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"time"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 )
 
 // runCheck implements `tokengate check --config FILE`: every problem on its
-// own line with its key path, exit status 1 when there is any.
-func runCheck(args []string, stdout, stderr io.Writer) error {
+// own line with its key path, exit status 1 when there is any. With
+// --explain TOKEN_FILE ("-" for stdin) it then explains what the gateway
+// would do with that umbrella token (explain.go).
+func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file to validate")
+	tokenFile := fs.String("explain", "", `file holding an umbrella token to explain ("-" reads stdin)`)
+	noVerify := fs.Bool("no-verify", false, "with --explain: do not check the signature (explain from unverified claims)")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -22,13 +29,38 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "check: --config FILE is required")
 		return &exitError{code: 2}
 	}
+	if *noVerify && *tokenFile == "" {
+		fmt.Fprintln(stderr, "check: --no-verify only applies with --explain TOKEN_FILE")
+		return &exitError{code: 2}
+	}
 	cfg, err := loadConfig(*path)
 	if err != nil {
 		printProblems(stderr, *path, err)
 		return &exitError{code: 1}
 	}
-	fmt.Fprintf(stdout, "%s: OK (%d issuers, %d routes, exchange mode %s)\n",
-		*path, len(cfg.Issuers), len(cfg.Routes), cfg.Exchange.Mode)
+	if *tokenFile == "" {
+		fmt.Fprintf(stdout, "%s: OK (%d issuers, %d routes, exchange mode %s)\n",
+			*path, len(cfg.Issuers), len(cfg.Routes), cfg.Exchange.Mode)
+		return nil
+	}
+	raw, err := readToken(*tokenFile, stdin, cfg.Server.MaxTokenBytes)
+	if err != nil {
+		fmt.Fprintln(stderr, "check:", err)
+		return &exitError{code: 1}
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	err = explain(ctx, explainOptions{
+		cfg:        cfg,
+		raw:        raw,
+		noVerify:   *noVerify,
+		now:        time.Now,
+		httpClient: &http.Client{Transport: transport, Timeout: 30 * time.Second},
+		out:        stdout,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "check:", err)
+		return &exitError{code: 1}
+	}
 	return nil
 }
 

@@ -142,6 +142,13 @@ and echoes the claims it verified: its own audience only, its own scopes only.
 curl -s -H "Authorization: Bearer $TOKEN" %[1]s/orders/42
 curl -s -H "Authorization: Bearer $TOKEN" %[1]s/inventory/widgets
 
+The same exchange without a request to an API, for a service that calls it directly
+(RFC 8693 token endpoint; the answer is a token for orders only):
+
+curl -s %[1]s/oauth2/token -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \
+  -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \
+  -d audience=https://orders.example.com -d subject_token=$TOKEN
+
 And what the gateway refuses:
 
 curl -si %[1]s/orders/42                                  # 401: no token

@@ -199,6 +199,13 @@ routes:
 
 func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGateway {
 	t.Helper()
+	return startE2EWith(t, idp, orders, inventory, nil)
+}
+
+// startE2EWith is startE2E with the configuration text changed by edit,
+// which also learns the edge's address (for server.public_url).
+func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, edit func(text, edgeAddr string) string) *e2eGateway {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
@@ -221,6 +228,9 @@ func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGate
 	issuer := "http://" + adminLn.Addr().String()
 	text := fmt.Sprintf(e2eConfig, adminLn.Addr().String(), idp.URL(), idp.URL()+"/jwks.json", issuer,
 		orders.srv.URL, inventory.srv.URL, audOrders, audInventory)
+	if edit != nil {
+		text = edit(text, edgeLn.Addr().String())
+	}
 	path := filepath.Join(dir, "tokengate.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

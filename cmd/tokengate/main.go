@@ -48,6 +48,9 @@ const usage = `tokengate: one umbrella token in, one single-audience token per A
 Usage:
   tokengate serve --config FILE     run the gateway (SIGHUP reloads FILE, SIGTERM drains)
   tokengate check --config FILE     validate FILE and print every problem
+  tokengate check --config FILE --explain TOKEN_FILE [--no-verify]
+                                    explain which routes an umbrella token reaches
+                                    and what each exchanged token holds ("-" = stdin)
   tokengate demo [--listen ADDR]    run a self-contained demo on loopback
   tokengate keys generate --alg ALG --out FILE
                                     write a new PEM private key (ES256, RS256, PS256, EdDSA)
@@ -65,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "serve":
 		return runServe(ctx, args[1:], stderr)
 	case "check":
-		return runCheck(args[1:], stdout, stderr)
+		return runCheck(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, args[1:], stdout, stderr)
 	case "keys":

@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tokengate/tokengate/exchange"
+)
+
+// target is what a token is exchanged for: one audience, and the routes
+// whose policy the umbrella token must satisfy to get it. An edge request's
+// target is its route alone; the token endpoint's is every route of the
+// requested audience, since the token it returns can be used at any of them.
+type target struct {
+	audience string
+	routes   []*route
+}
+
+// scopeError: the token endpoint's scope parameter asks for more than the
+// subject token grants for the audience (invalid_scope).
+type scopeError struct{ extra []string }
+
+func (e *scopeError) Error() string {
+	return "the requested scope is broader than the subject token grants for this audience: " + strings.Join(e.extra, " ")
+}
+
+// maxListedScopes bounds how many refused scopes a description names.
+const maxListedScopes = 8
+
+// authorize is the decision shared by the edge, the token endpoint and
+// `tokengate check --explain`, so they can never disagree: verify raw for
+// t's audience, apply the policy of every route of t, downscope to the
+// scopes every one of them gives, and narrow to requested when it is not nil
+// (the token endpoint's scope parameter). It returns what to exchange; it
+// exchanges nothing. Errors are mapped by errorResponse; none holds raw.
+func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requested []string) (exchange.Request, error) {
+	if g.maxTokenBytes > 0 && len(raw) > g.maxTokenBytes {
+		return exchange.Request{}, errTokenTooLarge
+	}
+	tok, err := g.verifier.Verify(ctx, raw, t.audience)
+	if err != nil {
+		return exchange.Request{}, redact(fmt.Errorf("verify: %w", err), raw)
+	}
+	if tok == nil {
+		return exchange.Request{}, errors.New("verify: verifier returned no token")
+	}
+	req := exchange.Request{Subject: tok, Audience: t.audience}
+	now := g.clock()
+	for i, rt := range t.routes {
+		if err := rt.policy.check(&tok.Claims, now); err != nil {
+			return req, err
+		}
+		if i == 0 {
+			req.Scopes = rt.downscope(tok.Claims.Scopes)
+		} else {
+			// Several routes serve the audience: the token carries only the
+			// scopes that every one of them would give it.
+			req.Scopes = intersectSorted(req.Scopes, rt.downscope(tok.Claims.Scopes))
+		}
+	}
+	if requested != nil {
+		var extra []string
+		for _, s := range requested {
+			if _, ok := slices.BinarySearch(req.Scopes, s); !ok && len(extra) < maxListedScopes {
+				extra = append(extra, s)
+			}
+		}
+		if len(extra) > 0 {
+			return req, redact(&scopeError{extra: extra}, raw)
+		}
+		req.Scopes = requested
+	}
+	return req, nil
+}
+
+// grant authorizes raw for t and exchanges it: the whole path from an
+// umbrella token to a single-audience token, for the edge and the token
+// endpoint alike. It records the client and the exchange request in st.
+func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []string, st *requestState) (*exchange.Result, error) {
+	req, err := g.authorize(ctx, raw, t, requested)
+	if req.Subject != nil {
+		st.clientID = clientOf(&req.Subject.Claims)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.exReq = req
+	res, err := g.exchanger.Exchange(ctx, req)
+	if err != nil {
+		return nil, redact(fmt.Errorf("exchange: %w", err), raw)
+	}
+	if res == nil || res.AccessToken == "" {
+		return nil, fmt.Errorf("exchange: %w", errEmptyExchange)
+	}
+	return res, nil
+}
