@@ -160,6 +160,18 @@ func errorResponse(err error) response {
 		}
 	case errors.As(err, &pol):
 		return pol.response()
+	case errors.Is(err, exchange.ErrExchangeDenied):
+		// The token is valid, but the STS will not issue a token for this
+		// API (invalid_target, invalid_scope, access_denied): RFC 6750's
+		// "requires higher privileges than provided by the access token".
+		const desc = "the token exchange service does not issue a token for this API to this access token"
+		return response{
+			status:      http.StatusForbidden,
+			challenge:   `Bearer error="insufficient_scope", error_description=` + quote(desc),
+			code:        "insufficient_scope",
+			description: desc,
+			reason:      exchange.ReasonSTSDenied,
+		}
 	case errors.Is(err, exchange.ErrKeysUnavailable):
 		return response{
 			status:      http.StatusServiceUnavailable,
