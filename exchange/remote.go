@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokengate/tokengate/config"
@@ -94,6 +95,10 @@ type Remote struct {
 	logger       *slog.Logger
 	fingerprint  string
 	usesDiscover bool
+
+	// lastFailureLog is when an STS failure was last logged above debug
+	// (UnixNano), so an outage does not write a line per request.
+	lastFailureLog atomic.Int64
 
 	// wait sleeps between attempts; tests replace it to run without delay.
 	wait func(ctx context.Context, d time.Duration) error
@@ -336,11 +341,30 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 			// the STS (client, secret, grant, parameters) needs fixing.
 			level = slog.LevelError
 		}
+		if !r.failureLogDue() {
+			// The same outage fails every request; one line per interval
+			// says it, the rest go to debug.
+			level = slog.LevelDebug
+		}
 		r.logger.Log(ctx, level, "token exchange at the sts failed",
 			"audience", req.Audience, "status", last.Status, "error", last.Code, "error_description", last.Description,
 			"cause", errString(last.Err))
 	}
 	return nil, out
+}
+
+// remoteFailureLogInterval is the least time between two warn/error lines
+// about STS failures.
+const remoteFailureLogInterval = 10 * time.Second
+
+// failureLogDue reports whether an STS failure may be logged above debug now.
+func (r *Remote) failureLogDue() bool {
+	now := r.clock().UnixNano()
+	last := r.lastFailureLog.Load()
+	if last != 0 && now-last < int64(remoteFailureLogInterval) {
+		return false
+	}
+	return r.lastFailureLog.CompareAndSwap(last, now)
 }
 
 func errString(err error) string {

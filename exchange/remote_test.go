@@ -682,3 +682,41 @@ func TestRemoteNeverLogsTokens(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteFailureLogsAreThrottled: an outage fails every request, but only
+// one warning per interval reaches the log above debug.
+func TestRemoteFailureLogsAreThrottled(t *testing.T) {
+	sts := newRTSTS(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
+		rtJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_client"})
+	})
+	env := newRTEnv(t, rtConfig(sts.URL()))
+	for range 5 {
+		_, _ = env.remote.Exchange(context.Background(), rtRequest())
+	}
+	env.clock.Set(rtNow.Add(remoteFailureLogInterval))
+	_, _ = env.remote.Exchange(context.Background(), rtRequest())
+	logs := env.logs.String()
+	if n := strings.Count(logs, `"level":"ERROR"`); n != 2 {
+		t.Errorf("%d error lines for 6 failures over one interval, want 2:\n%s", n, logs)
+	}
+	if n := strings.Count(logs, `"msg":"token exchange at the sts failed"`); n != 6 {
+		t.Errorf("%d failure lines in all, want 6 (the rest at debug)", n)
+	}
+	if !strings.Contains(logs, `"error":"invalid_client"`) {
+		t.Error("the STS's error code is not logged")
+	}
+}
+
+// BenchmarkRemoteExchange is one exchange against a loopback STS: the cost
+// a cache miss adds in remote mode, HTTP round trip included.
+func BenchmarkRemoteExchange(b *testing.B) {
+	sts := newRTSTS(b, rtOK(60))
+	env := newRTEnv(b, rtConfig(sts.URL()))
+	req := rtRequest("orders:read")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.remote.Exchange(context.Background(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
