@@ -410,8 +410,11 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 	if err := r.auth.apply(hreq, form, endpoint, now); err != nil {
 		return nil, 0, err
 	}
+	// The body is set after client authentication has added its fields;
+	// GetBody lets the transport resend it on a stale keep-alive connection.
 	body := form.Encode()
 	hreq.Body = io.NopCloser(strings.NewReader(body))
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
 	hreq.ContentLength = int64(len(body))
 	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	hreq.Header.Set("Accept", "application/json")
