@@ -9,7 +9,12 @@ LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 30s
 BENCHTIME ?= 1s
 
-.PHONY: all build demo test lint vet fmt-check unit bench fuzz clean
+# The interop tests run node-oidc-provider and jose from e2e/ (Node.js 20+).
+# npm ci runs only when the lock file is newer than the last install, so
+# `make test` works offline once the packages are installed.
+E2E_STAMP := e2e/node_modules/.tokengate-installed
+
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps bench fuzz clean
 
 all: build
 
@@ -33,8 +38,17 @@ fmt-check:
 vet:
 	$(GO) vet $(PKGS)
 
-unit:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+unit: e2e-deps
+	TOKENGATE_E2E_NODE=require $(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+## e2e-deps: install the interop tests' Node packages (e2e/package-lock.json)
+e2e-deps: $(E2E_STAMP)
+
+$(E2E_STAMP): e2e/package.json e2e/package-lock.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+	  echo "make test: the interop tests need Node.js 20 or later and npm (they run node-oidc-provider and jose from e2e/)"; exit 1; }
+	cd e2e && npm ci --prefer-offline --no-audit --no-fund --loglevel=error
+	@touch $@
 
 ## bench: the Go benchmarks (verify, cache hit, whole request)
 bench:

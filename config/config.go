@@ -140,13 +140,36 @@ type SigningKey struct {
 
 // Remote configures an external RFC 8693 STS (exchange.mode: remote).
 type Remote struct {
-	TokenEndpoint      string   `yaml:"token_endpoint"`
-	ClientID           string   `yaml:"client_id"`
-	ClientSecret       string   `yaml:"client_secret"`
-	AuthMethod         string   `yaml:"auth_method"`
-	SubjectTokenType   string   `yaml:"subject_token_type"`
-	RequestedTokenType string   `yaml:"requested_token_type"`
-	Timeout            Duration `yaml:"timeout"`
+	// TokenEndpoint is the STS's token endpoint; or set Issuer.
+	TokenEndpoint string `yaml:"token_endpoint"`
+	// Issuer, instead of TokenEndpoint, finds the token endpoint in the
+	// STS's OIDC / RFC 8414 metadata.
+	Issuer string `yaml:"issuer"`
+	// ClientID is tokengate's client at the STS.
+	ClientID string `yaml:"client_id"`
+	// ClientSecret is for client_secret_basic and client_secret_post.
+	ClientSecret string `yaml:"client_secret"`
+	// AuthMethod is client_secret_basic (default), client_secret_post or
+	// private_key_jwt.
+	AuthMethod string `yaml:"auth_method"`
+	// PrivateKey signs the RFC 7523 client assertion of private_key_jwt.
+	PrivateKey SigningKey `yaml:"private_key"`
+	// AssertionAudience is the aud of the client assertion. Default: the
+	// token endpoint URL.
+	AssertionAudience string `yaml:"assertion_audience"`
+	// SubjectTokenType is the umbrella token's type URI. Default
+	// urn:ietf:params:oauth:token-type:access_token.
+	SubjectTokenType string `yaml:"subject_token_type"`
+	// RequestedTokenType is the type URI asked for. Default
+	// urn:ietf:params:oauth:token-type:access_token.
+	RequestedTokenType string `yaml:"requested_token_type"`
+	// Resource says when the RFC 8707 resource parameter is sent. Default false.
+	Resource Resource `yaml:"resource"`
+	// Timeout bounds one exchange, retries included. Default 2s.
+	Timeout Duration `yaml:"timeout"`
+	// AllowInsecureHTTP permits plain-http STS URLs on hosts other than
+	// loopback. Default false.
+	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
 }
 
 // Cache configures the exchanged-token cache.

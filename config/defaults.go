@@ -59,6 +59,7 @@ func DefaultCopyClaims() []string {
 const (
 	DefaultAuthMethod    = "client_secret_basic"
 	TokenTypeAccessToken = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeJWT         = "urn:ietf:params:oauth:token-type:jwt"
 	DefaultRemoteTimeout = 2 * time.Second
 )
 

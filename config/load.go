@@ -127,6 +127,7 @@ func (c *Config) resolvePaths() {
 	for i := range c.Exchange.Local.SigningKeys {
 		abs(indexPath("exchange.local.signing_keys", i)+".file", &c.Exchange.Local.SigningKeys[i].File)
 	}
+	abs("exchange.remote.private_key.file", &c.Exchange.Remote.PrivateKey.File)
 	if c.Server.TLS != nil {
 		abs("server.tls.cert_file", &c.Server.TLS.CertFile)
 		abs("server.tls.key_file", &c.Server.TLS.KeyFile)

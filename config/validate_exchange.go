@@ -21,13 +21,11 @@ func reservedClaims() []string {
 func (v *validator) exchange() {
 	e := v.c.Exchange
 	switch e.Mode {
-	case ModeLocal:
-	case ModeRemote:
-		v.add("exchange.mode", `"remote" is not available in this version yet: use "local"`)
+	case ModeLocal, ModeRemote:
 	case "":
-		v.add("exchange.mode", `is empty: use "local" (or remove the key for that default)`)
+		v.add("exchange.mode", `is empty: use "local" or "remote" (or remove the key for the default, "local")`)
 	default:
-		v.addf("exchange.mode", `%s is not an exchange mode: use "local"`, quote(e.Mode))
+		v.addf("exchange.mode", `%s is not an exchange mode: use "local" (tokengate signs) or "remote" (an RFC 8693 STS signs)`, quote(e.Mode))
 	}
 	switch {
 	case e.TokenTTL <= 0:
@@ -36,8 +34,11 @@ func (v *validator) exchange() {
 		v.addf("exchange.token_ttl", "%s is too long: exchanged tokens live at most %s; a few minutes, like %s, is usual",
 			e.TokenTTL, maxTokenTTL, DefaultTokenTTL)
 	}
-	if e.Mode == ModeLocal {
+	switch e.Mode {
+	case ModeLocal:
 		v.local()
+	case ModeRemote:
+		v.remote()
 	}
 }
 

@@ -119,8 +119,12 @@ func TestValidate(t *testing.T) {
 			[]string{"issuers[0].fetch_timeout: 0s is not positive"}},
 
 		// exchange
-		{"remote", func(c *Config) { c.Exchange.Mode = "remote" },
-			[]string{`exchange.mode: "remote" is not available in this version yet: use "local"`}},
+		{"remote without settings", func(c *Config) { c.Exchange.Mode = "remote" },
+			[]string{
+				"exchange.remote.token_endpoint: is not set, and issuer is not either",
+				"exchange.remote.client_id: is empty",
+				"exchange.remote.client_secret: is empty: auth_method client_secret_basic sends the client secret",
+			}},
 		{"unknown mode", func(c *Config) { c.Exchange.Mode = "sts" },
 			[]string{`exchange.mode: "sts" is not an exchange mode: use "local"`}},
 		{"token_ttl zero", func(c *Config) { c.Exchange.TokenTTL = 0 },
@@ -159,8 +163,13 @@ func TestValidate(t *testing.T) {
 				`exchange.local.copy_claims[2]: "aud" is a claim tokengate sets itself on every exchanged token: remove it from copy_claims`,
 				`exchange.local.copy_claims[3]: "scope" is a claim tokengate sets itself`,
 			}},
-		{"remote mode skips local checks", func(c *Config) { c.Exchange.Mode = "remote"; c.Exchange.Local = Local{} },
-			[]string{`exchange.mode: "remote" is not available`}},
+		{"remote mode skips local checks", func(c *Config) {
+			c.Exchange.Mode = "remote"
+			c.Exchange.Local = Local{}
+			c.Exchange.Remote.TokenEndpoint = "https://sts.example.com/token"
+			c.Exchange.Remote.ClientID = "tokengate"
+			c.Exchange.Remote.ClientSecret = "pw-secret"
+		}, nil},
 
 		// cache
 		{"max_entries", func(c *Config) { c.Cache.MaxEntries = 0 },

@@ -92,6 +92,8 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string) {
 	switch {
 	case t == durationType:
 		w.scalar(n, t, path)
+	case t == resourceType:
+		w.resource(n, path)
 	case t.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
 			w.problemf(n, path, "must be a mapping (key: value lines), not %s", kindName(n))

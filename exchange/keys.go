@@ -264,21 +264,10 @@ func signingKeyNew(spec KeySpec) (*SigningKey, error) {
 		k.Kid = k.thumbprint
 	}
 
-	// go-jose signs the standard key types natively; anything else (an HSM,
-	// a KMS) goes through its crypto.Signer adapter.
-	var key any
-	switch s := spec.Signer.(type) {
-	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
-		key = s
-	case *ed25519.PrivateKey:
-		key = *s
-	default:
-		key = cryptosigner.Opaque(s)
-	}
 	opts := (&jose.SignerOptions{}).WithType(signingKeyTokenType)
 	k.joseSigner, err = jose.NewSigner(jose.SigningKey{
 		Algorithm: jose.SignatureAlgorithm(k.Alg),
-		Key:       jose.JSONWebKey{Key: key, KeyID: k.Kid},
+		Key:       jose.JSONWebKey{Key: joseSigningKey(spec.Signer), KeyID: k.Kid},
 	}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create %s signer: %w", k.Alg, err)
@@ -288,6 +277,19 @@ func signingKeyNew(spec KeySpec) (*SigningKey, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// joseSigningKey is the key go-jose signs with: the standard key types
+// natively; anything else (an HSM, a KMS) through its crypto.Signer adapter.
+func joseSigningKey(signer crypto.Signer) any {
+	switch s := signer.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+		return s
+	case *ed25519.PrivateKey:
+		return *s
+	default:
+		return cryptosigner.Opaque(s)
+	}
 }
 
 // signingKeyProbe signs once and verifies with the public key, so a key that

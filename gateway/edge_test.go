@@ -58,6 +58,9 @@ func TestEdgeContract(t *testing.T) {
 		tokExFail    = "tok-exchange-down-0123"
 		tokExUnknown = "tok-exchange-weird-0123"
 		tokExReject  = "tok-exchange-reject-0123"
+		tokSTSReject = "tok-sts-rejects-0123"
+		tokSTSDenied = "tok-sts-denies-01234"
+		tokSTSDown   = "tok-sts-is-down-0123"
 	)
 	v.fail(tokExpired, exchange.Reject(exchange.ReasonExpired, `token is "expired"`, nil))
 	v.fail(tokLeaky, exchange.Reject(exchange.ReasonMalformed, "cannot parse "+tokLeaky, nil))
@@ -68,6 +71,11 @@ func TestEdgeContract(t *testing.T) {
 		tokExFail:    fmt.Errorf("sign: %w", exchange.ErrExchangeUnavailable),
 		tokExUnknown: errBoom,
 		tokExReject:  exchange.Reject(exchange.ReasonAudience, "audience not allowed", nil),
+		// What the remote exchanger returns for each kind of STS answer.
+		tokSTSReject: &exchange.RejectError{Reason: exchange.ReasonSTSRejected, Description: "the token exchange service rejected the access token",
+			Err: &exchange.STSError{Status: 400, Code: "invalid_grant", Description: "subject token " + tokSTSReject + " is revoked"}},
+		tokSTSDenied: fmt.Errorf("remote exchange: %w: %w", exchange.ErrExchangeDenied, &exchange.STSError{Status: 400, Code: "invalid_target"}),
+		tokSTSDown:   fmt.Errorf("remote exchange: %w: %w", exchange.ErrExchangeUnavailable, &exchange.STSError{Status: 503}),
 	} {
 		v.add(tok, func(c *exchange.Claims) { c.Subject = tok })
 		ex.errs[tok] = err
@@ -136,6 +144,13 @@ func TestEdgeContract(t *testing.T) {
 		{name: "unknown exchange error fails closed", path: "/orders", auth: []string{"Bearer " + tokExUnknown}, status: 503, code: "temporarily_unavailable", retryAfter: true},
 		{name: "exchange rejects the token", path: "/orders", auth: []string{"Bearer " + tokExReject}, status: 401,
 			challenge: `Bearer error="invalid_token", error_description="audience not allowed"`, code: "invalid_token", reason: "audience"},
+		{name: "sts rejects the subject token", path: "/orders", auth: []string{"Bearer " + tokSTSReject}, status: 401,
+			challenge: `Bearer error="invalid_token", error_description="the token exchange service rejected the access token"`,
+			code:      "invalid_token", desc: "rejected", reason: "sts_rejected"},
+		{name: "sts will not issue for this api", path: "/orders", auth: []string{"Bearer " + tokSTSDenied}, status: 403,
+			challenge: `Bearer error="insufficient_scope", error_description="the token exchange service does not issue a token for this API to this access token"`,
+			code:      "insufficient_scope", desc: "does not issue", reason: "sts_denied"},
+		{name: "sts unavailable", path: "/orders", auth: []string{"Bearer " + tokSTSDown}, status: 503, code: "temporarily_unavailable", retryAfter: true},
 		{name: "upstream unreachable", path: "/down", auth: []string{"Bearer " + umbrella}, status: 502, code: "bad_gateway"},
 		{name: "upstream timed out", path: "/slow", auth: []string{"Bearer " + umbrella}, status: 504, code: "gateway_timeout"},
 	}

@@ -154,6 +154,11 @@ func (r response) atTokenEndpoint() response {
 	}
 	r.status = http.StatusBadRequest
 	r.code = "invalid_grant"
+	if r.reason == exchange.ReasonSTSDenied {
+		// The subject token is fine; the STS will not issue for this
+		// audience or scope: RFC 8693 section 2.2.2's invalid_target.
+		r.code = "invalid_target"
+	}
 	r.challenge = ""
 	r.hints = true
 	return r
@@ -228,6 +233,18 @@ func classify(err error) response {
 		}
 	case errors.As(err, &pol):
 		return pol.response()
+	case errors.Is(err, exchange.ErrExchangeDenied):
+		// The token is valid, but the STS will not issue a token for this
+		// API (invalid_target, invalid_scope, access_denied): RFC 6750's
+		// "requires higher privileges than provided by the access token".
+		const desc = "the token exchange service does not issue a token for this API to this access token"
+		return response{
+			status:      http.StatusForbidden,
+			challenge:   `Bearer error="insufficient_scope", error_description=` + quote(desc),
+			code:        "insufficient_scope",
+			description: desc,
+			reason:      exchange.ReasonSTSDenied,
+		}
 	case errors.Is(err, exchange.ErrKeysUnavailable):
 		return response{
 			status:      http.StatusServiceUnavailable,

@@ -225,6 +225,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		tokKeys     = "tok-keys-down-0123456"
 		tokExDown   = "tok-exchange-down-0123"
 		tokEcho     = "tok-echo-me-0123456789"
+		tokDenied   = "tok-sts-denied-012345"
 	)
 	v.fail(tokExpired, exchange.Reject(exchange.ReasonExpired, "token expired", nil))
 	v.fail(tokWrongAud, exchange.Reject(exchange.ReasonAudience, "audience not accepted: expected "+audOrders, nil))
@@ -232,6 +233,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 	v.fail(tokEcho, exchange.Reject(exchange.ReasonMalformed, "cannot parse "+tokEcho, nil))
 	v.add(tokExDown, func(c *exchange.Claims) { c.Subject = tokExDown })
 	ex.errs[tokExDown] = fmt.Errorf("sign: %w", exchange.ErrExchangeUnavailable)
+	v.add(tokDenied, func(c *exchange.Claims) { c.Subject = tokDenied })
+	ex.errs[tokDenied] = fmt.Errorf("sts: %w", exchange.ErrExchangeDenied)
 	v.add("tok-evil-client-0123", func(c *exchange.Claims) { c.ClientID = "evil" })
 	v.add("tok-no-read-scope-01", func(c *exchange.Claims) { c.Scopes = []string{"orders:write"} })
 	v.add("tok-silver-acr-0123", func(c *exchange.Claims) { c.ACR = "silver" })
@@ -293,6 +296,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{name: "shared audience: every route's policy", ct: formType, body: exchangeForm("tok-silver-reports-1", "https://reports.example.com").Encode(), status: 400, code: "invalid_grant", reason: "policy",
 			hints: map[string]any{"acr_values": "gold"}},
 		{name: "issuer keys down", ct: formType, body: exchangeForm(tokKeys, audOrders).Encode(), status: 503, code: "temporarily_unavailable", headers: map[string]string{"Retry-After": "5"}, subject: tokKeys},
+		{name: "STS refuses the target", ct: formType, body: exchangeForm(tokDenied, audOrders).Encode(), status: 400, code: "invalid_target", reason: "sts_denied", subject: tokDenied, exchanged: true},
 		{name: "exchange down", ct: formType, body: exchangeForm(tokExDown, audOrders).Encode(), status: 503, code: "temporarily_unavailable", headers: map[string]string{"Retry-After": "5"}, subject: tokExDown, exchanged: true},
 	}
 	for _, tc := range tests {

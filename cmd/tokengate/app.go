@@ -87,7 +87,7 @@ func newProcess(logger *slog.Logger) (*process, error) {
 type generation struct {
 	cfg      *config.Config
 	verifier *exchange.Verifier
-	keys     *exchange.KeySet
+	keys     *exchange.KeySet // nil in remote mode
 	memory   *cache.Memory
 	edge     *gateway.Gateway
 	admin    http.Handler
@@ -95,16 +95,14 @@ type generation struct {
 
 // buildGeneration wires config → verifier, signer, cache, exchanger, gateway.
 // prev, when non-nil, donates its memory tier if the
-// bound is unchanged: cache keys cover the signing key, the audience and the
+// bound is unchanged: cache keys cover the exchanger (signing key or STS
+// settings), the audience and the
 // scopes, so entries made under the old configuration can never be served
 // for a changed policy.
 func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *generation) (*generation, error) {
-	if cfg.Exchange.Mode != config.ModeLocal {
-		return nil, fmt.Errorf("exchange.mode %q is not available in this version", cfg.Exchange.Mode)
-	}
-	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+	up, err := buildUpstream(p, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
+		return nil, err
 	}
 	verifier, err := exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
 		HTTPClient:    p.httpClient,
@@ -116,25 +114,13 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
 	}
-	local, err := exchange.NewLocal(exchange.LocalOptions{
-		Issuer:     cfg.Exchange.Local.Issuer,
-		TokenTTL:   cfg.Exchange.TokenTTL.D(),
-		CopyClaims: cfg.Exchange.Local.CopyClaims,
-		Keys:       keys,
-		Clock:      p.clock,
-		Metrics:    p.exMetrics,
-		Logger:     p.logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("exchange.local: %w", err)
-	}
 	var memory *cache.Memory
 	if prev != nil && prev.cfg.Cache.MaxEntries == cfg.Cache.MaxEntries {
 		memory = prev.memory
 	} else if memory, err = cache.NewMemory(cfg.Cache.MaxEntries, p.clock, p.cacheMetric); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
-	caching, err := exchange.NewCaching(local, exchange.CachingOptions{
+	caching, err := exchange.NewCaching(up.upstream, exchange.CachingOptions{
 		Cache:         memory,
 		RefreshBefore: cfg.Cache.RefreshBefore.D(),
 		KeySecret:     p.cacheSecret,
@@ -161,19 +147,24 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 	if err := verifier.Prefetch(fetchCtx); err != nil {
 		p.logger.Warn("issuer keys not available yet; /readyz reports not ready until they are", "error", err)
 	}
+	if err := up.prefetch(fetchCtx); err != nil {
+		p.logger.Warn("the STS's metadata is not available yet; /readyz reports not ready until it is", "error", err)
+	}
 	cancel()
 
-	g := &generation{cfg: cfg, verifier: verifier, keys: keys, memory: memory, edge: edge}
-	g.admin = gateway.NewAdmin(gateway.AdminOptions{
+	g := &generation{cfg: cfg, verifier: verifier, keys: up.keys, memory: memory, edge: edge}
+	admin := gateway.AdminOptions{
 		Gatherer: p.reg,
-		Checks:   g.readinessChecks(p),
-		JWKS:     keys.PublicJWKSJSON(),
-		Issuer:   cfg.Exchange.Local.Issuer,
+		Checks:   append(g.readinessChecks(p), up.checks...),
+		Issuer:   up.issuer,
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
-		Algorithms:    keys.Algorithms(),
 		Logger:        p.logger,
-	})
+	}
+	if up.keys != nil {
+		admin.JWKS, admin.Algorithms = up.keys.PublicJWKSJSON(), up.keys.Algorithms()
+	}
+	g.admin = gateway.NewAdmin(admin)
 	return g, nil
 }
 

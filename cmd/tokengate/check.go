@@ -77,6 +77,11 @@ func loadConfig(path string) (*config.Config, error) {
 			return nil, &config.FieldError{Path: "exchange.local.signing_keys", Msg: err.Error()}
 		}
 	}
+	if r := cfg.Exchange.Remote; cfg.Exchange.Mode == config.ModeRemote && r.AuthMethod == config.AuthPrivateKeyJWT {
+		if _, err := exchange.LoadClientKey(r.PrivateKey); err != nil {
+			return nil, &config.FieldError{Path: "exchange.remote.private_key", Msg: err.Error()}
+		}
+	}
 	return cfg, nil
 }
 

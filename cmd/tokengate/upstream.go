@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/gateway"
+)
+
+// modeUpstream is what exchange.mode contributes to a generation: the
+// exchanger the cache sits on, the keys to publish, and what to fetch at
+// start and check for readiness.
+type modeUpstream struct {
+	upstream exchange.Upstream
+	// keys are the local signing keys; nil in remote mode, where the admin
+	// listener publishes no JWKS and no discovery document (backends verify
+	// with the STS's keys), so both answer 404.
+	keys *exchange.KeySet
+	// issuer is the iss that discovery is served under ("" in remote mode).
+	issuer string
+	// prefetch runs at start; a failure is logged, not fatal.
+	prefetch func(context.Context) error
+	// checks are added to /readyz.
+	checks []gateway.ReadinessCheck
+}
+
+// buildUpstream builds the Local signer or the Remote STS client.
+func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
+	switch cfg.Exchange.Mode {
+	case config.ModeLocal:
+		keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+		if err != nil {
+			return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
+		}
+		local, err := exchange.NewLocal(exchange.LocalOptions{
+			Issuer:     cfg.Exchange.Local.Issuer,
+			TokenTTL:   cfg.Exchange.TokenTTL.D(),
+			CopyClaims: cfg.Exchange.Local.CopyClaims,
+			Keys:       keys,
+			Clock:      p.clock,
+			Metrics:    p.exMetrics,
+			Logger:     p.logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("exchange.local: %w", err)
+		}
+		return &modeUpstream{upstream: local, keys: keys, issuer: cfg.Exchange.Local.Issuer,
+			prefetch: func(context.Context) error { return nil }}, nil
+	case config.ModeRemote:
+		remote, err := exchange.NewRemote(exchange.RemoteOptions{
+			Config:     cfg.Exchange.Remote,
+			TokenTTL:   cfg.Exchange.TokenTTL.D(),
+			HTTPClient: p.httpClient,
+			Clock:      p.clock,
+			Metrics:    p.exMetrics,
+			Logger:     p.logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("exchange.remote: %w", err)
+		}
+		up := &modeUpstream{upstream: remote, prefetch: remote.Prefetch}
+		if cfg.Exchange.Remote.Issuer != "" {
+			up.checks = []gateway.ReadinessCheck{{Name: "sts_metadata", Check: remote.Ready}}
+		}
+		return up, nil
+	default:
+		return nil, fmt.Errorf("exchange.mode %q is not an exchange mode", cfg.Exchange.Mode)
+	}
+}

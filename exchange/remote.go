@@ -1,0 +1,472 @@
+package exchange
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// remoteMode is the mode label of remote exchanges in metrics.
+const remoteMode = "remote"
+
+// Metric results of remote exchanges: what the caller got.
+const (
+	remoteResultOK          = "ok"
+	remoteResultRejected    = "rejected"    // the STS refused: 401 / 403
+	remoteResultUnavailable = "unavailable" // no usable answer: 503
+)
+
+// Retry defaults.
+const (
+	defaultRemoteMaxAttempts = 3
+	defaultRemoteBackoff     = 50 * time.Millisecond
+	defaultRemoteTimeout     = 2 * time.Second
+	// remoteMinAttemptTime: no new attempt starts with less time than this
+	// left; it could not finish.
+	remoteMinAttemptTime = 20 * time.Millisecond
+)
+
+// RemoteOptions configure NewRemote.
+type RemoteOptions struct {
+	// Config is exchange.remote, validated.
+	Config config.Remote
+	// TokenTTL caps an exchanged token's cached life (exchange.token_ttl).
+	TokenTTL time.Duration
+	// HTTPClient calls the STS. Required. Remote uses a copy that never
+	// follows redirects: a redirect would carry the credentials and the
+	// umbrella token elsewhere.
+	HTTPClient *http.Client
+	// Clock is nil for time.Now.
+	Clock func() time.Time
+	// Random is the source of client assertion jtis; nil for crypto/rand.
+	Random io.Reader
+	// Metrics may be nil (tests).
+	Metrics *Metrics
+	// Logger is nil for no logging. Tokens are never logged.
+	Logger *slog.Logger
+
+	// MaxAttempts bounds the attempts of one exchange (0 means 3); all of
+	// them fit in Config.Timeout.
+	MaxAttempts int
+	// Backoff is the base of the jittered exponential back-off between
+	// attempts (0 means 50ms).
+	Backoff time.Duration
+	// BreakerThreshold is how many consecutive transient failures open the
+	// circuit breaker (0 means 5); BreakerCooldown is its first open period
+	// (0 means 1s), doubled after each failed probe up to BreakerMaxCooldown
+	// (0 means 30s).
+	BreakerThreshold   int
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
+}
+
+// Remote obtains exchanged tokens from an RFC 8693 STS. It is the Upstream
+// of the caching exchanger in remote mode, immutable after NewRemote apart
+// from its breaker and discovered endpoint, and safe for concurrent use.
+type Remote struct {
+	endpoint     *stsEndpoint
+	auth         stsClientAuth
+	client       *http.Client
+	subjectType  string
+	requested    string
+	resource     config.Resource
+	ttl          time.Duration
+	timeout      time.Duration
+	maxAttempts  int
+	backoff      time.Duration
+	breaker      *breaker
+	clock        func() time.Time
+	metrics      *Metrics
+	logger       *slog.Logger
+	fingerprint  string
+	usesDiscover bool
+
+	// lastFailureLog is when an STS failure was last logged above debug
+	// (UnixNano), so an outage does not write a line per request.
+	lastFailureLog atomic.Int64
+
+	// wait sleeps between attempts; tests replace it to run without delay.
+	wait func(ctx context.Context, d time.Duration) error
+	// jitter returns a random duration in [0, d]; tests make it exact.
+	jitter func(d time.Duration) time.Duration
+}
+
+// NewRemote checks opts, loads the client key (private_key_jwt) and
+// precomputes the fingerprint. It does not contact the STS: Prefetch does.
+func NewRemote(opts RemoteOptions) (*Remote, error) {
+	cfg := opts.Config
+	var problems []error
+	if cfg.TokenEndpoint == "" && cfg.Issuer == "" {
+		problems = append(problems, errors.New("neither token_endpoint nor issuer is set"))
+	}
+	if cfg.ClientID == "" {
+		problems = append(problems, errors.New("client_id is empty"))
+	}
+	if opts.TokenTTL <= 0 {
+		problems = append(problems, fmt.Errorf("token_ttl is %v: set exchange.token_ttl to a positive duration", opts.TokenTTL))
+	}
+	if opts.HTTPClient == nil {
+		problems = append(problems, errors.New("an HTTP client is required"))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("remote exchanger: %w", errors.Join(problems...))
+	}
+	r := &Remote{
+		subjectType:  orDefault(cfg.SubjectTokenType, TokenTypeAccessToken),
+		requested:    orDefault(cfg.RequestedTokenType, TokenTypeAccessToken),
+		resource:     cfg.Resource,
+		ttl:          opts.TokenTTL,
+		timeout:      cfg.Timeout.D(),
+		maxAttempts:  opts.MaxAttempts,
+		backoff:      opts.Backoff,
+		clock:        opts.Clock,
+		metrics:      opts.Metrics,
+		logger:       opts.Logger,
+		usesDiscover: cfg.TokenEndpoint == "",
+	}
+	if r.timeout <= 0 {
+		r.timeout = defaultRemoteTimeout
+	}
+	if r.maxAttempts <= 0 {
+		r.maxAttempts = defaultRemoteMaxAttempts
+	}
+	if r.backoff <= 0 {
+		r.backoff = defaultRemoteBackoff
+	}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	random := opts.Random
+	if random == nil {
+		random = rand.Reader
+	}
+	auth, err := newSTSClientAuth(cfg, random)
+	if err != nil {
+		return nil, fmt.Errorf("remote exchanger: %w", err)
+	}
+	r.auth = auth
+
+	client := *opts.HTTPClient
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	r.client = &client
+
+	r.endpoint = &stsEndpoint{
+		static:        cfg.TokenEndpoint,
+		issuer:        cfg.Issuer,
+		client:        r.client,
+		timeout:       r.timeout,
+		allowInsecure: cfg.AllowInsecureHTTP,
+		now:           r.clock,
+		onWarn:        func(msg string, args ...any) { r.logger.Warn(msg, args...) },
+	}
+	r.breaker = newBreaker(r.clock, opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown)
+	r.breaker.onChange = func(from, to breakerState, backoff time.Duration) {
+		level := slog.LevelInfo
+		if to == breakerOpen {
+			level = slog.LevelWarn
+		}
+		r.logger.Log(context.Background(), level, "sts circuit breaker "+to.String(),
+			"from", from.String(), "backoff", backoff.String())
+	}
+	r.wait = remoteWait
+	r.jitter = func(d time.Duration) time.Duration { return time.Duration(mrand.Int64N(int64(d) + 1)) }
+	r.fingerprint = r.remoteFingerprint(cfg)
+	return r, nil
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// remoteFingerprint hashes every setting that changes the tokens the STS
+// issues: where they come from, who asks, how, for what type, with what
+// resource, for how long they are kept. The client secret enters only as a
+// hash, so rotating it changes the fingerprint without the fingerprint
+// revealing it.
+func (r *Remote) remoteFingerprint(cfg config.Remote) string {
+	h := sha256.New()
+	resource := "false"
+	switch {
+	case r.resource.All:
+		resource = "true"
+	case len(r.resource.Audiences) > 0:
+		resource = strings.Join(slices.Sorted(slices.Values(r.resource.Audiences)), "\x00")
+	}
+	for _, s := range []string{
+		cfg.TokenEndpoint, cfg.Issuer, cfg.ClientID, r.auth.fingerprint(),
+		r.subjectType, r.requested, resource, r.ttl.String(),
+	} {
+		fmt.Fprintf(h, "%d:%s;", len(s), s)
+	}
+	return "remote:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+// Fingerprint identifies the STS settings; cache keys include it, so a
+// change of STS, client, credential, token types or resource setting never
+// serves a token obtained under the old settings.
+func (r *Remote) Fingerprint() string { return r.fingerprint }
+
+// Prefetch resolves the token endpoint from the STS's metadata now (when
+// only the issuer is configured), so the first requests do not wait for it.
+func (r *Remote) Prefetch(ctx context.Context) error {
+	_, err := r.endpoint.resolve(ctx)
+	return err
+}
+
+// Ready reports whether the STS can be asked: its metadata has been read
+// (when discovered). The STS's own health is not probed: its failures
+// answer requests with 503, and the breaker keeps them fast.
+func (r *Remote) Ready(ctx context.Context) error {
+	if !r.usesDiscover {
+		return nil
+	}
+	if _, err := r.endpoint.resolve(ctx); err != nil {
+		return fmt.Errorf("sts metadata: %w", err)
+	}
+	return nil
+}
+
+// Exchange asks the STS for a token for req.Audience with req.Scopes. Errors:
+// a *RejectError (the STS refused the subject token: 401),
+// ErrExchangeDenied (not for this audience or scopes: 403), else
+// ErrExchangeUnavailable (503); each wraps the *STSError.
+func (r *Remote) Exchange(ctx context.Context, req Request) (*Result, error) {
+	start := time.Now()
+	res, err := r.remoteExchange(ctx, req)
+	if m := r.metrics; m != nil {
+		result := remoteResultOK
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrExchangeDenied):
+			result = remoteResultRejected
+		default:
+			result = remoteResultUnavailable
+		}
+		m.Exchanges.WithLabelValues(req.Audience, remoteMode, result).Inc()
+		m.ExchangeDuration.WithLabelValues(remoteMode).Observe(time.Since(start).Seconds())
+	}
+	return res, err
+}
+
+func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, error) {
+	if req.Subject == nil {
+		return nil, Reject(ReasonMalformed, "no subject token", nil)
+	}
+	if req.Audience == "" {
+		return nil, errors.New("remote exchange: empty audience")
+	}
+	notAfter := req.Subject.Claims.Expiry
+	if notAfter.IsZero() {
+		return nil, Reject(ReasonMalformed, "token has no exp", nil)
+	}
+	if !notAfter.After(r.clock()) {
+		return nil, Reject(ReasonExpired, "token expires before an exchanged token could be used", nil)
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	endpoint, err := r.endpoint.resolve(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+	}
+
+	var last *STSError
+	for attempt := 1; ; attempt++ {
+		ticket, err := r.breaker.allow()
+		if err != nil {
+			if last != nil {
+				return nil, fmt.Errorf("remote exchange: %w: %w (after %w)", ErrExchangeUnavailable, err, last)
+			}
+			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+		}
+		res, retryAfter, err := r.attempt(ctx, endpoint, req, notAfter)
+		if err == nil {
+			ticket.done(breakerSuccess)
+			return res, nil
+		}
+		var se *STSError
+		if !errors.As(err, &se) {
+			// Not the STS's doing (a signing failure): nothing to retry.
+			ticket.done(breakerUnknown)
+			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+		}
+		se = r.redactSTSError(se, req.Subject)
+		last = se
+		switch {
+		case errors.Is(se.Err, context.Canceled):
+			ticket.done(breakerUnknown)
+		case se.Retryable():
+			ticket.done(breakerFailure)
+		default:
+			ticket.done(breakerSuccess)
+		}
+		if !se.Retryable() || attempt >= r.maxAttempts || ctx.Err() != nil {
+			break
+		}
+		d := max(r.jitter(r.backoff<<(attempt-1)), retryAfter)
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d+remoteMinAttemptTime {
+			break // no time left for another attempt
+		}
+		r.logger.DebugContext(ctx, "retrying the sts", "attempt", attempt, "status", se.Status, "backoff", d.String())
+		if err := r.wait(ctx, d); err != nil {
+			break
+		}
+	}
+	out := stsClientError(last)
+	if last.outcome() == stsUnavailable {
+		level := slog.LevelWarn
+		if last.Status >= 400 && last.Status < 500 {
+			// A 4xx the caller cannot cause: tokengate's configuration at
+			// the STS (client, secret, grant, parameters) needs fixing.
+			level = slog.LevelError
+		}
+		if !r.failureLogDue() {
+			// The same outage fails every request; one line per interval
+			// says it, the rest go to debug.
+			level = slog.LevelDebug
+		}
+		r.logger.Log(ctx, level, "token exchange at the sts failed",
+			"audience", req.Audience, "status", last.Status, "error", last.Code, "error_description", last.Description,
+			"cause", errString(last.Err))
+	}
+	return nil, out
+}
+
+// remoteFailureLogInterval is the least time between two warn/error lines
+// about STS failures.
+const remoteFailureLogInterval = 10 * time.Second
+
+// failureLogDue reports whether an STS failure may be logged above debug now.
+func (r *Remote) failureLogDue() bool {
+	now := r.clock().UnixNano()
+	last := r.lastFailureLog.Load()
+	if last != 0 && now-last < int64(remoteFailureLogInterval) {
+		return false
+	}
+	return r.lastFailureLog.CompareAndSwap(last, now)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// redactSTSError removes the subject token from what the STS said, should it
+// echo it: the error reaches logs.
+func (r *Remote) redactSTSError(se *STSError, subject *Token) *STSError {
+	raw := subject.SubjectToken()
+	if len(raw) < 8 || !strings.Contains(se.Description, raw) {
+		return se
+	}
+	c := *se
+	c.Description = strings.ReplaceAll(c.Description, raw, "[redacted]")
+	return &c
+}
+
+// attempt sends one exchange request. It returns the result, or an error
+// (an *STSError for anything the STS did or did not answer) and the
+// Retry-After the STS asked for (0 when none).
+func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notAfter time.Time) (*Result, time.Duration, error) {
+	form := url.Values{}
+	form.Set("grant_type", grantTokenExchange)
+	form.Set("subject_token", req.Subject.SubjectToken())
+	form.Set("subject_token_type", r.subjectType)
+	form.Set("requested_token_type", r.requested)
+	form.Set("audience", req.Audience)
+	if r.resource.For(req.Audience) {
+		form.Set("resource", req.Audience)
+	}
+	if len(req.Scopes) > 0 {
+		form.Set("scope", strings.Join(req.Scopes, " "))
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("build sts request: %w", err)
+	}
+	now := r.clock()
+	if err := r.auth.apply(hreq, form, endpoint, now); err != nil {
+		return nil, 0, err
+	}
+	// The body is set after client authentication has added its fields;
+	// GetBody lets the transport resend it on a stale keep-alive connection.
+	body := form.Encode()
+	hreq.Body = io.NopCloser(strings.NewReader(body))
+	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	hreq.ContentLength = int64(len(body))
+	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	hreq.Header.Set("Accept", "application/json")
+
+	resp, err := r.client.Do(hreq)
+	if err != nil {
+		// *url.Error would carry the endpoint URL, which is fine, but never
+		// the body; keep only the cause's text.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, 0, &STSError{Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, retryAfter(resp.Header.Get("Retry-After"), r.clock()), stsParseError(resp)
+	}
+	res, err := stsParseSuccess(resp, now, r.ttl, notAfter)
+	if err != nil {
+		return nil, 0, err
+	}
+	if res.Scope == "" && len(req.Scopes) > 0 {
+		// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
+		res.Scope = strings.Join(req.Scopes, " ")
+	}
+	return res, 0, nil
+}
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 when
+// absent or unreadable.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(v); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// remoteWait sleeps for d or until ctx ends.
+func remoteWait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

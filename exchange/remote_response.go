@@ -1,0 +1,230 @@
+package exchange
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// stsMaxBody bounds an STS response body: a token response is a few KiB.
+const stsMaxBody = 1 << 20
+
+// stsTokenResponse is an RFC 8693 section 2.2.1 response. expires_in stays
+// raw: RFC 6749 says number, but some servers send a numeric string.
+type stsTokenResponse struct {
+	AccessToken     string          `json:"access_token"`
+	IssuedTokenType string          `json:"issued_token_type"`
+	TokenType       string          `json:"token_type"`
+	ExpiresIn       json.RawMessage `json:"expires_in"`
+	Scope           string          `json:"scope"`
+}
+
+// stsErrorResponse is an RFC 6749 section 5.2 error response.
+type stsErrorResponse struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// stsReadBody reads at most stsMaxBody bytes; more is an error.
+func stsReadBody(resp *http.Response) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, stsMaxBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read response body: %w", err)
+	}
+	if len(body) > stsMaxBody {
+		return nil, fmt.Errorf("response body larger than %d bytes", stsMaxBody)
+	}
+	return body, nil
+}
+
+// stsJSONContentType accepts what servers send for JSON: application/json,
+// any +json type, text/json, with any parameters, or no Content-Type at all.
+// A login page or a proxy's HTML error page is refused.
+func stsJSONContentType(h http.Header) bool {
+	ct := h.Get("Content-Type")
+	if ct == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
+}
+
+// stsParseError turns a non-200 response into an *STSError, reading the
+// RFC 6749 error fields when the body is JSON. The body itself is never kept.
+func stsParseError(resp *http.Response) *STSError {
+	e := &STSError{Status: resp.StatusCode}
+	body, err := stsReadBody(resp)
+	if err != nil {
+		e.Err = err
+		return e
+	}
+	var er stsErrorResponse
+	if stsJSONContentType(resp.Header) && json.Unmarshal(body, &er) == nil {
+		e.Code = stsSanitize(er.Error)
+		e.Description = stsSanitize(er.Description)
+	}
+	if e.Code == "" {
+		e.Description = "no RFC 6749 error in the response"
+	}
+	return e
+}
+
+// stsParseSuccess reads a 200 response. now is when the request was sent:
+// expires_in counts from about then, so the token is never kept too long.
+// ttl caps the lifetime; notAfter (the umbrella's exp) too.
+func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*Result, error) {
+	malformed := func(format string, args ...any) error {
+		return &STSError{Status: resp.StatusCode, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
+	}
+	body, err := stsReadBody(resp)
+	if err != nil {
+		return nil, &STSError{Status: resp.StatusCode, Description: "malformed token response", Err: err}
+	}
+	if !stsJSONContentType(resp.Header) {
+		return nil, malformed("Content-Type %q is not JSON", stsSanitize(resp.Header.Get("Content-Type")))
+	}
+	var tr stsTokenResponse
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(&tr); err != nil {
+		return nil, &STSError{Status: resp.StatusCode, Description: "malformed token response: not a JSON object with the RFC 8693 fields", Err: stsJSONError(err)}
+	}
+	if dec.More() {
+		return nil, malformed("data after the JSON object")
+	}
+
+	if tr.AccessToken == "" {
+		return nil, malformed("no access_token")
+	}
+	if !stsValidToken(tr.AccessToken) {
+		return nil, malformed("access_token is not a token that fits an Authorization header")
+	}
+	switch {
+	case strings.EqualFold(tr.TokenType, "Bearer"), tr.TokenType == "N_A":
+		// N_A (RFC 8693 2.2.1): not an OAuth access token, but usable as a
+		// bearer credential at the API, which is what was asked for.
+	case tr.TokenType == "":
+		return nil, malformed("no token_type")
+	default:
+		// DPoP, MAC, ...: tokengate can only present a bearer token.
+		return nil, malformed("token_type %q is not Bearer", stsSanitize(tr.TokenType))
+	}
+	switch tr.IssuedTokenType {
+	case TokenTypeAccessToken, TokenTypeJWT:
+	case "":
+		// REQUIRED by RFC 8693, but some STSs omit it; token_type said Bearer.
+		tr.IssuedTokenType = TokenTypeAccessToken
+	default:
+		// A refresh token or an ID token must never be sent to an API.
+		return nil, malformed("issued_token_type %q is not an access token or a JWT", stsSanitize(tr.IssuedTokenType))
+	}
+
+	exp := now.Add(ttl)
+	if notAfter.Before(exp) {
+		exp = notAfter
+	}
+	if len(tr.ExpiresIn) > 0 && string(tr.ExpiresIn) != "null" {
+		secs, err := stsExpiresIn(tr.ExpiresIn)
+		if err != nil {
+			return nil, malformed("expires_in: %v", err)
+		}
+		if e := now.Add(time.Duration(secs) * time.Second); e.Before(exp) {
+			exp = e
+		}
+	} else if jwtExp, ok := stsUnverifiedExp(tr.AccessToken); ok && jwtExp.Before(exp) {
+		exp = jwtExp
+	}
+	if !exp.After(now) {
+		return nil, malformed("the issued token is already expired")
+	}
+	return &Result{
+		AccessToken:     tr.AccessToken,
+		IssuedTokenType: tr.IssuedTokenType,
+		TokenType:       "Bearer",
+		Scope:           tr.Scope,
+		ExpiresAt:       exp,
+	}, nil
+}
+
+// stsJSONError keeps a decode error's kind, not the text around it: a
+// syntax error's message can quote the body.
+func stsJSONError(err error) error {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Errorf("invalid JSON at byte %d", syn.Offset)
+	case errors.As(err, &typ):
+		return fmt.Errorf("field %q is a JSON %s", typ.Field, typ.Value)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("empty or truncated JSON")
+	}
+	return errors.New("invalid JSON")
+}
+
+// stsExpiresIn reads expires_in: a positive number of seconds, as a JSON
+// number or a numeric string (fractions are cut).
+func stsExpiresIn(raw json.RawMessage) (int64, error) {
+	s := string(raw)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, errors.New("not a number")
+		}
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, errors.New("not a number")
+	}
+	if f < 1 {
+		return 0, fmt.Errorf("%v is not a positive number of seconds", f)
+	}
+	// Beyond ten years means nothing here: token_ttl caps it anyway.
+	return int64(min(f, 10*365*24*3600)), nil
+}
+
+// stsValidToken: visible ASCII only (RFC 6750 b64token is narrower), so the
+// token cannot split or forge a header when forwarded.
+func stsValidToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= 0x20 || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// stsUnverifiedExp reads exp from a JWS compact token without verifying it:
+// only to bound how long the token is cached, never to trust it. Anything
+// that is not a JWT with a numeric exp yields false.
+func stsUnverifiedExp(token string) (time.Time, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp json.Number `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == "" {
+		return time.Time{}, false
+	}
+	exp, err := claims.Exp.Float64()
+	if err != nil || exp <= 0 || exp > math.MaxInt32*4 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(exp), 0), true
+}
