@@ -15,8 +15,8 @@ import (
 // NewRedisClient builds the go-redis universal client for cache.redis: a
 // single node, a cluster (several addrs, or cluster: true) or Sentinel
 // (master_name). Timeouts are honoured from the context as well, retries
-// are off (the breaker decides when to try again), and the pool waits no
-// longer than a read. The caller closes it.
+// and dial retries are off (the breaker decides when to try again), and the
+// pool waits no longer than a read. The caller closes it.
 func NewRedisClient(cfg *config.Redis) (redis.UniversalClient, error) {
 	if cfg == nil || len(cfg.Addrs) == 0 {
 		return nil, errors.New("new redis client: no address")
@@ -29,6 +29,7 @@ func NewRedisClient(cfg *config.Redis) (redis.UniversalClient, error) {
 		Password:              cfg.Password,
 		DB:                    cfg.DB,
 		DialTimeout:           cfg.DialTimeout.D(),
+		DialerRetries:         1, // one attempt per dial: the breaker retries
 		ReadTimeout:           cfg.ReadTimeout.D(),
 		WriteTimeout:          cfg.WriteTimeout.D(),
 		PoolTimeout:           cfg.ReadTimeout.D(),
