@@ -80,10 +80,33 @@ func TestRedisBytesPerEntry(t *testing.T) {
 			indexKey = size
 		}
 	}
-	t.Logf("redis tier: %.0f bytes/entry by used_memory (MEMORY USAGE: value key %d, each index set %d); %d entries ~ %.1f MB",
+	t.Logf("redis tier, every entry its own subject, session and token (worst case): %.0f bytes/entry by used_memory "+
+		"(MEMORY USAGE: value key %d, each index set %d); %d entries ~ %.1f MB",
 		perEntry, valueKey, indexKey, n, perEntry*n/1e6)
 	if perEntry < 800 || perEntry > 4000 {
 		t.Errorf("%.0f bytes per entry is outside the expected 800..4000", perEntry)
+	}
+
+	// Typical: one umbrella token reaches 4 audiences, so 4 entries share
+	// their subject, session and token indexes.
+	if err := raw.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range entries {
+		if i%4 != 0 {
+			e := &entries[i]
+			base := entries[i-i%4]
+			e.SubjectHash, e.SessionHash, e.TokenHash = base.SubjectHash, base.SessionHash, base.TokenHash
+		}
+	}
+	before = used()
+	for i, e := range entries {
+		r.Set(ctx, fmt.Sprint("key-", i), e)
+	}
+	shared := float64(used()-before) / n
+	t.Logf("redis tier, 4 audiences per umbrella token: %.0f bytes/entry", shared)
+	if shared >= perEntry {
+		t.Errorf("shared indexes cost %.0f bytes/entry, not less than unshared %.0f", shared, perEntry)
 	}
 }
 
