@@ -153,6 +153,15 @@ func TestRedisClusterConformance(t *testing.T) {
 	cachetest.Run(t, newTier)
 	t.Run("revoke", func(t *testing.T) { cachetest.RunRevoke(t, newTier) })
 
+	// Revocations reach a listener through the cluster's pub/sub.
+	t.Run("pub/sub", func(t *testing.T) {
+		a, b := newReplica(t, client, "cl:"), newReplica(t, client, "cl:")
+		waitUntil(t, "a revocation crosses the cluster", func() bool {
+			_, _ = a.tiered.Revoke(context.Background(), cache.Revocation{By: cache.ByToken, Hash: "u", At: time.Now(), Until: time.Now().Add(time.Hour)})
+			return b.deny.Revoked(cache.ByToken, "u", time.Time{})
+		})
+	})
+
 	// Entries really are spread: every node holds some.
 	r := newRedisTier(t, client, tierOpts{})
 	ctx := context.Background()
@@ -401,5 +410,25 @@ func TestRedisTTL(t *testing.T) {
 				t.Errorf("PTTL = %s; want about %s", ttl, tt.want)
 			}
 		})
+	}
+}
+
+func TestRedisMetricsLint(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	m := cache.NewMetrics(reg)
+	m.RedisDuration.WithLabelValues("get").Observe(0.001)
+	m.RedisErrors.WithLabelValues("skipped").Inc()
+	m.Revocations.WithLabelValues("sub", "admin").Inc()
+	m.Requests.WithLabelValues(cache.TierRedis, cache.ResultError).Inc()
+	m.BreakerOpen.Set(1)
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil || len(problems) > 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	for _, name := range []string{"tokengate_redis_duration_seconds", "tokengate_redis_errors_total",
+		"tokengate_redis_breaker_open", "tokengate_revocations_total", "tokengate_cache_requests_total"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n == 0 {
+			t.Errorf("%s: %d series, %v", name, n, err)
+		}
 	}
 }

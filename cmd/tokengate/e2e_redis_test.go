@@ -365,3 +365,24 @@ func TestE2ERedisUpstream401DropsEverywhere(t *testing.T) {
 		t.Errorf("replica 1 after the 401: %d, token refreshed %v", resp.StatusCode, last() != first)
 	}
 }
+
+// TestE2ERedisRequired: with cache.redis.required, Redis down fails /readyz
+// (requests still succeed).
+func TestE2ERedisRequired(t *testing.T) {
+	srv := redistest.Start(t)
+	idp := newE2EIdP(t)
+	yaml := redisCacheYAML(srv.Addr(), base64.StdEncoding.EncodeToString(make([]byte, 32))) + "    required: true\n"
+	g := startE2EWith(t, idp, newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"), e2eOptions{cacheYAML: yaml})
+	if resp, body := get(t, g.srv.AdminURL()+"/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("readyz with Redis up = %d %s", resp.StatusCode, body)
+	}
+	srv.Kill()
+	resp, body := get(t, g.srv.AdminURL()+"/readyz")
+	if resp.StatusCode != 503 || !strings.Contains(body, `"checks":{"redis"`) {
+		t.Errorf("readyz with a required Redis down = %d %s; want 503 naming redis", resp.StatusCode, body)
+	}
+	tok := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+	if resp, _ := g.get(t, "/orders", tok); resp.StatusCode != 200 {
+		t.Errorf("a request with a required Redis down = %d; want 200 all the same", resp.StatusCode)
+	}
+}
