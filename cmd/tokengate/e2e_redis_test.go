@@ -386,3 +386,35 @@ func TestE2ERedisRequired(t *testing.T) {
 		t.Errorf("a request with a required Redis down = %d; want 200 all the same", resp.StatusCode)
 	}
 }
+
+// TestE2ERedisReload: a reload builds a new Redis tier and closes the old
+// one (its listener too); the shared tier keeps working.
+func TestE2ERedisReload(t *testing.T) {
+	rs := startReplicas(t, 2, nil)
+	g1, g2 := rs.gws[0], rs.gws[1]
+	raw := rs.redis.Client(t)
+	if err := g1.srv.Reload(context.Background()); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	waitFor(t, func() bool {
+		m, err := raw.PubSubNumSub(context.Background(), "tokengate:revocations").Result()
+		return err == nil && m["tokengate:revocations"] == 2 // the old listener left, the new one joined
+	})
+	tok := rs.idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+	for _, g := range []*e2eGateway{g1, g2} {
+		if resp, body := g.get(t, "/orders", tok); resp.StatusCode != 200 {
+			t.Fatalf("after reload: %d %s", resp.StatusCode, body)
+		}
+	}
+	if got := signings(g1) + signings(g2); got != 1 {
+		t.Errorf("signings after reload = %v; want 1 (the shared tier still shared)", got)
+	}
+	resp, _ := adminPost(t, g1, e2eAdminToken, `{"sub":"u"}`)
+	if resp.StatusCode != 200 {
+		t.Fatalf("revoke after reload: %d", resp.StatusCode)
+	}
+	waitFor(t, func() bool {
+		resp, _ := g2.get(t, "/orders", tok)
+		return resp.StatusCode == 401
+	})
+}
