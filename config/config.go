@@ -51,6 +51,10 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may take to finish after
 	// SIGTERM. Default 25s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// ShutdownDelay is how long the listeners keep accepting after SIGTERM
+	// while /readyz already fails, so load balancers stop sending first.
+	// Default 0s.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 }
 
 // TLS names a certificate and key for a listener.
@@ -65,6 +69,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default json.
 	Format string `yaml:"format"`
+	// Subjects adds the token's sub to the access log. Default false: a
+	// subject identifies a person, so it is left out unless asked for.
+	Subjects bool `yaml:"subjects"`
 }
 
 // Issuer is one identity provider whose umbrella tokens are accepted.
