@@ -199,6 +199,19 @@ routes:
 
 func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGateway {
 	t.Helper()
+	return startE2EWith(t, idp, orders, inventory, e2eSetup{})
+}
+
+// e2eSetup varies startE2E: edit changes the configuration text, write puts
+// it on disk (and returns the path to load), opts changes the server options.
+type e2eSetup struct {
+	edit  func(text string) string
+	write func(t testing.TB, dir, text string) string
+	opts  func(*serverOptions)
+}
+
+func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, setup e2eSetup) *e2eGateway {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
@@ -221,8 +234,13 @@ func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGate
 	issuer := "http://" + adminLn.Addr().String()
 	text := fmt.Sprintf(e2eConfig, adminLn.Addr().String(), idp.URL(), idp.URL()+"/jwks.json", issuer,
 		orders.srv.URL, inventory.srv.URL, audOrders, audInventory)
+	if setup.edit != nil {
+		text = setup.edit(text)
+	}
 	path := filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+	if setup.write != nil {
+		path = setup.write(t, dir, text)
+	} else if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := loadConfig(path)
@@ -230,10 +248,14 @@ func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGate
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), serverOptions{
+	opts := serverOptions{
 		ConfigPath: path, Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		EdgeListener: edgeLn, AdminListener: adminLn,
-	})
+	}
+	if setup.opts != nil {
+		setup.opts(&opts)
+	}
+	srv, err := startServer(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
