@@ -57,11 +57,31 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String())
-			return srv.Shutdown(context.Background())
+			return shutdownUntilSignal(srv, signals, logger)
 		case <-ctx.Done():
 			return srv.Shutdown(context.Background())
 		case err := <-srv.Done():
 			return err
+		}
+	}
+}
+
+// shutdownUntilSignal shuts srv down gracefully; a second SIGINT or SIGTERM
+// cuts the delay and the drain short.
+func shutdownUntilSignal(srv *server, signals <-chan os.Signal, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case sig := <-signals:
+			if sig != syscall.SIGHUP {
+				logger.Warn("second signal: stopping without waiting for in-flight requests", "signal", sig.String())
+				cancel()
+			}
 		}
 	}
 }

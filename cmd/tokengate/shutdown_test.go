@@ -7,9 +7,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -150,4 +152,48 @@ func TestShutdownUnderLoadLosesNoRequest(t *testing.T) {
 		t.Errorf("a request failed during shutdown: %s", f)
 	}
 	t.Logf("%d requests sent, %d of them after readiness failed", sent.Load(), afterDrain.Load())
+}
+
+// TestSecondSignalCutsShutdownShort: while tokengate waits out
+// shutdown_delay and in-flight requests, a second SIGTERM ends the wait.
+func TestSecondSignalCutsShutdownShort(t *testing.T) {
+	idp := newE2EIdP(t)
+	release := make(chan struct{})
+	arrived := make(chan struct{}, 1)
+	slow := &e2eBackend{name: "orders"}
+	slow.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	t.Cleanup(slow.srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: cleanups are last-in first-out
+	g := startE2EWith(t, idp, slow, newE2EBackend(t, "inventory"), e2eSetup{
+		edit: func(text string) string {
+			return strings.Replace(text, "  shutdown_grace: 10s\n", "  shutdown_grace: 1h\n  shutdown_delay: 1h\n", 1)
+		},
+	})
+	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+	go func() { // still running when the signals come; its outcome does not matter
+		req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
+		req.Header.Set("Authorization", "Bearer "+umbrella)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	<-arrived
+
+	signals := make(chan os.Signal, 2)
+	done := make(chan error, 1)
+	go func() { done <- shutdownUntilSignal(g.srv, signals, g.srv.proc.logger) }()
+	waitFor(t, func() bool { return g.srv.proc.draining.Load() })
+	signals <- syscall.SIGHUP // ignored while shutting down
+	signals <- syscall.SIGTERM
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("a shutdown cut short reported success although a request was still running")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a second SIGTERM did not end the shutdown")
+	}
 }
