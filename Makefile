@@ -14,7 +14,7 @@ BENCHTIME ?= 1s
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz clean
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz clean chart-test chart-docs
 
 all: build
 
@@ -26,8 +26,8 @@ build:
 demo:
 	$(GO) run ./cmd/tokengate demo
 
-## test: formatting, vet, then every Go test with the race detector
-test: lint unit
+## test: formatting, vet, every Go test with the race detector, then the Helm chart
+test: lint unit chart-test
 
 lint: fmt-check vet
 
@@ -62,6 +62,30 @@ redis-server:
 	    { echo "could not install redis-server: run 'sudo apt-get install -y redis-server'"; exit 1; }; \
 	  systemctl stop redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true; \
 	}
+
+# Helm is built from source through the Go module proxy (about 2 minutes, once):
+# bin/helm is kept, so later runs skip it.
+HELM_VERSION ?= v3.22.0
+HELM         := $(CURDIR)/bin/helm
+CHART        := charts/tokengate
+
+bin/helm:
+	GOBIN=$(CURDIR)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+## chart-test: helm lint --strict and helm template (defaults and every feature on),
+## then the chart's Go tests (their own module: strict decoding into the Kubernetes
+## API types, `tokengate check` on the rendered config, PromQL, README table)
+chart-test: build bin/helm
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/all-features-values.yaml
+	$(HELM) template tg $(CHART) >/dev/null
+	$(HELM) template tg $(CHART) -f $(CHART)/ci/all-features-values.yaml >/dev/null
+	cd $(CHART)/test && $(GO) vet ./... && \
+	  HELM=$(HELM) TOKENGATE=$(CURDIR)/bin/tokengate $(GO) test -count=1 -timeout 5m ./...
+
+## chart-docs: regenerate the values table of charts/tokengate/README.md
+chart-docs:
+	cd $(CHART)/test && $(GO) test -count=1 -run TestReadmeValuesTable ./... -args -update
 
 ## bench: the Go benchmarks (verify, cache hit, whole request)
 bench:

@@ -58,6 +58,10 @@ type Server struct {
 	// AdminToken is the bearer secret of the admin endpoints that change
 	// state (POST /admin/revoke). Empty disables them. At least 16 characters.
 	AdminToken string `yaml:"admin_token"`
+	// ShutdownDelay is how long the listeners keep accepting after SIGTERM
+	// while /readyz already fails, so load balancers stop sending first.
+	// Default 0s.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
 }
 
 // TLS names a certificate and key for a listener.
@@ -72,6 +76,9 @@ type Log struct {
 	Level string `yaml:"level"`
 	// Format is json or text. Default json.
 	Format string `yaml:"format"`
+	// Subjects adds the token's sub to the access log. Default false: a
+	// subject identifies a person, so it is left out unless asked for.
+	Subjects bool `yaml:"subjects"`
 }
 
 // Issuer is one identity provider whose umbrella tokens are accepted.

@@ -97,6 +97,7 @@ func (v *validator) server() {
 	v.nonNegative("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace)
 	v.adminToken()
+	v.nonNegative("server.shutdown_delay", s.ShutdownDelay, 5*time.Second)
 }
 
 // listenAddress checks a host:port to listen on.

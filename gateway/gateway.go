@@ -66,6 +66,8 @@ type Gateway struct {
 	buffers       *bufferPool
 	clock         func() time.Time
 	maxTokenBytes int
+	// logSubjects adds the token's sub to the access log (log.subjects).
+	logSubjects bool
 }
 
 // New builds the router and one reverse proxy (with its own transport) per
@@ -84,6 +86,7 @@ func New(opts Options) (*Gateway, error) {
 		metrics:       opts.Metrics,
 		clock:         opts.Clock,
 		maxTokenBytes: opts.Config.Server.MaxTokenBytes,
+		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
 	}
 	if g.logger == nil {
@@ -132,6 +135,7 @@ type requestState struct {
 	exReq     exchange.Request
 	clientID  string
 	endpoint  bool   // a token endpoint request
+	subject   string // set only when log.subjects is on
 	reason    string // rejection reason for the log and metrics, "" when none
 	err       error  // server-side failure, logged on 5xx
 	start     time.Time
@@ -207,7 +211,7 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 9)
+	attrs := make([]slog.Attr, 0, 10)
 	attrs = append(attrs,
 		slog.String("route", obs.name),
 		slog.String("method", r.Method),
@@ -217,6 +221,9 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	)
 	if st.clientID != "" {
 		attrs = append(attrs, slog.String("client_id", st.clientID))
+	}
+	if st.subject != "" {
+		attrs = append(attrs, slog.String("sub", st.subject))
 	}
 	if st.reason != "" {
 		attrs = append(attrs, slog.String("reason", st.reason))

@@ -83,6 +83,9 @@ func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []
 	req, err := g.authorize(ctx, raw, t, requested)
 	if req.Subject != nil {
 		st.clientID = clientOf(&req.Subject.Claims)
+		if g.logSubjects {
+			st.subject = req.Subject.Claims.Subject
+		}
 	}
 	if err != nil {
 		return nil, err

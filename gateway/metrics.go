@@ -3,6 +3,7 @@ package gateway
 import (
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -12,6 +13,15 @@ import (
 
 // noRouteLabel is the route label of requests that matched no route.
 const noRouteLabel = "_none"
+
+// Native histogram settings of the duration histograms: a bucket per ~10%
+// growth, at most 160 buckets per series (resolution halves past that), and
+// no reset more often than hourly.
+const (
+	nativeBucketFactor = 1.1
+	nativeMaxBuckets   = 160
+	nativeMinReset     = time.Hour
+)
 
 // Metrics are the gateway's collectors. Create them once per process with
 // NewMetrics and share them across configuration reloads (a registry refuses
@@ -42,11 +52,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name:    "tokengate_request_duration_seconds",
 			Help:    "Time to serve an edge request, by route.",
 			Buckets: buckets,
+			// Native histogram alongside the classic buckets: scrapers that
+			// negotiate protobuf get ~10% resolution at any latency.
+			NativeHistogramBucketFactor:     nativeBucketFactor,
+			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+			NativeHistogramMinResetDuration: nativeMinReset,
 		}, []string{"route"}),
 		UpstreamDuration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "tokengate_upstream_duration_seconds",
-			Help:    "Time until the upstream's response headers (or its failure), by route.",
-			Buckets: buckets,
+			Name:                            "tokengate_upstream_duration_seconds",
+			Help:                            "Time until the upstream's response headers (or its failure), by route.",
+			Buckets:                         buckets,
+			NativeHistogramBucketFactor:     nativeBucketFactor,
+			NativeHistogramMaxBucketNumber:  nativeMaxBuckets,
+			NativeHistogramMinResetDuration: nativeMinReset,
 		}, []string{"route"}),
 		TokenRejections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengate_token_rejections_total",

@@ -34,6 +34,7 @@ type process struct {
 	exMetrics   *exchange.Metrics
 	cacheMetric *cache.Metrics
 	reloads     *prometheus.CounterVec
+	reloadState *reloadGauges
 	httpClient  *http.Client
 	clock       func() time.Time
 	cacheSecret []byte
@@ -74,6 +75,7 @@ func newProcess(logger *slog.Logger) (*process, error) {
 		exMetrics:   exchange.NewMetrics(reg),
 		cacheMetric: cache.NewMetrics(reg),
 		reloads:     reloads,
+		reloadState: newReloadGauges(f),
 		// Each fetch also carries its own context deadline (issuers[].fetch_timeout);
 		// this is the outer bound.
 		httpClient:  &http.Client{Transport: transport, Timeout: 30 * time.Second},

@@ -212,6 +212,10 @@ type e2eOptions struct {
 	// edit, when set, changes the configuration text last; it also learns
 	// the edge's address (for server.public_url).
 	edit func(text, edgeAddr string) string
+	// write, when set, puts the text on disk and returns the path to load
+	// (e.g. behind a Kubernetes-style symlink); opts changes the server options.
+	write func(t testing.TB, dir, text string) string
+	opts  func(*serverOptions)
 }
 
 func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, o e2eOptions) *e2eGateway {
@@ -254,7 +258,9 @@ func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, o e2
 		text = o.edit(text, edgeLn.Addr().String())
 	}
 	path := filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+	if o.write != nil {
+		path = o.write(t, dir, text)
+	} else if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := loadConfig(path)
@@ -262,10 +268,14 @@ func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, o e2
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), serverOptions{
+	opts := serverOptions{
 		ConfigPath: path, Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		EdgeListener: edgeLn, AdminListener: adminLn,
-	})
+	}
+	if o.opts != nil {
+		o.opts(&opts)
+	}
+	srv, err := startServer(context.Background(), opts)
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}

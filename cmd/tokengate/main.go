@@ -46,7 +46,9 @@ func (e *exitError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e
 const usage = `tokengate: one umbrella token in, one single-audience token per API out.
 
 Usage:
-  tokengate serve --config FILE     run the gateway (SIGHUP reloads FILE, SIGTERM drains)
+  tokengate serve --config FILE [--watch=false]
+                                    run the gateway (SIGHUP or a change of FILE reloads it,
+                                    SIGTERM drains)
   tokengate check --config FILE     validate FILE and print every problem
   tokengate check --config FILE --explain TOKEN_FILE [--no-verify]
                                     explain which routes an umbrella token reaches

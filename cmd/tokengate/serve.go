@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -25,6 +26,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file")
+	watch := fs.Bool("watch", true, "reload when the configuration file or its signing keys change on disk")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
@@ -41,7 +43,7 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
 	// go-redis logs through a package-level logger: set once per process, here.
 	redis.SetLogger(redisLog{logger})
-	srv, err := startServer(ctx, serverOptions{ConfigPath: *path, Config: cfg, Logger: logger})
+	srv, err := startServer(ctx, serverOptions{ConfigPath: *path, Config: cfg, Logger: logger, Watch: *watch})
 	if err != nil {
 		return err
 	}
@@ -58,12 +60,32 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 				}
 				continue
 			}
-			logger.Info("shutting down", "signal", sig.String(), "grace", cfg.Server.ShutdownGrace.String())
-			return srv.Shutdown(context.Background())
+			logger.Info("shutting down", "signal", sig.String())
+			return shutdownUntilSignal(srv, signals, logger)
 		case <-ctx.Done():
 			return srv.Shutdown(context.Background())
 		case err := <-srv.Done():
 			return err
+		}
+	}
+}
+
+// shutdownUntilSignal shuts srv down gracefully; a second SIGINT or SIGTERM
+// cuts the delay and the drain short.
+func shutdownUntilSignal(srv *server, signals <-chan os.Signal, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case sig := <-signals:
+			if sig != syscall.SIGHUP {
+				logger.Warn("second signal: stopping without waiting for in-flight requests", "signal", sig.String())
+				cancel()
+			}
 		}
 	}
 }
@@ -77,6 +99,14 @@ type serverOptions struct {
 	Logger        *slog.Logger
 	EdgeListener  net.Listener
 	AdminListener net.Listener
+	// Watch reloads when the file at ConfigPath, or a signing key it names,
+	// changes on disk (a Kubernetes ConfigMap or Secret update included).
+	Watch bool
+	// WatchDebounce is how long the watcher waits for a burst of file events
+	// to settle before it looks at the files (0 => 250ms).
+	WatchDebounce time.Duration
+	// After waits for server.shutdown_delay (nil => time.After); tests inject it.
+	After func(time.Duration) <-chan time.Time
 }
 
 // server runs the edge and admin listeners over the current generation.
@@ -91,6 +121,7 @@ type server struct {
 	adminAdr net.Addr
 	done     chan error
 	stopOnce sync.Once
+	watcher  *configWatcher // nil when not watching
 }
 
 // startServer builds the first generation, binds both listeners and serves
@@ -145,6 +176,12 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 		s.serveEnded("edge", err)
 	}()
 	go func() { s.serveEnded("admin", s.admin.Serve(adminLn)) }()
+	if opts.Watch && opts.ConfigPath != "" {
+		// Without a watcher SIGHUP still reloads, so a failure here is not fatal.
+		if s.watcher, err = startWatcher(s, opts.WatchDebounce); err != nil {
+			opts.Logger.Warn("not watching the configuration file; reload with SIGHUP", "error", err)
+		}
+	}
 	opts.Logger.Info("tokengate serving",
 		"edge", s.edgeAddr.String(), "admin", s.adminAdr.String(),
 		"routes", len(opts.Config.Routes), "issuers", len(opts.Config.Issuers))
@@ -172,7 +209,7 @@ func (s *server) Reload(ctx context.Context) error {
 	defer s.reloadMu.Unlock()
 	log := s.proc.logger
 	fail := func(err error) error {
-		s.proc.reloads.WithLabelValues("error").Inc()
+		s.proc.reloaded(false)
 		return err
 	}
 	if s.opts.ConfigPath == "" {
@@ -199,18 +236,38 @@ func (s *server) Reload(ctx context.Context) error {
 	if next.redis != old.redis {
 		old.close()
 	}
-	s.proc.reloads.WithLabelValues("ok").Inc()
+	s.proc.reloaded(true)
 	log.Info("configuration reloaded", "routes", len(cfg.Routes), "issuers", len(cfg.Issuers))
 	return nil
 }
 
-// Shutdown fails readiness, stops accepting, and drains in-flight requests
-// for up to server.shutdown_grace.
+// Shutdown fails readiness, keeps serving for server.shutdown_delay so load
+// balancers stop sending, then stops accepting and drains in-flight requests
+// for up to server.shutdown_grace. Cancelling ctx cuts the delay and the drain short.
 func (s *server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
 		s.proc.draining.Store(true)
-		grace := s.gen.Load().cfg.Server.ShutdownGrace.D()
+		// Clients on kept-alive connections reconnect, and so reach a pod
+		// that is not shutting down.
+		s.edge.SetKeepAlivesEnabled(false)
+		if s.watcher != nil {
+			s.watcher.Stop()
+		}
+		cfg := s.gen.Load().cfg.Server
+		if d := cfg.ShutdownDelay.D(); d > 0 {
+			s.proc.logger.Info("not ready any more; serving on while load balancers catch up", "shutdown_delay", d.String())
+			after := s.opts.After
+			if after == nil {
+				after = time.After
+			}
+			select {
+			case <-after(d):
+			case <-ctx.Done():
+			}
+		}
+		grace := cfg.ShutdownGrace.D()
+		s.proc.logger.Info("closing the listeners; draining in-flight requests", "shutdown_grace", grace.String())
 		ctx, cancel := context.WithTimeout(ctx, grace)
 		defer cancel()
 		err = s.edge.Shutdown(ctx)
