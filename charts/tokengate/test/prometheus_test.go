@@ -22,10 +22,11 @@ var knownMetrics = func() map[string]bool {
 		"tokengate_cache_requests_total", "tokengate_cache_entries", "tokengate_jwks_refreshes_total",
 		"tokengate_config_reloads_total", "tokengate_build_info",
 		"tokengate_config_last_reload_successful", "tokengate_config_last_reload_success_timestamp_seconds",
+		"tokengate_redis_breaker_open", "tokengate_redis_errors_total", "tokengate_revocations_total",
 	} {
 		m[n] = true
 	}
-	for _, h := range []string{"tokengate_request_duration_seconds", "tokengate_upstream_duration_seconds", "tokengate_exchange_duration_seconds"} {
+	for _, h := range []string{"tokengate_request_duration_seconds", "tokengate_upstream_duration_seconds", "tokengate_exchange_duration_seconds", "tokengate_redis_duration_seconds"} {
 		for _, suffix := range []string{"_bucket", "_count", "_sum"} {
 			m[h+suffix] = true
 		}
@@ -105,7 +106,7 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	want := []string{
 		"TokengateHigh5xxRatio", "TokengateExchangeFailures", "TokengateExchangeUnavailable",
-		"TokengateJWKSRefreshFailing", "TokengateRedisErrors", "TokengateConfigReloadFailed",
+		"TokengateJWKSRefreshFailing", "TokengateRedisErrors", "TokengateRedisBreakerOpen", "TokengateConfigReloadFailed",
 		"TokengateTokenRejectionSpike", "TokengateSlowUpstream",
 	}
 	if !slices.Equal(alerts, want) {
