@@ -32,7 +32,7 @@ func TestSmoke(t *testing.T) {
 	}
 	for _, want := range []string{
 		"hit ratios tokengate/bare", "miss ratios tokengate/bare", "crypto floor (verify+sign)",
-		"memory: 2000 entries", "GC CPU fraction while serving", "redis:",
+		"memory: 2000 entries", "GC CPU fraction while filling", "GC CPU per op amortized", "redis:",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
