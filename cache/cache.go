@@ -1,6 +1,9 @@
 // Package cache stores exchanged tokens: a bounded in-memory tier with a TTL per
-// entry (and, later, a shared Redis tier). It stores entries opaquely and knows
-// nothing of what a token means; keys are already keyed hashes, never tokens.
+// entry, a shared Redis tier (keyed-hash key names, AEAD-encrypted values, a
+// circuit breaker), their tiered composition, and revocation (dropping entries
+// by keyed hash, on every replica through Redis pub/sub). It stores entries
+// opaquely and knows nothing of what a token means; keys and the hashes it
+// indexes are already keyed hashes, never tokens or subjects.
 package cache
 
 import "time"
@@ -17,4 +20,11 @@ type Entry struct {
 	// Capped is true when ExpiresAt was cut to the umbrella token's expiry, so
 	// exchanging again cannot yield a longer-lived token.
 	Capped bool
+	// SubjectHash, SessionHash and TokenHash are keyed hashes (HMACs computed
+	// by the exchanger, never the raw values) of the umbrella token's sub,
+	// its sid and the token itself: revocation finds entries by them. Empty
+	// when unknown (no sid claim, or an entry made without them).
+	SubjectHash string
+	SessionHash string
+	TokenHash   string
 }

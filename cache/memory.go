@@ -110,3 +110,37 @@ func (c *Memory) Len() int {
 	defer c.mu.Unlock()
 	return c.lru.Len()
 }
+
+// revokeChunk is how many entries Revoke examines per hold of the lock, so
+// a revocation over a full cache never stalls the hot path for long.
+const revokeChunk = 1024
+
+// Revoke drops every entry whose rev.By hash is rev.Hash and returns how
+// many it dropped (the error is always nil: the memory tier cannot fail). It scans the cache in chunks, releasing the lock between them:
+// revocations are rare admin actions, and a scan costs no memory per entry
+// (a secondary index would; see docs/redis.md for the figures). Entries set
+// while it runs are not dropped: the exchanger refuses to store tokens of a
+// revoked umbrella token, so none can match.
+func (c *Memory) Revoke(_ context.Context, rev Revocation) (int, error) {
+	by, hash := rev.By, rev.Hash
+	if !by.valid() || hash == "" {
+		return 0, nil
+	}
+	c.mu.Lock()
+	keys := c.lru.Keys()
+	c.mu.Unlock()
+	dropped := 0
+	for len(keys) > 0 {
+		n := min(revokeChunk, len(keys))
+		c.mu.Lock()
+		for _, k := range keys[:n] {
+			if e, ok := c.lru.Peek(k); ok && by.of(&e) == hash {
+				c.lru.Remove(k)
+				dropped++
+			}
+		}
+		c.mu.Unlock()
+		keys = keys[n:]
+	}
+	return dropped, nil
+}

@@ -18,13 +18,15 @@ import (
 )
 
 func TestMemoryConformance(t *testing.T) {
-	cachetest.Run(t, func(t *testing.T, now func() time.Time) cachetest.Cache {
+	newMem := func(t *testing.T, now func() time.Time) cachetest.Cache {
 		c, err := cache.NewMemory(1000, now, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c
-	})
+	}
+	cachetest.Run(t, newMem)
+	t.Run("revoke", func(t *testing.T) { cachetest.RunRevoke(t, newMem) })
 }
 
 // fakeClock is a settable clock, safe for concurrent use.

@@ -33,6 +33,18 @@ type Metrics struct {
 	// expiries and reloads: a cache that is no longer reachable (replaced by
 	// a reload) stops counting once it is garbage collected.
 	Entries prometheus.Collector
+	// RedisDuration observes each Redis call by op (get, set, delete,
+	// revoke, publish, ping), failed ones included.
+	RedisDuration *prometheus.HistogramVec
+	// RedisErrors counts failed Redis calls by op; a call skipped because
+	// the breaker is open is op "skipped".
+	RedisErrors *prometheus.CounterVec
+	// BreakerOpen is 1 while the Redis breaker skips Redis (open or probing
+	// half-open), else 0.
+	BreakerOpen prometheus.Gauge
+	// Revocations counts revocations by field (sub, sid, token) and source:
+	// "admin" (made on this replica) or "peer" (received from another).
+	Revocations *prometheus.CounterVec
 
 	entries *entriesCollector
 }
@@ -48,14 +60,33 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	if reg != nil {
 		reg.MustRegister(ec)
 	}
-	return &Metrics{
-		Requests: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+	f := promauto.With(reg)
+	m := &Metrics{
+		Requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengate_cache_requests_total",
 			Help: "Cache lookups, by tier and result (hit, miss, error).",
 		}, []string{"tier", "result"}),
 		Entries: ec,
+		RedisDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengate_redis_duration_seconds",
+			Help:    "Duration of Redis calls, by op.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}, []string{"op"}),
+		RedisErrors: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_redis_errors_total",
+			Help: "Failed or skipped Redis calls, by op (skipped: the breaker is open).",
+		}, []string{"op"}),
+		BreakerOpen: f.NewGauge(prometheus.GaugeOpts{
+			Name: "tokengate_redis_breaker_open",
+			Help: "1 while the Redis circuit breaker skips Redis after repeated failures, else 0.",
+		}),
+		Revocations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_revocations_total",
+			Help: "Revocations applied, by field (sub, sid, token) and source (admin, peer).",
+		}, []string{"by", "source"}),
 		entries: ec,
 	}
+	return m
 }
 
 // entriesSource reports one cache's entry count, or alive=false once the

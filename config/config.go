@@ -55,6 +55,9 @@ type Server struct {
 	// ShutdownGrace is how long in-flight requests may take to finish after
 	// SIGTERM. Default 25s.
 	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	// AdminToken is the bearer secret of the admin endpoints that change
+	// state (POST /admin/revoke). Empty disables them. At least 16 characters.
+	AdminToken string `yaml:"admin_token"`
 }
 
 // TLS names a certificate and key for a listener.
@@ -178,19 +181,67 @@ type Cache struct {
 	MaxEntries int `yaml:"max_entries"`
 	// RefreshBefore: an entry is not served this long before it expires. Default 30s.
 	RefreshBefore Duration `yaml:"refresh_before"`
+	// RevocationTTL is how long a revocation of a subject or session refuses
+	// umbrella tokens issued before it: longer than any umbrella token lives.
+	// Default 24h.
+	RevocationTTL Duration `yaml:"revocation_ttl"`
 	// Redis is the optional shared tier.
 	Redis *Redis `yaml:"redis"`
 }
 
-// Redis configures the shared cache tier.
+// Redis configures the shared cache tier (docs/redis.md).
 type Redis struct {
-	Addrs         []string `yaml:"addrs"`
-	MasterName    string   `yaml:"master_name"`
-	Username      string   `yaml:"username"`
-	Password      string   `yaml:"password"`
-	DB            int      `yaml:"db"`
-	KeyPrefix     string   `yaml:"key_prefix"`
-	EncryptionKey string   `yaml:"encryption_key"`
+	// Addrs: one address (a single node), several (a cluster), or the
+	// Sentinels' addresses when MasterName is set.
+	Addrs []string `yaml:"addrs"`
+	// MasterName selects Sentinel: the name of the monitored master.
+	MasterName string `yaml:"master_name"`
+	// Cluster forces cluster mode with a single seed address.
+	Cluster  bool   `yaml:"cluster"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// DB is the database number (single node and Sentinel only).
+	DB int `yaml:"db"`
+	// KeyPrefix starts every key and the pub/sub channel. Default "tokengate:".
+	KeyPrefix string `yaml:"key_prefix"`
+	// EncryptionKey (base64 of 32 random bytes) encrypts every value. Required.
+	EncryptionKey string `yaml:"encryption_key"`
+	// PreviousEncryptionKeys still decrypt values written before a rotation.
+	PreviousEncryptionKeys []string `yaml:"previous_encryption_keys"`
+	// HashKey (base64 of 32 bytes) keys the hashes that name entries and the
+	// cache keys every replica shares. Default: EncryptionKey. Pin it to the
+	// first key when rotating, so no entry is renamed.
+	HashKey string `yaml:"hash_key"`
+	// TLS, when set, connects over TLS.
+	TLS *RedisTLS `yaml:"tls"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound one connection attempt
+	// and one read or write. Defaults 200ms, 200ms, 200ms.
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
+	// PoolSize is the connections per node. Default 10 per CPU (go-redis).
+	PoolSize int `yaml:"pool_size"`
+	// Required makes /readyz fail while Redis does not answer. Default false:
+	// Redis down is reported as degraded and requests go on without it.
+	Required bool `yaml:"required"`
+	// BreakerFailures consecutive failed calls make tokengate skip Redis for
+	// BreakerBackoff, then probe it with one call. Defaults 5 and 5s.
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerBackoff  Duration `yaml:"breaker_backoff"`
+}
+
+// RedisTLS configures TLS to Redis.
+type RedisTLS struct {
+	// CAFile is a PEM bundle of the CAs to trust; default the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate (mutual TLS), optional.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is checked against the server's certificate; default the
+	// address's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate checks: testing only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // Route is one upstream API behind the gateway.

@@ -257,7 +257,12 @@ func TestDefaults(t *testing.T) {
 				Timeout:            Duration(2 * time.Second),
 			},
 		},
-		Cache:  Cache{MaxEntries: 100000, RefreshBefore: Duration(30 * time.Second), Redis: &Redis{KeyPrefix: "tokengate:"}},
+		Cache: Cache{MaxEntries: 100000, RefreshBefore: Duration(30 * time.Second), RevocationTTL: Duration(24 * time.Hour),
+			Redis: &Redis{
+				KeyPrefix: "tokengate:", DialTimeout: Duration(200 * time.Millisecond),
+				ReadTimeout: Duration(200 * time.Millisecond), WriteTimeout: Duration(200 * time.Millisecond),
+				BreakerFailures: 5, BreakerBackoff: Duration(5 * time.Second),
+			}},
 		Routes: []Route{{Timeout: Duration(30 * time.Second)}},
 	}
 	if !reflect.DeepEqual(c, want) {

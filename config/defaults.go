@@ -68,6 +68,16 @@ const (
 	DefaultMaxEntries     = 100000
 	DefaultRefreshBefore  = 30 * time.Second
 	DefaultRedisKeyPrefix = "tokengate:"
+	DefaultRevocationTTL  = 24 * time.Hour
+)
+
+// Redis tier defaults (cache.redis): short, so Redis never holds a request up.
+const (
+	DefaultRedisDialTimeout     = 200 * time.Millisecond
+	DefaultRedisReadTimeout     = 200 * time.Millisecond
+	DefaultRedisWriteTimeout    = 200 * time.Millisecond
+	DefaultRedisBreakerFailures = 5
+	DefaultRedisBreakerBackoff  = 5 * time.Second
 )
 
 // DefaultRouteTimeout is routes[].timeout when absent.
@@ -109,8 +119,14 @@ func (c *Config) applyDefaults() {
 
 	setDefault(c, &c.Cache.MaxEntries, "cache.max_entries", DefaultMaxEntries)
 	setDefault(c, &c.Cache.RefreshBefore, "cache.refresh_before", Duration(DefaultRefreshBefore))
+	setDefault(c, &c.Cache.RevocationTTL, "cache.revocation_ttl", Duration(DefaultRevocationTTL))
 	if r := c.Cache.Redis; r != nil {
 		setDefault(c, &r.KeyPrefix, "cache.redis.key_prefix", DefaultRedisKeyPrefix)
+		setDefault(c, &r.DialTimeout, "cache.redis.dial_timeout", Duration(DefaultRedisDialTimeout))
+		setDefault(c, &r.ReadTimeout, "cache.redis.read_timeout", Duration(DefaultRedisReadTimeout))
+		setDefault(c, &r.WriteTimeout, "cache.redis.write_timeout", Duration(DefaultRedisWriteTimeout))
+		setDefault(c, &r.BreakerFailures, "cache.redis.breaker_failures", DefaultRedisBreakerFailures)
+		setDefault(c, &r.BreakerBackoff, "cache.redis.breaker_backoff", Duration(DefaultRedisBreakerBackoff))
 	}
 
 	for i := range c.Routes {

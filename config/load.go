@@ -132,4 +132,9 @@ func (c *Config) resolvePaths() {
 		abs("server.tls.cert_file", &c.Server.TLS.CertFile)
 		abs("server.tls.key_file", &c.Server.TLS.KeyFile)
 	}
+	if r := c.Cache.Redis; r != nil && r.TLS != nil {
+		abs("cache.redis.tls.ca_file", &r.TLS.CAFile)
+		abs("cache.redis.tls.cert_file", &r.TLS.CertFile)
+		abs("cache.redis.tls.key_file", &r.TLS.KeyFile)
+	}
 }

@@ -96,6 +96,7 @@ func (v *validator) server() {
 	v.positive("server.read_header_timeout", s.ReadHeaderTimeout, "how long a client may take to send its headers", DefaultReadHeaderTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace)
+	v.adminToken()
 }
 
 // listenAddress checks a host:port to listen on.

@@ -151,7 +151,11 @@ func (v *validator) cache() {
 		v.addf("cache.refresh_before", "%s is not shorter than exchange.token_ttl (%s): every token would be "+
 			"due for refresh as soon as it is made; use less, like %s", ca.RefreshBefore, ttl, DefaultRefreshBefore)
 	}
+	if ca.RevocationTTL <= 0 {
+		v.addf("cache.revocation_ttl", "%s is not positive: set how long a revocation refuses older tokens, longer than "+
+			"any umbrella token lives, like %s", ca.RevocationTTL, DefaultRevocationTTL)
+	}
 	if ca.Redis != nil {
-		v.add("cache.redis", "the Redis tier is not available in this version yet: remove cache.redis")
+		v.redis(ca.Redis)
 	}
 }

@@ -179,8 +179,91 @@ func TestValidate(t *testing.T) {
 		{"refresh_before zero", func(c *Config) { c.Cache.RefreshBefore = 0 }, nil},
 		{"refresh_before not below ttl", func(c *Config) { c.Cache.RefreshBefore = c.Exchange.TokenTTL },
 			[]string{"cache.refresh_before: 5m0s is not shorter than exchange.token_ttl (5m0s)"}},
-		{"redis", func(c *Config) { c.Cache.Redis = &Redis{Password: "pw"} },
-			[]string{"cache.redis: the Redis tier is not available in this version yet: remove cache.redis"}},
+		{"redis without defaults", func(c *Config) { c.Cache.Redis = &Redis{Password: "pw-secret"} },
+			[]string{
+				"cache.redis.addrs: is empty: list the Redis address",
+				"cache.redis.encryption_key: is empty: Redis values are encrypted with it",
+				"cache.redis.dial_timeout: 0s is not positive",
+				"cache.redis.read_timeout: 0s is not positive",
+				"cache.redis.write_timeout: 0s is not positive",
+				"cache.redis.breaker_failures: 0 is out of range: use 1 to 1000",
+				"cache.redis.breaker_backoff: 0s is not positive",
+			}},
+		{"redis valid", func(c *Config) { c.Cache.Redis = validRedis() }, nil},
+		{"redis sentinel and cluster valid", func(c *Config) {
+			r := validRedis()
+			r.Addrs, r.MasterName, r.DB = []string{"s1:26379", "s2:26379"}, "mymaster", 3
+			c.Cache.Redis = r
+		}, nil},
+		{"redis addrs", func(c *Config) {
+			r := validRedis()
+			r.Addrs = []string{"redis://h:6379", "h", "h:0", "h:6379", "h:6379"}
+			c.Cache.Redis = r
+		}, []string{
+			"cache.redis.addrs[0]: is a URL: write host:port only",
+			`cache.redis.addrs[1]: "h" is not host:port`,
+			`cache.redis.addrs[2]: "h:0" has port "0"`,
+			`cache.redis.addrs[4]: "h:6379" is also addrs[3]`,
+		}},
+		{"redis keys", func(c *Config) {
+			r := validRedis()
+			r.EncryptionKey = "pw-secret not base64"
+			r.PreviousEncryptionKeys = []string{"", "c2hvcnQ=", testRedisKey}
+			r.HashKey = "c2hvcnQ"
+			c.Cache.Redis = r
+		}, []string{
+			"cache.redis.encryption_key: is not base64: make one with `head -c 32 /dev/urandom | base64`",
+			"cache.redis.previous_encryption_keys[0]: is empty",
+			"cache.redis.previous_encryption_keys[1]: decodes to 5 bytes, need 32",
+			"cache.redis.hash_key: decodes to 5 bytes, need 32",
+		}},
+		{"redis previous same as active", func(c *Config) {
+			r := validRedis()
+			r.PreviousEncryptionKeys = []string{testRedisKey}
+			c.Cache.Redis = r
+		}, []string{"cache.redis.previous_encryption_keys[0]: is the same key as encryption_key"}},
+		{"redis modes", func(c *Config) {
+			r := validRedis()
+			r.MasterName, r.Cluster, r.DB = "mymaster", true, 1
+			c.Cache.Redis = r
+		}, []string{
+			"cache.redis.cluster: is true together with master_name",
+			"cache.redis.db: is set for a cluster",
+		}},
+		{"redis db range and prefix", func(c *Config) {
+			r := validRedis()
+			r.DB, r.KeyPrefix = 16, "token gate:"
+			c.Cache.Redis = r
+		}, []string{"cache.redis.db: 16 is out of range: use 0 to 15", "cache.redis.key_prefix: contains whitespace"}},
+		{"redis timeouts and pool", func(c *Config) {
+			r := validRedis()
+			r.ReadTimeout, r.PoolSize, r.BreakerFailures = Duration(time.Minute), -1, 1001
+			c.Cache.Redis = r
+		}, []string{
+			"cache.redis.read_timeout: 1m0s is too long",
+			"cache.redis.pool_size: -1 is negative",
+			"cache.redis.breaker_failures: 1001 is out of range",
+		}},
+		{"redis tls", func(c *Config) {
+			r := validRedis()
+			r.TLS = &RedisTLS{CAFile: filepath.Join(c.Dir, "ca.pem"), CertFile: "x.pem"}
+			c.Cache.Redis = r
+		}, []string{
+			`cache.redis.tls.ca_file: file "ca.pem" does not exist`,
+			"cache.redis.tls: has only one of cert_file and key_file",
+		}},
+		{"redis tls valid", func(c *Config) {
+			r := validRedis()
+			r.TLS = &RedisTLS{CAFile: c.Exchange.Local.SigningKeys[0].File, ServerName: "redis.internal"}
+			c.Cache.Redis = r
+		}, nil},
+		{"revocation_ttl", func(c *Config) { c.Cache.RevocationTTL = 0 },
+			[]string{"cache.revocation_ttl: 0s is not positive"}},
+		{"admin_token short", func(c *Config) { c.Server.AdminToken = "pw-secret" },
+			[]string{"server.admin_token: is 9 characters: use at least 16"}},
+		{"admin_token space", func(c *Config) { c.Server.AdminToken = "pw-secret pw-secret" },
+			[]string{"server.admin_token: contains whitespace"}},
+		{"admin_token valid", func(c *Config) { c.Server.AdminToken = "0123456789abcdef0123" }, nil},
 
 		// routes
 		{"no routes", func(c *Config) { c.Routes = nil }, []string{"routes: no route is configured"}},
@@ -327,5 +410,22 @@ func TestValidateHasNoSideEffects(t *testing.T) {
 	_ = c.Validate()
 	if c.Issuers[0].Algorithms != nil || c.Routes[0].Timeout != 0 {
 		t.Fatal("Validate changed the configuration")
+	}
+}
+
+// testRedisKey is base64 of 32 bytes.
+const testRedisKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+
+// validRedis is a valid cache.redis with its defaults.
+func validRedis() *Redis {
+	return &Redis{
+		Addrs:           []string{"127.0.0.1:6379"},
+		KeyPrefix:       DefaultRedisKeyPrefix,
+		EncryptionKey:   testRedisKey,
+		DialTimeout:     Duration(DefaultRedisDialTimeout),
+		ReadTimeout:     Duration(DefaultRedisReadTimeout),
+		WriteTimeout:    Duration(DefaultRedisWriteTimeout),
+		BreakerFailures: DefaultRedisBreakerFailures,
+		BreakerBackoff:  Duration(DefaultRedisBreakerBackoff),
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/cache"
@@ -54,6 +55,14 @@ type CachingOptions struct {
 	Clock func() time.Time
 	// Logger reports background refresh failures; nil discards.
 	Logger *slog.Logger
+	// Denylist, when set, refuses revoked umbrella tokens (Exchange returns
+	// a *RejectError with ReasonRevoked) and receives Revoke's revocations.
+	Denylist Denylist
+	// RevocationTTL is how long a subject or session revocation refuses the
+	// tokens issued before it; 0 means 24h.
+	RevocationTTL time.Duration
+	// Revocations, when set, counts Revoke calls by (by, source="admin").
+	Revocations *prometheus.CounterVec
 }
 
 const (
@@ -89,6 +98,11 @@ type Caching struct {
 	keys   sync.Pool // of *cacheKeyer
 	flight singleflight.Group
 
+	deny          Denylist
+	revokeKey     []byte // HMAC key of revocation hashes, derived from KeySecret
+	revocationTTL time.Duration
+	revocations   *prometheus.CounterVec
+
 	refreshMu  sync.Mutex
 	refreshing map[string]struct{} // keys with a background refresh under way
 
@@ -108,6 +122,9 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 	}
 	if opts.RefreshBefore < 0 {
 		return nil, fmt.Errorf("new caching exchanger: refresh before must not be negative, got %s", opts.RefreshBefore)
+	}
+	if opts.RevocationTTL < 0 {
+		return nil, fmt.Errorf("new caching exchanger: revocation ttl must not be negative, got %s", opts.RevocationTTL)
 	}
 	if opts.ExchangeTimeout < 0 {
 		return nil, fmt.Errorf("new caching exchanger: exchange timeout must not be negative, got %s", opts.ExchangeTimeout)
@@ -132,7 +149,16 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		now:           opts.Clock,
 		log:           opts.Logger,
 		refreshing:    map[string]struct{}{},
+		deny:          opts.Denylist,
+		revocationTTL: opts.RevocationTTL,
+		revocations:   opts.Revocations,
 	}
+	if c.revocationTTL == 0 {
+		c.revocationTTL = defaultRevocationTTL
+	}
+	rk := hmac.New(sha256.New, secret)
+	rk.Write([]byte(revocationHashDomain))
+	c.revokeKey = rk.Sum(nil)
 	if c.timeout == 0 {
 		c.timeout = defaultExchangeTimeout
 	}
@@ -159,9 +185,12 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 	if req.Subject == nil {
 		return nil, fmt.Errorf("caching exchange: %w: no subject token", ErrInvalidToken)
 	}
+	if c.revoked(req.Subject) {
+		return nil, fmt.Errorf("caching exchange: %w", errRevoked)
+	}
 	key := c.cacheKey(req)
 	now := c.now()
-	if e, ok := c.cache.Get(ctx, key); ok {
+	if e, ok := c.getLocal(ctx, key); ok {
 		switch c.cachingState(e, now) {
 		case cachingFresh:
 			return cachingResult(e), nil
@@ -184,6 +213,15 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("caching exchange for audience %q: waiting for the exchange: %w", req.Audience, ctx.Err())
 	}
+}
+
+// getLocal is the lookup before joining a flight: the local tier only when
+// the cache has one, so remote reads happen once per flight.
+func (c *Caching) getLocal(ctx context.Context, key string) (cache.Entry, bool) {
+	if lc, ok := c.cache.(LocalCache); ok {
+		return lc.GetLocal(ctx, key)
+	}
+	return c.cache.Get(ctx, key)
 }
 
 // Invalidate drops the cached token for req, e.g. because the route's
@@ -281,13 +319,22 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 		if res == nil {
 			return nil, fmt.Errorf("%w: upstream exchange returned no token", ErrExchangeUnavailable)
 		}
+		h := c.hashesOf(req.Subject)
 		e := cache.Entry{
-			Token:     res.AccessToken,
-			TokenType: res.IssuedTokenType,
-			Scope:     res.Scope,
-			IssuedAt:  c.now(),
-			ExpiresAt: res.ExpiresAt,
-			Capped:    !res.ExpiresAt.Before(req.Subject.Claims.Expiry),
+			Token:       res.AccessToken,
+			TokenType:   res.IssuedTokenType,
+			Scope:       res.Scope,
+			IssuedAt:    c.now(),
+			ExpiresAt:   res.ExpiresAt,
+			Capped:      !res.ExpiresAt.Before(req.Subject.Claims.Expiry),
+			SubjectHash: h.sub,
+			SessionHash: h.sid,
+			TokenHash:   h.tok,
+		}
+		// A revocation made while this exchange ran must not be undone by
+		// storing its token: the denylist is updated before entries are dropped.
+		if c.revoked(req.Subject) {
+			return nil, errRevoked
 		}
 		c.cache.Set(ctx, key, e)
 		return e, nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -42,6 +43,10 @@ type Token struct {
 	Claims Claims
 	// UmbrellaAudience is the issuer's umbrella_audience ("" when not configured).
 	UmbrellaAudience string
+
+	// hashes memoizes the keyed hashes a caching exchanger computed for this
+	// token (revocation checks run on every request once anything is revoked).
+	hashes atomic.Pointer[tokenHashes]
 }
 
 // NewToken builds a Token; the verifier and tests use it.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -28,6 +29,9 @@ const (
 type ReadinessCheck struct {
 	Name  string
 	Check func(context.Context) error
+	// Optional: a failure is reported under "degraded" and /readyz stays
+	// 200 (e.g. Redis, when cache.redis.required is false).
+	Optional bool
 }
 
 // AdminOptions are the dependencies of NewAdmin.
@@ -50,6 +54,10 @@ type AdminOptions struct {
 	// ReadyTimeout bounds one /readyz run (0 => 3s); a check still running
 	// then counts as failed.
 	ReadyTimeout time.Duration
+	// AdminToken is the bearer secret of POST /admin/revoke; "" disables it.
+	AdminToken string
+	// Revoker serves POST /admin/revoke; nil disables it.
+	Revoker Revoker
 }
 
 // admin serves the admin listener: nothing else, and nothing is proxied.
@@ -61,6 +69,10 @@ type admin struct {
 	discovery []byte // nil when there is no JWKS to point at
 	paths     map[string]func(http.ResponseWriter, *http.Request)
 	logger    *slog.Logger
+
+	revoker        Revoker
+	adminTokenSet  bool
+	adminTokenHash [sha256.Size]byte
 }
 
 // NewAdmin returns the admin handler: /metrics, /healthz, /readyz,
@@ -71,6 +83,10 @@ func NewAdmin(opts AdminOptions) http.Handler {
 		timeout: opts.ReadyTimeout,
 		jwks:    opts.JWKS,
 		logger:  opts.Logger,
+		revoker: opts.Revoker,
+	}
+	if opts.AdminToken != "" {
+		a.adminTokenSet, a.adminTokenHash = true, sha256.Sum256([]byte(opts.AdminToken))
 	}
 	if a.timeout <= 0 {
 		a.timeout = defaultReadyTimeout
@@ -105,6 +121,10 @@ func NewAdmin(opts AdminOptions) http.Handler {
 }
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == pathRevoke {
+		a.revoke(w, r) // the one endpoint that changes state: POST, with a bearer secret
+		return
+	}
 	h, ok := a.paths[r.URL.Path]
 	if !ok {
 		http.NotFound(w, r)
@@ -127,6 +147,8 @@ func (a *admin) healthz(w http.ResponseWriter, _ *http.Request) {
 type readyBody struct {
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks,omitempty"`
+	// Degraded lists optional checks that fail: ready all the same.
+	Degraded map[string]string `json:"degraded,omitempty"`
 }
 
 // readyz runs every check concurrently under one deadline.
@@ -142,10 +164,19 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, c := range a.checks {
 		go func() { results <- result{c.Name, c.Check(ctx)} }()
 	}
-	failed := map[string]string{}
+	failed, degraded := map[string]string{}, map[string]string{}
+	optional := map[string]bool{}
 	pending := make(map[string]bool, len(a.checks))
 	for _, c := range a.checks {
 		pending[c.Name] = true
+		optional[c.Name] = c.Optional
+	}
+	report := func(name, msg string) {
+		if optional[name] {
+			degraded[name] = msg
+		} else {
+			failed[name] = msg
+		}
 	}
 collect:
 	for range a.checks {
@@ -153,14 +184,14 @@ collect:
 		case res := <-results:
 			delete(pending, res.name)
 			if res.err != nil {
-				failed[res.name] = res.err.Error()
+				report(res.name, res.err.Error())
 			}
 		case <-ctx.Done():
 			break collect
 		}
 	}
 	for name := range pending {
-		failed[name] = "check timed out"
+		report(name, "check timed out")
 	}
 
 	body := readyBody{Status: "ready"}
@@ -169,6 +200,12 @@ collect:
 		body = readyBody{Status: "not ready", Checks: failed}
 		status = http.StatusServiceUnavailable
 		a.logger.Debug("not ready", "checks", failed)
+	}
+	if len(degraded) > 0 {
+		body.Degraded = degraded
+		if status == http.StatusOK {
+			body.Status = "degraded"
+		}
 	}
 	writeJSON(w, status, "application/json", "no-store", body)
 }

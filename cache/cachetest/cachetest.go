@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -75,12 +76,20 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 			e    cache.Entry
 		}{
 			{"every field", cache.Entry{
-				Token:     "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.sig",
-				TokenType: "urn:ietf:params:oauth:token-type:jwt",
-				Scope:     "a b c",
-				IssuedAt:  start.Add(-time.Second),
-				ExpiresAt: start.Add(5 * time.Minute),
-				Capped:    true,
+				Token:       "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.sig",
+				TokenType:   "urn:ietf:params:oauth:token-type:jwt",
+				Scope:       "a b c",
+				IssuedAt:    start.Add(-time.Second),
+				ExpiresAt:   start.Add(5 * time.Minute),
+				Capped:      true,
+				SubjectHash: "\x00subject-hash\xff",
+				SessionHash: "session-hash",
+				TokenHash:   "token-hash",
+			}},
+			{"sub-second times", cache.Entry{
+				Token:     "t",
+				IssuedAt:  start.Add(123456789 * time.Nanosecond),
+				ExpiresAt: start.Add(time.Minute + 987654321*time.Nanosecond),
 			}},
 			{"not capped", cache.Entry{
 				Token:     "opaque-token",
@@ -219,9 +228,70 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 	})
 }
 
+// Revoker is a tier that can drop entries by keyed hash.
+type Revoker interface {
+	Revoke(ctx context.Context, rev cache.Revocation) (int, error)
+}
+
+// RunRevoke checks Revoke on a tier: exactly the entries whose hash for the
+// field matches are dropped, for each field, and the count is right.
+func RunRevoke(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) {
+	t.Helper()
+	ctx := context.Background()
+	e := func(token, sub, sid, tok string) cache.Entry {
+		return cache.Entry{Token: token, IssuedAt: start, ExpiresAt: start.Add(time.Hour),
+			SubjectHash: sub, SessionHash: sid, TokenHash: tok}
+	}
+	entries := map[string]cache.Entry{
+		"k1": e("t1", "alice", "s1", "u1"),
+		"k2": e("t2", "alice", "s1", "u2"),
+		"k3": e("t3", "alice", "s2", "u3"),
+		"k4": e("t4", "bob", "s3", "u1"), // same umbrella hash as k1: only possible in a test
+		"k5": e("t5", "", "", ""),
+	}
+	tests := []struct {
+		name string
+		by   cache.Field
+		hash string
+		want []string // keys dropped
+	}{
+		{"subject", cache.BySubject, "alice", []string{"k1", "k2", "k3"}},
+		{"session", cache.BySession, "s1", []string{"k1", "k2"}},
+		{"token", cache.ByToken, "u1", []string{"k1", "k4"}},
+		{"no match", cache.BySubject, "carol", nil},
+		{"empty hash matches nothing", cache.BySession, "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := &clock{now: start}
+			c := newCache(t, clk.Now)
+			r, ok := c.(Revoker)
+			if !ok {
+				t.Fatalf("%T has no Revoke method", c)
+			}
+			for k, v := range entries {
+				c.Set(ctx, k, v)
+			}
+			n, err := r.Revoke(ctx, cache.Revocation{By: tt.by, Hash: tt.hash, At: start, Until: start.Add(time.Hour)})
+			if err != nil {
+				t.Fatalf("Revoke: %v", err)
+			}
+			if n < len(tt.want) {
+				t.Errorf("Revoke dropped %d entries; want at least %d", n, len(tt.want))
+			}
+			for k := range entries {
+				_, present := c.Get(ctx, k)
+				if dropped := slices.Contains(tt.want, k); present == dropped {
+					t.Errorf("after revoking %s %q: %s present = %v; want %v", tt.by, tt.hash, k, present, !dropped)
+				}
+			}
+		})
+	}
+}
+
 // entryFields is how many fields assertEqual compares: a new Entry field
 // fails the suite until it is compared (and every tier stores it).
-const entryFields = 6
+const entryFields = 9
 
 func assertEqual(t *testing.T, got, want cache.Entry) {
 	t.Helper()
@@ -229,7 +299,8 @@ func assertEqual(t *testing.T, got, want cache.Entry) {
 		t.Fatalf("cache.Entry has %d fields, the suite compares %d: update assertEqual", n, entryFields)
 	}
 	if got.Token != want.Token || got.TokenType != want.TokenType || got.Scope != want.Scope ||
-		!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || got.Capped != want.Capped {
+		!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || got.Capped != want.Capped ||
+		got.SubjectHash != want.SubjectHash || got.SessionHash != want.SessionHash || got.TokenHash != want.TokenHash {
 		t.Errorf("entry = %+v\nwant    %+v", got, want)
 	}
 }

@@ -37,6 +37,7 @@ type process struct {
 	httpClient  *http.Client
 	clock       func() time.Time
 	cacheSecret []byte
+	denylist    *cache.Denylist
 	draining    atomic.Bool
 }
 
@@ -78,6 +79,7 @@ func newProcess(logger *slog.Logger) (*process, error) {
 		httpClient:  &http.Client{Transport: transport, Timeout: 30 * time.Second},
 		clock:       time.Now,
 		cacheSecret: secret,
+		denylist:    cache.NewDenylist(time.Now),
 	}, nil
 }
 
@@ -89,9 +91,14 @@ type generation struct {
 	verifier *exchange.Verifier
 	keys     *exchange.KeySet // nil in remote mode
 	memory   *cache.Memory
+	redis    *redisTier // nil without cache.redis
 	edge     *gateway.Gateway
 	admin    http.Handler
 }
+
+// close releases what the generation holds beyond its gateway (the Redis
+// client and its listener).
+func (g *generation) close() { g.redis.close() }
 
 // buildGeneration wires config → verifier, signer, cache, exchanger, gateway.
 // prev, when non-nil, donates its memory tier if the
@@ -120,14 +127,29 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 	} else if memory, err = cache.NewMemory(cfg.Cache.MaxEntries, p.clock, p.cacheMetric); err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	// With Redis, every replica must compute the same cache key for the same
+	// umbrella token: the key secret comes from cache.redis's hash key.
+	var store exchange.Cache = memory
+	keySecret := p.cacheSecret
+	var shared *redisTier
+	if cfg.Cache.Redis != nil {
+		if shared, err = newRedisTier(p, cfg, memory); err != nil {
+			return nil, err
+		}
+		store, keySecret = shared.tiered, shared.keys.CacheKeySecret()
+	}
 	caching, err := exchange.NewCaching(up.upstream, exchange.CachingOptions{
-		Cache:         memory,
+		Cache:         store,
 		RefreshBefore: cfg.Cache.RefreshBefore.D(),
-		KeySecret:     p.cacheSecret,
+		KeySecret:     keySecret,
 		Clock:         p.clock,
 		Logger:        p.logger,
+		Denylist:      p.denylist,
+		RevocationTTL: cfg.Cache.RevocationTTL.D(),
+		Revocations:   p.cacheMetric.Revocations,
 	})
 	if err != nil {
+		shared.close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	edge, err := gateway.New(gateway.Options{
@@ -139,6 +161,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Clock:     p.clock,
 	})
 	if err != nil {
+		shared.close()
 		return nil, fmt.Errorf("routes: %w", err)
 	}
 	// Fetch every issuer's keys now, so the first requests do not wait on the
@@ -152,11 +175,13 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 	}
 	cancel()
 
-	g := &generation{cfg: cfg, verifier: verifier, keys: up.keys, memory: memory, edge: edge}
+	g := &generation{cfg: cfg, verifier: verifier, keys: up.keys, memory: memory, redis: shared, edge: edge}
 	admin := gateway.AdminOptions{
-		Gatherer: p.reg,
-		Checks:   append(g.readinessChecks(p), up.checks...),
-		Issuer:   up.issuer,
+		AdminToken: cfg.Server.AdminToken,
+		Revoker:    caching,
+		Gatherer:   p.reg,
+		Checks:     append(g.readinessChecks(p), up.checks...),
+		Issuer:     up.issuer,
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.logger,
@@ -172,7 +197,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 // and every issuer's keys are usable. Configuration and signing keys were
 // checked when this generation was built; it would not exist otherwise.
 func (g *generation) readinessChecks(p *process) []gateway.ReadinessCheck {
-	return []gateway.ReadinessCheck{
+	checks := []gateway.ReadinessCheck{
 		{Name: "shutdown", Check: func(context.Context) error {
 			if p.draining.Load() {
 				return fmt.Errorf("shutting down")
@@ -181,6 +206,10 @@ func (g *generation) readinessChecks(p *process) []gateway.ReadinessCheck {
 		}},
 		{Name: "issuer_keys", Check: g.verifier.Ready},
 	}
+	if g.redis != nil {
+		checks = append(checks, g.redis.readiness())
+	}
+	return checks
 }
 
 // newLogger makes the process logger: JSON by default, text for people.

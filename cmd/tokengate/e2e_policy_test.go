@@ -86,7 +86,7 @@ func TestE2ETokenEndpoint(t *testing.T) {
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	payments := newE2EBackend(t, "payments")
-	g := startE2EWith(t, idp, orders, inventory, policyConfig(payments.srv.URL))
+	g := startE2EWith(t, idp, orders, inventory, e2eOptions{edit: policyConfig(payments.srv.URL)})
 	umbrella := idp.mint(t, map[string]any{
 		"sub": "auth0|user-1", "azp": "spa", "acr": "mfa", "auth_time": time.Now().Add(-time.Minute).Unix(),
 		"aud":   []string{audUmbrella, "https://tenant.auth0.com/userinfo"},
@@ -200,7 +200,7 @@ func TestE2ETokenEndpoint(t *testing.T) {
 func TestE2EStepUpRoundTrip(t *testing.T) {
 	idp := newE2EIdP(t)
 	orders, inventory, payments := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"), newE2EBackend(t, "payments")
-	g := startE2EWith(t, idp, orders, inventory, policyConfig(payments.srv.URL))
+	g := startE2EWith(t, idp, orders, inventory, e2eOptions{edit: policyConfig(payments.srv.URL)})
 	claims := func(acr string, authAge time.Duration) map[string]any {
 		return map[string]any{
 			"sub": "auth0|user-1", "azp": "spa", "aud": audUmbrella, "acr": acr,
@@ -244,7 +244,7 @@ func TestE2EStepUpRoundTrip(t *testing.T) {
 func TestE2EMachineToMachine(t *testing.T) {
 	idp := newE2EIdP(t)
 	orders, inventory, payments := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"), newE2EBackend(t, "payments")
-	g := startE2EWith(t, idp, orders, inventory, policyConfig(payments.srv.URL))
+	g := startE2EWith(t, idp, orders, inventory, e2eOptions{edit: policyConfig(payments.srv.URL)})
 	m2m := idp.mint(t, map[string]any{
 		"sub": "m2m-client@clients", "azp": "m2m-client", "gty": "client-credentials", "aud": audUmbrella,
 		"permissions": []string{"orders:read", "https://payments.example.com/read"},

@@ -199,20 +199,33 @@ routes:
 
 func startE2E(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend) *e2eGateway {
 	t.Helper()
-	return startE2EWith(t, idp, orders, inventory, nil)
+	return startE2EWith(t, idp, orders, inventory, e2eOptions{})
 }
 
-// startE2EWith is startE2E with the configuration text changed by edit,
-// which also learns the edge's address (for server.public_url).
-func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, edit func(text, edgeAddr string) string) *e2eGateway {
+// e2eOptions vary startE2E's configuration: replicas share a signing key
+// and an issuer (both shape the exchanged tokens, so the cache keys).
+type e2eOptions struct {
+	keyPEM     []byte // the signing key; nil makes a new one
+	issuer     string // exchange.local.issuer; "" is the admin listener's URL
+	adminToken string // server.admin_token
+	cacheYAML  string // lines added under cache: (indented two spaces)
+	// edit, when set, changes the configuration text last; it also learns
+	// the edge's address (for server.public_url).
+	edit func(text, edgeAddr string) string
+}
+
+func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, o e2eOptions) *e2eGateway {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	pemBytes := o.keyPEM
+	if pemBytes == nil {
+		var err error
+		if pemBytes, err = exchange.GenerateKeyPEM("ES256", rand.Reader); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
 		t.Fatal(err)
@@ -226,10 +239,19 @@ func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, edit
 		t.Fatal(err)
 	}
 	issuer := "http://" + adminLn.Addr().String()
+	if o.issuer != "" {
+		issuer = o.issuer
+	}
 	text := fmt.Sprintf(e2eConfig, adminLn.Addr().String(), idp.URL(), idp.URL()+"/jwks.json", issuer,
 		orders.srv.URL, inventory.srv.URL, audOrders, audInventory)
-	if edit != nil {
-		text = edit(text, edgeLn.Addr().String())
+	if o.adminToken != "" {
+		text = strings.Replace(text, "  shutdown_grace: 10s\n", fmt.Sprintf("  shutdown_grace: 10s\n  admin_token: %q\n", o.adminToken), 1)
+	}
+	if o.cacheYAML != "" {
+		text = strings.Replace(text, "cache:\n", "cache:\n"+o.cacheYAML, 1)
+	}
+	if o.edit != nil {
+		text = o.edit(text, edgeLn.Addr().String())
 	}
 	path := filepath.Join(dir, "tokengate.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tokengate/tokengate/config"
 )
 
@@ -37,6 +39,8 @@ func runServe(ctx context.Context, args []string, stderr io.Writer) error {
 		return &exitError{code: 1}
 	}
 	logger := newLogger(cfg.Log, stderr)
+	// go-redis logs through a package-level logger: set once per process, here.
+	redis.SetLogger(redisLog{logger})
 	srv, err := startServer(ctx, serverOptions{ConfigPath: *path, Config: cfg, Logger: logger})
 	if err != nil {
 		return err
@@ -106,11 +110,13 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	cfg := opts.Config.Server
 	edgeLn, err := listen(opts.EdgeListener, cfg.Listen)
 	if err != nil {
+		gen.close()
 		return nil, err
 	}
 	adminLn, err := listen(opts.AdminListener, cfg.AdminListen)
 	if err != nil {
 		edgeLn.Close()
+		gen.close()
 		return nil, err
 	}
 	s.edgeAddr, s.adminAdr = edgeLn.Addr(), adminLn.Addr()
@@ -190,6 +196,9 @@ func (s *server) Reload(ctx context.Context) error {
 	// In-flight requests keep their reference to the old gateway and finish;
 	// only its idle upstream connections are closed.
 	old.edge.Close()
+	if next.redis != old.redis {
+		old.close()
+	}
 	s.proc.reloads.WithLabelValues("ok").Inc()
 	log.Info("configuration reloaded", "routes", len(cfg.Routes), "issuers", len(cfg.Issuers))
 	return nil
@@ -209,6 +218,7 @@ func (s *server) Shutdown(ctx context.Context) error {
 			err = aerr
 		}
 		s.gen.Load().edge.Close()
+		s.gen.Load().close()
 		if err != nil {
 			err = fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", grace, err)
 		}

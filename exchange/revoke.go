@@ -1,0 +1,205 @@
+package exchange
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/cache"
+)
+
+// ReasonRevoked: the umbrella token, its subject or its session was revoked
+// (POST /admin/revoke). A rejection reason like the verifier's.
+const ReasonRevoked = "revoked"
+
+// defaultRevocationTTL is CachingOptions.RevocationTTL when zero.
+const defaultRevocationTTL = 24 * time.Hour
+
+// revocationHashDomain separates the revocation hashes' key from the cache
+// keys' (both derive from KeySecret) and versions their encoding.
+const revocationHashDomain = "tokengate/exchange/revocation-hash/v1"
+
+// ErrBadRevocation: a revocation request that names nothing, or more than
+// one thing, to revoke.
+var ErrBadRevocation = errors.New("bad revocation request")
+
+// Denylist is what the caching exchanger needs to refuse revoked umbrella
+// tokens (declared where consumed; *cache.Denylist implements it).
+type Denylist interface {
+	Add(r cache.Revocation)
+	Revoked(by cache.Field, hash string, issuedAt time.Time) bool
+	Empty() bool
+}
+
+// RevokingCache is a Cache that can drop entries by keyed hash, and tell
+// the other replicas (cache.Memory, cache.Tiered).
+type RevokingCache interface {
+	Revoke(ctx context.Context, rev cache.Revocation) (int, error)
+}
+
+// LocalCache is a Cache with a lookup that costs no network round trip
+// (cache.Tiered's memory tier). The caching exchanger uses it before joining
+// a key's flight, and the full Get only inside it, so a burst on one key
+// makes one remote read.
+type LocalCache interface {
+	GetLocal(ctx context.Context, key string) (cache.Entry, bool)
+}
+
+// Revocation asks to revoke exactly one of: every token of a subject (sub),
+// of a session (sid), or one umbrella token (its raw compact JWS).
+type Revocation struct {
+	Subject string
+	Session string
+	Token   string
+}
+
+// RevokeResult says what a revocation did on this replica.
+type RevokeResult struct {
+	By cache.Field
+	// Dropped counts the cached entries dropped here (memory and Redis).
+	Dropped int
+	// Until is how long the umbrella tokens it covers are refused.
+	Until time.Time
+}
+
+// tokenHashes are the keyed hashes of one umbrella token, for one secret.
+type tokenHashes struct {
+	owner *Caching
+	sub   string
+	sid   string
+	tok   string
+}
+
+// revocationHash is the keyed hash of one value of field by:
+// HMAC-SHA-256(revocation key) over the field and the value, length-prefixed.
+// Every replica sharing the KeySecret computes the same hash.
+func (c *Caching) revocationHash(by cache.Field, value []byte) string {
+	m := hmac.New(sha256.New, c.revokeKey)
+	m.Write([]byte{byte(by)})
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(value))))
+	m.Write(value)
+	return string(m.Sum(nil))
+}
+
+// hashesOf returns t's keyed hashes, computed once per token and exchanger.
+func (c *Caching) hashesOf(t *Token) *tokenHashes {
+	if h := t.hashes.Load(); h != nil && h.owner == c {
+		return h
+	}
+	h := &tokenHashes{owner: c, tok: c.revocationHash(cache.ByToken, t.Hash[:])}
+	if t.Claims.Subject != "" {
+		h.sub = c.revocationHash(cache.BySubject, []byte(t.Claims.Subject))
+	}
+	if sid := sessionID(&t.Claims); sid != "" {
+		h.sid = c.revocationHash(cache.BySession, []byte(sid))
+	}
+	t.hashes.Store(h)
+	return h
+}
+
+// sessionID is the token's sid claim (OIDC session id), "" when absent.
+func sessionID(c *Claims) string {
+	raw, ok := c.Extra["sid"]
+	if !ok {
+		return ""
+	}
+	var sid string
+	if json.Unmarshal(raw, &sid) != nil {
+		return ""
+	}
+	return sid
+}
+
+// revoked reports whether t is refused by a revocation. It costs one atomic
+// load until anything has been revoked.
+func (c *Caching) revoked(t *Token) bool {
+	if c.deny == nil || c.deny.Empty() {
+		return false
+	}
+	h := c.hashesOf(t)
+	iat := t.Claims.IssuedAt
+	return c.deny.Revoked(cache.ByToken, h.tok, iat) ||
+		c.deny.Revoked(cache.BySubject, h.sub, iat) ||
+		c.deny.Revoked(cache.BySession, h.sid, iat)
+}
+
+// errRevoked is the rejection of a revoked token: 401 invalid_token.
+var errRevoked = Reject(ReasonRevoked, "the access token has been revoked", nil)
+
+// Revoke revokes r: the denylist refuses the umbrella tokens it covers
+// (issued at or before now, for a subject or session; the token itself, for
+// a token) until they have expired, and every cached token exchanged from
+// them is dropped, here and, through a RevokingCache with Redis, on every
+// replica. The denylist is updated first, so no exchange that finishes
+// meanwhile can store a token for them. An error after that means other
+// replicas may not have been told; this replica has applied it.
+func (c *Caching) Revoke(ctx context.Context, r Revocation) (RevokeResult, error) {
+	now := c.now()
+	rev := cache.Revocation{At: now, Until: now.Add(c.revocationTTL)}
+	n := 0
+	if r.Subject != "" {
+		n++
+		rev.By, rev.Hash = cache.BySubject, c.revocationHash(cache.BySubject, []byte(r.Subject))
+	}
+	if r.Session != "" {
+		n++
+		rev.By, rev.Hash = cache.BySession, c.revocationHash(cache.BySession, []byte(r.Session))
+	}
+	if r.Token != "" {
+		n++
+		hash := verifyHash(r.Token)
+		rev.By, rev.Hash = cache.ByToken, c.revocationHash(cache.ByToken, hash[:])
+		if exp, ok := unverifiedExpiry(r.Token); ok && exp.After(rev.Until) {
+			rev.Until = exp // refused for as long as it could be presented
+		}
+	}
+	if n != 1 {
+		return RevokeResult{}, fmt.Errorf("%w: name exactly one of sub, sid or token (got %d)", ErrBadRevocation, n)
+	}
+	res := RevokeResult{By: rev.By, Until: rev.Until}
+	if c.deny != nil {
+		c.deny.Add(rev)
+	}
+	if c.revocations != nil {
+		c.revocations.WithLabelValues(rev.By.String(), "admin").Inc()
+	}
+	rc, ok := c.cache.(RevokingCache)
+	if !ok {
+		return res, nil
+	}
+	dropped, err := rc.Revoke(ctx, rev)
+	res.Dropped = dropped
+	if err != nil {
+		return res, fmt.Errorf("revoke by %s: %w", rev.By, err)
+	}
+	return res, nil
+}
+
+// unverifiedExpiry reads exp from a compact JWS without verifying it: only
+// to know how long a revoked token must be refused (a forged exp can only
+// make that longer). ok is false when there is no usable exp.
+func unverifiedExpiry(raw string) (time.Time, bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return time.Time{}, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	var claims struct {
+		Exp *float64 `json:"exp"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 || *claims.Exp > math.MaxInt32*4 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*claims.Exp), 0), true
+}

@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tokengate/tokengate/exchange"
+)
+
+const (
+	pathRevoke = "/admin/revoke"
+	// revokeMaxBody bounds a revocation request: one umbrella token at most.
+	revokeMaxBody = 1 << 20
+	// revokeTimeout bounds one revocation, Redis included.
+	revokeTimeout = 10 * time.Second
+	// adminChallenge is the WWW-Authenticate of a refused admin request.
+	adminChallenge = `Bearer realm="tokengate-admin"`
+)
+
+// Revoker revokes an umbrella token, a subject or a session: the cached
+// tokens exchanged from them are dropped on every replica, and they are
+// refused until they expire (exchange.Caching).
+type Revoker interface {
+	Revoke(ctx context.Context, r exchange.Revocation) (exchange.RevokeResult, error)
+}
+
+// revokeRequest is the JSON body of POST /admin/revoke: exactly one field.
+type revokeRequest struct {
+	Sub   string `json:"sub"`
+	Sid   string `json:"sid"`
+	Token string `json:"token"`
+}
+
+type revokeResponse struct {
+	Revoked        string    `json:"revoked"`
+	EntriesDropped int       `json:"entries_dropped"`
+	RefusedUntil   time.Time `json:"refused_until"`
+	Warning        string    `json:"warning,omitempty"`
+}
+
+type adminError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// adminAuthorized compares the bearer token with the admin token in
+// constant time (over SHA-256 digests, so the length does not leak either).
+func (a *admin) adminAuthorized(r *http.Request) bool {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	return subtle.ConstantTimeCompare(got[:], a.adminTokenHash[:]) == 1
+}
+
+// revoke serves POST /admin/revoke. Disabled (404) without an admin token
+// or a revoker; 401 without the right bearer token; 400 unless the body
+// names exactly one of sub, sid or token. Values are never echoed or logged.
+func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
+	if a.revoker == nil || !a.adminTokenSet {
+		http.NotFound(w, r)
+		return
+	}
+	if !a.adminAuthorized(r) {
+		w.Header().Set("WWW-Authenticate", adminChallenge)
+		writeJSON(w, http.StatusUnauthorized, "application/json", "no-store",
+			adminError{"unauthorized", "send Authorization: Bearer <server.admin_token>"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSON(w, http.StatusMethodNotAllowed, "application/json", "no-store",
+			adminError{"method_not_allowed", "use POST"})
+		return
+	}
+	req, msg := readRevokeRequest(w, r)
+	if msg != "" {
+		writeJSON(w, http.StatusBadRequest, "application/json", "no-store", adminError{"invalid_request", msg})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), revokeTimeout)
+	defer cancel()
+	res, err := a.revoker.Revoke(ctx, exchange.Revocation{Subject: req.Sub, Session: req.Sid, Token: req.Token})
+	switch {
+	case errors.Is(err, exchange.ErrBadRevocation):
+		writeJSON(w, http.StatusBadRequest, "application/json", "no-store",
+			adminError{"invalid_request", "give exactly one of sub, sid or token"})
+		return
+	case err != nil && res.By == 0:
+		a.logger.LogAttrs(r.Context(), slog.LevelError, "revocation failed", slog.Any("error", err))
+		writeJSON(w, http.StatusInternalServerError, "application/json", "no-store",
+			adminError{"server_error", "the revocation failed; retry"})
+		return
+	}
+	body := revokeResponse{Revoked: res.By.String(), EntriesDropped: res.Dropped, RefusedUntil: res.Until.UTC()}
+	status := http.StatusOK
+	if err != nil {
+		// Applied here, but Redis could not take it to the other replicas.
+		a.logger.LogAttrs(r.Context(), slog.LevelError, "revocation applied on this replica only",
+			slog.String("by", body.Revoked), slog.Any("error", err))
+		body.Warning = "applied on this replica only: Redis could not be reached to tell the others; retry"
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
+	} else {
+		a.logger.LogAttrs(r.Context(), slog.LevelInfo, "revocation",
+			slog.String("by", body.Revoked), slog.Int("entries_dropped", res.Dropped))
+	}
+	writeJSON(w, status, "application/json", "no-store", body)
+}
+
+// readRevokeRequest reads a JSON or form body; msg says what is wrong.
+func readRevokeRequest(w http.ResponseWriter, r *http.Request) (revokeRequest, string) {
+	r.Body = http.MaxBytesReader(w, r.Body, revokeMaxBody)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var req revokeRequest
+	switch ct {
+	case "application/json":
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, `the body is not a JSON object with one of "sub", "sid" or "token"`
+		}
+		if dec.More() {
+			return req, "the body holds more than one JSON value"
+		}
+	case "application/x-www-form-urlencoded":
+		if err := r.ParseForm(); err != nil {
+			return req, "the form body cannot be parsed"
+		}
+		for name, vals := range r.PostForm {
+			if len(vals) != 1 {
+				return req, "each form field may appear once"
+			}
+			switch name {
+			case "sub":
+				req.Sub = vals[0]
+			case "sid":
+				req.Sid = vals[0]
+			case "token":
+				req.Token = vals[0]
+			default:
+				return req, `unknown form field: use one of sub, sid or token`
+			}
+		}
+	default:
+		return req, "send application/json or application/x-www-form-urlencoded"
+	}
+	n := 0
+	for _, v := range []string{req.Sub, req.Sid, req.Token} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return req, "give exactly one of sub, sid or token"
+	}
+	return req, ""
+}
