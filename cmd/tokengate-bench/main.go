@@ -28,6 +28,7 @@ type options struct {
 	logLevel      string
 	missTokens    int
 	memoryEntries int
+	spreadTokens  int
 }
 
 func main() {
@@ -43,6 +44,7 @@ func main() {
 	fs.StringVar(&o.tokengate, "tokengate", "", "tokengate binary (default: go build ./cmd/tokengate into a temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "tokengate's log.level (info writes one access log line per request, as in production)")
 	fs.IntVar(&o.missTokens, "miss-tokens", 0, "umbrella tokens pre-minted per round for the miss scenario (default 6000 per second of -duration)")
+	fs.IntVar(&o.spreadTokens, "spread-tokens", 1000, "distinct umbrella tokens of the spread and redis scenarios (each used on every route)")
 	fs.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries for the memory scenario")
 	fs.Parse(os.Args[1:])
 	if err := run(o, os.Stdout); err != nil {
@@ -53,8 +55,8 @@ func main() {
 
 // run sets everything up, runs the scenarios and prints their tables.
 func run(o options, out io.Writer) error {
-	if o.rounds < 1 || o.conns < 1 || o.duration <= 0 {
-		return fmt.Errorf("-rounds, -conns and -duration must be positive")
+	if o.rounds < 1 || o.conns < 1 || o.duration <= 0 || o.spreadTokens < 1 {
+		return fmt.Errorf("-rounds, -conns, -duration and -spread-tokens must be positive")
 	}
 	if o.missTokens == 0 {
 		o.missTokens = int(6000 * o.duration.Seconds())

@@ -42,6 +42,7 @@ func newEnv(o options) (e *env, err error) {
 		if o.tokengate, err = buildTokengate(e.dir); err != nil {
 			return nil, err
 		}
+		e.o.tokengate = o.tokengate
 	}
 	if e.idp, err = newDevIdP(); err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ var scenarios = map[string]scenario{
 	"stream": {"cache hit, 1 MiB streamed response", func(e *env, w io.Writer) error {
 		return e.compare(w, "stream", constant(routePath(0)+"/big", e.token), nil)
 	}},
-	"spread": {fmt.Sprintf("cache hit over %d routes x 1000 distinct tokens (every pair warmed first)", benchRoutes), runSpread},
+	"spread": {fmt.Sprintf("cache hit over %d routes x -spread-tokens distinct tokens (every pair warmed first)", benchRoutes), runSpread},
 	"miss":   {"miss: a fresh umbrella token on every tokengate request (pre-minted), local ES256 signing; crypto floor measured in the same run", runMiss},
 	"redis":  {"Redis-tier hit (memory tier cold)", runRedis},
 	"memory": {"memory tier: bytes per entry and GC CPU while filling and serving", runMemory},
@@ -114,25 +115,43 @@ type extra struct {
 }
 
 // roundSet is one round: a result per target (and the extra's CPU per op).
+// bare is the reference side and tg the side under test.
 type roundSet struct {
 	bare, tg roundResult
 	extra    time.Duration
 }
 
+// side is one target under load with its client.
+type side struct {
+	name string
+	t    *target
+	c    *client
+}
+
+func (e *env) bareSide() side { return side{"bare", e.bare, e.bareC} }
+func (e *env) tgSide() side   { return side{"tokengate", e.tg, e.tgC} }
+
 // compare runs o.rounds rounds of bare and tokengate (tgLoad for tokengate,
 // bareLoad for bare; prepare runs before each round, outside the
 // measurement) alternating which goes first, and prints the table.
 func (e *env) compareWith(w io.Writer, name string, bareLoad workload, tgLoad func() (workload, error), x *extra) ([]roundSet, error) {
+	return e.compareSides(w, name, e.bareSide(), e.tgSide(), bareLoad, tgLoad, x)
+}
+
+// compareSides is compareWith for any two sides: ref is measured with
+// refLoad, test with what testLoad returns before each round; the ratios
+// are test/ref.
+func (e *env) compareSides(w io.Writer, name string, ref, test side, bareLoad workload, tgLoad func() (workload, error), x *extra) ([]roundSet, error) {
 	// Open the connections and warm both proxies before measuring.
 	warm, err := tgLoad()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := e.bareC.run(e.bare.pid(), bareLoad, 200*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("warm-up bare: %w", err)
+	if _, err := ref.c.run(ref.t.pid(), bareLoad, 200*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("warm-up %s: %w", ref.name, err)
 	}
-	if _, err := e.tgC.run(e.tg.pid(), warm, 200*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("warm-up tokengate: %w", err)
+	if _, err := test.c.run(test.t.pid(), warm, 200*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("warm-up %s: %w", test.name, err)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "round\ttarget\treq/s\tp50\tp99\tCPU/req\tbench CPU/req\t")
@@ -143,8 +162,8 @@ func (e *env) compareWith(w io.Writer, name string, bareLoad workload, tgLoad fu
 		if err != nil {
 			return nil, err
 		}
-		runBare := func() error { s.bare, err = e.bareC.run(e.bare.pid(), bareLoad, e.o.duration); return err }
-		runTG := func() error { s.tg, err = e.tgC.run(e.tg.pid(), tgl, e.o.duration); return err }
+		runBare := func() error { s.bare, err = ref.c.run(ref.t.pid(), bareLoad, e.o.duration); return err }
+		runTG := func() error { s.tg, err = test.c.run(test.t.pid(), tgl, e.o.duration); return err }
 		order := []func() error{runBare, runTG}
 		if r%2 == 1 {
 			order = []func() error{runTG, runBare}
@@ -163,7 +182,7 @@ func (e *env) compareWith(w io.Writer, name string, bareLoad workload, tgLoad fu
 		for _, t := range []struct {
 			n string
 			r roundResult
-		}{{"bare", s.bare}, {"tokengate", s.tg}} {
+		}{{ref.name, s.bare}, {test.name, s.tg}} {
 			fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", r+1, t.n, t.r.rps(), us(t.r.p50), us(t.r.p99), us(t.r.cpuPerReq()),
 				us(t.r.selfCPU/time.Duration(max(t.r.requests, 1))))
 		}
@@ -180,12 +199,12 @@ func (e *env) compareWith(w io.Writer, name string, bareLoad workload, tgLoad fu
 		}
 		return median(v)
 	}
-	fmt.Fprintf(w, "%s medians: bare %.0f req/s p50 %s p99 %s CPU/req %s | tokengate %.0f req/s p50 %s p99 %s CPU/req %s\n", name,
+	fmt.Fprintf(w, "%s medians: %s %.0f req/s p50 %s p99 %s CPU/req %s | %s %.0f req/s p50 %s p99 %s CPU/req %s\n", name, ref.name,
 		med(func(s roundSet) float64 { return s.bare.rps() }), usf(med(func(s roundSet) float64 { return float64(s.bare.p50) })),
 		usf(med(func(s roundSet) float64 { return float64(s.bare.p99) })), usf(med(func(s roundSet) float64 { return float64(s.bare.cpuPerReq()) })),
-		med(func(s roundSet) float64 { return s.tg.rps() }), usf(med(func(s roundSet) float64 { return float64(s.tg.p50) })),
+		test.name, med(func(s roundSet) float64 { return s.tg.rps() }), usf(med(func(s roundSet) float64 { return float64(s.tg.p50) })),
 		usf(med(func(s roundSet) float64 { return float64(s.tg.p99) })), usf(med(func(s roundSet) float64 { return float64(s.tg.cpuPerReq()) })))
-	fmt.Fprintf(w, "%s ratios tokengate/bare (median over rounds): throughput %.3f  p50 %.3f  p99 %.3f  CPU/req %.3f\n", name,
+	fmt.Fprintf(w, "%s ratios %s/%s (median over rounds): throughput %.3f  p50 %.3f  p99 %.3f  CPU/req %.3f\n", name, test.name, ref.name,
 		med(func(s roundSet) float64 { return s.tg.rps() / s.bare.rps() }),
 		med(func(s roundSet) float64 { return float64(s.tg.p50) / float64(s.bare.p50) }),
 		med(func(s roundSet) float64 { return float64(s.tg.p99) / float64(s.bare.p99) }),
@@ -199,13 +218,15 @@ func (e *env) compare(w io.Writer, name string, load workload, x *extra) error {
 	return err
 }
 
-// runSpread warms every (token, route) pair, then spreads requests over
-// them: a realistic key spread for the caches and the verify memo.
-func runSpread(e *env, w io.Writer) error {
-	const tokens = 1000
+// spreadLoad mints -spread-tokens umbrella tokens and returns a warm-up workload that
+// sends every (token, route) pair once and a load that walks the pairs in a
+// fixed pseudo-random order, different per worker: a realistic key spread
+// for the caches and the verify memo.
+func (e *env) spreadLoad() (warm func() workload, load workload, err error) {
+	tokens := e.o.spreadTokens
 	toks, err := e.idp.mintMany("spread", tokens, runtime.NumCPU())
 	if err != nil {
-		return err
+		return nil, workload{}, err
 	}
 	auths := make([]string, tokens)
 	for i, t := range toks {
@@ -216,23 +237,33 @@ func runSpread(e *env, w io.Writer) error {
 		paths[i] = routePath(i) + "/x"
 	}
 	pairs := tokens * benchRoutes
-	// Warm: every pair once, through tokengate.
-	var next atomic.Int64
-	warm := workload{next: func(int, int) (string, string, bool) {
-		k := int(next.Add(1) - 1)
-		if k >= pairs {
-			return "", "", false
-		}
-		return paths[k%benchRoutes], auths[k/benchRoutes], true
-	}}
-	if _, err := e.tgC.run(e.tg.pid(), warm, time.Minute); err != nil {
-		return fmt.Errorf("warm: %w", err)
+	warm = func() workload {
+		var next atomic.Int64
+		return workload{next: func(int, int) (string, string, bool) {
+			k := int(next.Add(1) - 1)
+			if k >= pairs {
+				return "", "", false
+			}
+			return paths[k%benchRoutes], auths[k/benchRoutes], true
+		}}
 	}
-	// A fixed pseudo-random walk over the pairs, different per worker.
-	load := workload{next: func(wk, i int) (string, string, bool) {
+	load = workload{next: func(wk, i int) (string, string, bool) {
 		k := (wk*7919 + i*104729) % pairs
 		return paths[k%benchRoutes], auths[k/benchRoutes], true
 	}}
+	return warm, load, nil
+}
+
+// runSpread warms every (token, route) pair through tokengate, then
+// compares it with the bare proxy over the spread.
+func runSpread(e *env, w io.Writer) error {
+	warm, load, err := e.spreadLoad()
+	if err != nil {
+		return err
+	}
+	if _, err := e.tgC.run(e.tg.pid(), warm(), time.Minute); err != nil {
+		return fmt.Errorf("warm: %w", err)
+	}
 	return e.compare(w, "spread", load, nil)
 }
 

@@ -151,7 +151,10 @@ type tokengateOptions struct {
 	idp      *devIdP
 	logLevel string
 	redis    string // host:port of a Redis for the shared tier; "" for none
-	dir      string
+	redisKey string // its encryption_key
+	// maxEntries is cache.max_entries; 0 means 1,000,000.
+	maxEntries int
+	dir        string
 }
 
 // configText is a tokengate configuration with benchRoutes routes over
@@ -163,9 +166,12 @@ func configText(o tokengateOptions, edge, admin string) string {
 	fmt.Fprintf(&b, "issuers:\n  - issuer: %q\n    jwks_uri: %q\n    algorithms: [ES256]\n", o.idp.url, o.idp.jwksURI())
 	fmt.Fprintf(&b, "exchange:\n  token_ttl: 10m\n  local:\n    issuer: %q\n    signing_keys:\n      - file: %q\n        alg: ES256\n",
 		"http://"+admin, filepath.Join(o.dir, "es256.pem"))
-	fmt.Fprintf(&b, "cache:\n  max_entries: 1000000\n")
+	if o.maxEntries == 0 {
+		o.maxEntries = 1_000_000
+	}
+	fmt.Fprintf(&b, "cache:\n  max_entries: %d\n", o.maxEntries)
 	if o.redis != "" {
-		fmt.Fprintf(&b, "  redis:\n    addrs: [%q]\n", o.redis)
+		fmt.Fprintf(&b, "  redis:\n    addrs: [%q]\n    encryption_key: %q\n", o.redis, o.redisKey)
 	}
 	b.WriteString("routes:\n")
 	for i := range benchRoutes {
