@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -248,7 +249,13 @@ func freeAddr() (string, error) {
 // buildTokengate compiles ./cmd/tokengate into dir.
 func buildTokengate(dir string) (string, error) {
 	out := filepath.Join(dir, "tokengate")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/tokengate/tokengate/cmd/tokengate")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		// Not on PATH (make test may run a Go named by $(GO)): the toolchain
+		// that built this program.
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	cmd := exec.Command(gobin, "build", "-o", out, "github.com/tokengate/tokengate/cmd/tokengate")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build tokengate: %w", err)
