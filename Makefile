@@ -14,7 +14,7 @@ BENCHTIME ?= 1s
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz clean chart-test chart-docs
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz clean chart-test chart-docs loadtest
 
 all: build
 
@@ -102,3 +102,8 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## loadtest: tokengate vs a bare reverse proxy, side by side (cmd/tokengate-bench; LOADTEST_FLAGS=-rounds 7 ...)
+LOADTEST_FLAGS ?=
+loadtest: build
+	$(GO) run ./cmd/tokengate-bench -tokengate bin/tokengate $(LOADTEST_FLAGS)

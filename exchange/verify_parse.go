@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -147,69 +146,94 @@ func verifyJSONObject(data []byte) (map[string]json.RawMessage, error) {
 	return m, nil
 }
 
-// verifyUniqueNames walks data token by token, refusing anything but a single
-// top-level object and any object with a repeated member name.
+// verifyUniqueNames refuses anything but a single top-level object and any
+// object with a repeated member name. json.Valid checks the syntax first, so
+// the scan below only has to follow strings and nesting; it does not
+// allocate for names without escapes (the common case), which the
+// json.Decoder token walk it replaces did for every token. Escaped names are
+// unescaped before comparing, so "a" and "\u0061" are the same name.
 func verifyUniqueNames(data []byte) error {
+	if !json.Valid(data) {
+		return errVerifyJSONNotObject
+	}
 	type frame struct {
 		object  bool
-		names   map[string]struct{}
 		wantKey bool
+		names   [][]byte // few members: a linear search beats a map
+		set     map[string]struct{}
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
+	const linearNames = 16
 	var stack []frame
-	started := false
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			if !started || len(stack) != 0 {
+	first := true
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '{', '[':
+			if first && c != '{' {
 				return errVerifyJSONNotObject
 			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !started {
-			if tok != json.Delim('{') {
-				return errVerifyJSONNotObject
-			}
-			started = true
-			stack = append(stack, frame{object: true, names: map[string]struct{}{}, wantKey: true})
-			continue
-		}
-		if len(stack) == 0 {
-			return errVerifyJSONNotObject // a second value after the object
-		}
-		top := &stack[len(stack)-1]
-		if top.object && top.wantKey {
-			if tok == json.Delim('}') {
-				stack = stack[:len(stack)-1]
-				continue
-			}
-			name, ok := tok.(string)
-			if !ok {
-				return errVerifyJSONNotObject
-			}
-			if _, dup := top.names[name]; dup {
-				return errVerifyJSONDuplicate
-			}
-			top.names[name] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		if top.object {
-			top.wantKey = true // the value just started is followed by a name or '}'
-		}
-		switch tok {
-		case json.Delim('{'):
-			stack = append(stack, frame{object: true, names: map[string]struct{}{}, wantKey: true})
-		case json.Delim('['):
-			stack = append(stack, frame{})
-		case json.Delim(']'):
+			first = false
+			stack = append(stack, frame{object: c == '{', wantKey: c == '{'})
+		case '}', ']':
 			stack = stack[:len(stack)-1]
+		case ',':
+			if top := &stack[len(stack)-1]; top.object {
+				top.wantKey = true
+			}
+		case '"':
+			if first {
+				return errVerifyJSONNotObject
+			}
+			j := i + 1
+			escaped := false
+			for data[j] != '"' {
+				if data[j] == '\\' {
+					escaped = true
+					j++
+				}
+				j++
+			}
+			top := &stack[len(stack)-1]
+			if top.object && top.wantKey {
+				top.wantKey = false
+				name := data[i+1 : j] // points into data: no copy
+				if escaped {
+					var n string
+					if err := json.Unmarshal(data[i:j+1], &n); err != nil {
+						return err
+					}
+					name = []byte(n)
+				}
+				if top.set == nil {
+					if slices.ContainsFunc(top.names, func(n []byte) bool { return bytes.Equal(n, name) }) {
+						return errVerifyJSONDuplicate
+					}
+					top.names = append(top.names, name)
+					if len(top.names) > linearNames {
+						top.set = make(map[string]struct{}, 2*len(top.names))
+						for _, n := range top.names {
+							top.set[string(n)] = struct{}{}
+						}
+						top.names = nil
+					}
+				} else {
+					if _, dup := top.set[string(name)]; dup {
+						return errVerifyJSONDuplicate
+					}
+					top.set[string(name)] = struct{}{}
+				}
+			}
+			i = j
+		case ' ', '\t', '\n', '\r', ':':
+		default:
+			if first { // a number or a literal at the top level
+				return errVerifyJSONNotObject
+			}
 		}
 	}
+	if first {
+		return errVerifyJSONNotObject
+	}
+	return nil
 }
 
 // verifyString reads an optional string member. A present member of another

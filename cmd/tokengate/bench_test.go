@@ -7,13 +7,18 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/gateway"
 )
 
 // BenchmarkWholeRequest drives real HTTP through the real stack (verifier
 // with memo, caching exchanger, local signer, reverse proxy) on the cache-hit
 // path, next to a bare httputil.ReverseProxy over the same backend, so the
 // ratio of the two is the gateway's cost. Compare ns/op of the sub-benchmarks
-// from one run; these machines are noisy.
+// from one run; these machines are noisy. The gateway's access log is on
+// (the e2e configuration logs at debug into memory). For side-by-side
+// figures over real processes, see cmd/tokengate-bench (make loadtest).
 func BenchmarkWholeRequest(b *testing.B) {
 	idp := newE2EIdP(b)
 	orders, inventory := newE2EBackend(b, "orders"), newE2EBackend(b, "inventory")
@@ -25,9 +30,13 @@ func BenchmarkWholeRequest(b *testing.B) {
 		io.WriteString(w, `{"backend":"orders"}`)
 	})
 	target, _ := url.Parse(orders.srv.URL)
+	// The bare proxy gets the gateway's own transport tuning and a buffer
+	// pool like the gateway's: without one it allocates a 32 KiB copy buffer
+	// per request, which would flatter the gateway.
 	bare := httptest.NewServer(&httputil.ReverseProxy{
-		Rewrite:   func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
-		Transport: &http.Transport{MaxIdleConnsPerHost: 512},
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(target); pr.SetXForwarded() },
+		Transport:  gateway.UpstreamTransport(5 * time.Second),
+		BufferPool: gateway.NewBufferPool(),
 	})
 	b.Cleanup(bare.Close)
 

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestE2EThousandConcurrentFirstRequestsOneExchange sends 1,000 concurrent
+// first requests with one umbrella token through real HTTP and the real
+// stack: every one succeeds, and exactly one token is signed.
+func TestE2EThousandConcurrentFirstRequestsOneExchange(t *testing.T) {
+	idp := newE2EIdP(t)
+	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
+	g := startE2E(t, idp, orders, inventory)
+	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+
+	const n = 1000
+	client := &http.Client{
+		Transport: &http.Transport{MaxIdleConnsPerHost: n, MaxConnsPerHost: n},
+		Timeout:   2 * time.Minute,
+	}
+	t.Cleanup(client.CloseIdleConnections)
+	start := make(chan struct{})
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+umbrella)
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("request %d: status %d", i, c)
+		}
+	}
+	if got := testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok")); got != 1 {
+		t.Errorf("%d concurrent first requests caused %v exchanges; want exactly 1", n, got)
+	}
+	seen := map[string]bool{}
+	for _, r := range orders.received() {
+		seen[bearerOf(r)] = true
+	}
+	if len(orders.received()) != n || len(seen) != 1 {
+		t.Errorf("backend got %d requests with %d distinct tokens; want %d with 1", len(orders.received()), len(seen), n)
+	}
+}
