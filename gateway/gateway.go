@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
@@ -52,7 +53,7 @@ type Options struct {
 // Gateway is the edge http.Handler built from one configuration. A reload
 // builds a new Gateway, swaps it in, and Closes the old one.
 type Gateway struct {
-	ordered       []*route // match order (matchOrder)
+	router        *mux.Router
 	routes        []*route
 	verifier      Verifier
 	exchanger     Exchanger
@@ -108,7 +109,7 @@ func New(opts Options) (*Gateway, error) {
 		rt.proxy = g.newProxy(rt)
 	}
 	g.routes = routes
-	g.ordered = matchOrder(routes)
+	g.router = newRouter(routes)
 	if err := g.newTokenEndpoint(opts.Config.Server.TokenEndpoint()); err != nil {
 		return nil, err
 	}

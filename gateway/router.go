@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/tokengate/tokengate/config"
 )
 
@@ -90,14 +92,12 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 	return routes, nil
 }
 
-// matchOrder sorts the routes in match order: longest prefix first, then
-// host-specific before any-host, then file order, so the first route that
-// matches is the longest prefix. A linear scan over this slice is the whole
-// router: with the handful of routes a gateway has it beats a general
-// router, and it allocates nothing (gorilla/mux's RouteMatch escaped to the
-// heap on every request). There is no path cleaning here: canonicalRequest
-// cleans the path once, and the same cleaned path is matched and forwarded.
-func matchOrder(routes []*route) []*route {
+// newRouter registers the routes on a gorilla/mux router in match order:
+// longest prefix first, then host-specific before any-host, then file order.
+// mux tries routes in registration order, so the first match is the longest
+// prefix. mux's own path cleaning is off: canonicalRequest cleans the path
+// once, and the same cleaned path is matched and forwarded.
+func newRouter(routes []*route) *mux.Router {
 	ordered := slices.Clone(routes)
 	slices.SortStableFunc(ordered, func(a, b *route) int {
 		if c := cmp.Compare(len(b.prefix), len(a.prefix)); c != 0 {
@@ -105,7 +105,11 @@ func matchOrder(routes []*route) []*route {
 		}
 		return cmp.Compare(boolInt(a.host == ""), boolInt(b.host == ""))
 	})
-	return ordered
+	r := mux.NewRouter().SkipClean(true)
+	for _, rt := range ordered {
+		r.NewRoute().MatcherFunc(rt.matches).Handler(rt)
+	}
+	return r
 }
 
 func boolInt(b bool) int {
@@ -115,23 +119,29 @@ func boolInt(b bool) int {
 	return 0
 }
 
+// ServeHTTP is never called: the gateway takes the matched *route from
+// mux.RouteMatch.Handler. It exists so a route can be registered on mux.
+func (rt *route) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	http.Error(w, "internal routing error", http.StatusInternalServerError)
+}
+
 // match returns the route for r, or nil. r must have gone through
 // canonicalRequest.
 func (g *Gateway) match(r *http.Request) *route {
 	if r.Method == http.MethodConnect {
 		return nil // a tunnel is never a route
 	}
-	for _, rt := range g.ordered {
-		if rt.matches(r) {
-			return rt
-		}
+	var m mux.RouteMatch
+	if !g.router.Match(r, &m) {
+		return nil
 	}
-	return nil
+	rt, _ := m.Handler.(*route)
+	return rt
 }
 
-// matches reports whether rt serves r: host (case-insensitive, port
-// ignored) and the path prefix on whole segments.
-func (rt *route) matches(r *http.Request) bool {
+// matches is the mux matcher: host (case-insensitive, port ignored) and the
+// path prefix on whole segments.
+func (rt *route) matches(r *http.Request, _ *mux.RouteMatch) bool {
 	if rt.host != "" && !hostEqual(r.Host, rt.host) {
 		return false
 	}
