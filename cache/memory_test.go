@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 
 	"github.com/tokengate/tokengate/cache"
 	"github.com/tokengate/tokengate/cache/cachetest"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 func TestMemoryConformance(t *testing.T) {
@@ -29,27 +29,10 @@ func TestMemoryConformance(t *testing.T) {
 	t.Run("revoke", func(t *testing.T) { cachetest.RunRevoke(t, newMem) })
 }
 
-// fakeClock is a settable clock, safe for concurrent use.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// fakeClock is the shared test clock.
+type fakeClock = clocktest.Clock
 
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+func newFakeClock() *fakeClock { return clocktest.New() }
 
 func newMemory(t testing.TB, maxEntries int, clk *fakeClock, m *cache.Metrics) *cache.Memory {
 	t.Helper()

@@ -54,18 +54,7 @@ func (v *validator) local() {
 	kids := map[string]int{}
 	for i, k := range l.SigningKeys {
 		p := indexPath("exchange.local.signing_keys", i)
-		algOK := slices.Contains(signingAlgorithms(), k.Alg)
-		hint := k.Alg // for the `keys generate` command in messages
-		if !algOK {
-			hint = "ES256"
-		}
-		v.signingKeyFile(p+".file", k.File, hint)
-		switch {
-		case k.Alg == "":
-			v.addf(p+".alg", "is empty: set the key's algorithm: %s", strings.Join(signingAlgorithms(), ", "))
-		case !algOK:
-			v.addf(p+".alg", "%s is not a signing algorithm: use %s", quote(k.Alg), strings.Join(signingAlgorithms(), ", "))
-		}
+		v.signingKey(p, k)
 		if k.Kid != "" {
 			if first, dup := kids[k.Kid]; dup {
 				v.addf(p+".kid", "%s is also the kid of signing_keys[%d]: kids must be unique; "+
@@ -157,5 +146,22 @@ func (v *validator) cache() {
 	}
 	if ca.Redis != nil {
 		v.redis(ca.Redis)
+	}
+}
+
+// signingKey checks one PEM key file and its algorithm: the local signing
+// keys and the remote private_key_jwt key alike.
+func (v *validator) signingKey(path string, k SigningKey) {
+	algOK := slices.Contains(signingAlgorithms(), k.Alg)
+	hint := k.Alg // for the `keys generate` command in messages
+	if !algOK {
+		hint = "ES256"
+	}
+	v.signingKeyFile(path+".file", k.File, hint)
+	switch {
+	case k.Alg == "":
+		v.addf(path+".alg", "is empty: set the key's algorithm: %s", strings.Join(signingAlgorithms(), ", "))
+	case !algOK:
+		v.addf(path+".alg", "%s is not a signing algorithm: use %s", quote(k.Alg), strings.Join(signingAlgorithms(), ", "))
 	}
 }

@@ -125,18 +125,7 @@ func (v *validator) remotePrivateKey(path string, k SigningKey) {
 			"private_key: {file: keys/sts-client.pem, alg: ES256} and register its public key with the STS", AuthPrivateKeyJWT)
 		return
 	}
-	algOK := slices.Contains(signingAlgorithms(), k.Alg)
-	hint := k.Alg
-	if !algOK {
-		hint = "ES256"
-	}
-	v.signingKeyFile(path+".file", k.File, hint)
-	switch {
-	case k.Alg == "":
-		v.addf(path+".alg", "is empty: set the key's algorithm: %s", strings.Join(signingAlgorithms(), ", "))
-	case !algOK:
-		v.addf(path+".alg", "%s is not a signing algorithm: use %s", quote(k.Alg), strings.Join(signingAlgorithms(), ", "))
-	}
+	v.signingKey(path, k)
 }
 
 // tokenType checks an RFC 8693 token type URI tokengate can use.

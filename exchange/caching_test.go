@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 var ctStart = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
@@ -21,23 +22,8 @@ const (
 	ctRefreshBefore = 30 * time.Second
 )
 
-// ctClock is a settable fake clock, safe for concurrent use.
-type ctClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *ctClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *ctClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
+// ctClock is the shared test clock.
+type ctClock = clocktest.Clock
 
 // ctUpstream is a counting fake exchanger: call n mints "tok-n", valid for
 // ctTTL capped at the umbrella's exp. hook, when set, runs first and may
@@ -107,7 +93,7 @@ type ctEnv struct {
 
 func ctSetup(t testing.TB, mutate ...func(*CachingOptions)) *ctEnv {
 	t.Helper()
-	clock := &ctClock{now: ctStart}
+	clock := clocktest.At(ctStart)
 	up := &ctUpstream{clock: clock, fingerprint: "key-1"}
 	mem, err := cache.NewMemory(1000, clock.Now, nil)
 	if err != nil {
@@ -161,7 +147,7 @@ func TestNewCachingOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	up := &ctUpstream{clock: &ctClock{now: ctStart}}
+	up := &ctUpstream{clock: clocktest.At(ctStart)}
 	tests := []struct {
 		name    string
 		up      Upstream
@@ -648,7 +634,7 @@ func TestCachingKeyHidesToken(t *testing.T) {
 	}
 	rec := &ctRecordingCache{Cache: mem}
 	secret := []byte("0123456789abcdef0123456789abcdef")
-	up := &ctUpstream{clock: &ctClock{now: time.Now()}, fingerprint: "key-1"}
+	up := &ctUpstream{clock: clocktest.At(time.Now()), fingerprint: "key-1"}
 	c, err := NewCaching(up, CachingOptions{Cache: rec, KeySecret: secret})
 	if err != nil {
 		t.Fatal(err)

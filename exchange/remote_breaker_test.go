@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 func TestBreakerStates(t *testing.T) {
-	clock := &ctClock{now: rtNow}
+	clock := clocktest.At(rtNow)
 	b := newBreaker(clock.Now, 3, time.Second, 4*time.Second)
 	var changes []string
 	b.onChange = func(from, to breakerState, backoff time.Duration) {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 // rtNow is the fake time of remote tests.
@@ -153,7 +154,7 @@ type rtEnv struct {
 
 func newRTEnv(t testing.TB, cfg config.Remote, mutate ...func(*RemoteOptions)) *rtEnv {
 	t.Helper()
-	clock := &ctClock{now: rtNow}
+	clock := clocktest.At(rtNow)
 	reg := prometheus.NewRegistry()
 	logs := &rtLogBuffer{}
 	opts := RemoteOptions{

@@ -2,7 +2,6 @@ package exchange
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,7 +141,7 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 		if e := now.Add(time.Duration(secs) * time.Second); e.Before(exp) {
 			exp = e
 		}
-	} else if jwtExp, ok := stsUnverifiedExp(tr.AccessToken); ok && jwtExp.Before(exp) {
+	} else if jwtExp, ok := unverifiedExpiry(tr.AccessToken); ok && jwtExp.Before(exp) {
 		exp = jwtExp
 	}
 	if !exp.After(now) {
@@ -202,29 +201,4 @@ func stsValidToken(s string) bool {
 		}
 	}
 	return true
-}
-
-// stsUnverifiedExp reads exp from a JWS compact token without verifying it:
-// only to bound how long the token is cached, never to trust it. Anything
-// that is not a JWT with a numeric exp yields false.
-func stsUnverifiedExp(token string) (time.Time, bool) {
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, false
-	}
-	var claims struct {
-		Exp json.Number `json:"exp"`
-	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp == "" {
-		return time.Time{}, false
-	}
-	exp, err := claims.Exp.Float64()
-	if err != nil || exp <= 0 || exp > math.MaxInt32*4 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(exp), 0), true
 }

@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strings"
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
@@ -181,25 +178,4 @@ func (c *Caching) Revoke(ctx context.Context, r Revocation) (RevokeResult, error
 		return res, fmt.Errorf("revoke by %s: %w", rev.By, err)
 	}
 	return res, nil
-}
-
-// unverifiedExpiry reads exp from a compact JWS without verifying it: only
-// to know how long a revoked token must be refused (a forged exp can only
-// make that longer). ok is false when there is no usable exp.
-func unverifiedExpiry(raw string) (time.Time, bool) {
-	parts := strings.Split(raw, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, false
-	}
-	var claims struct {
-		Exp *float64 `json:"exp"`
-	}
-	if json.Unmarshal(payload, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 || *claims.Exp > math.MaxInt32*4 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(*claims.Exp), 0), true
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 // Audiences used across the verifier tests.
@@ -39,27 +40,10 @@ const (
 	vtAudUmbrella = "https://api.example.com"
 )
 
-// vtClock is a settable clock.
-type vtClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// vtClock is the shared test clock.
+type vtClock = clocktest.Clock
 
-func vtNewClock() *vtClock {
-	return &vtClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
-}
-
-func (c *vtClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *vtClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func vtNewClock() *vtClock { return clocktest.New() }
 
 // vtKey is a signing key with its JWS algorithm and kid.
 type vtKey struct {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
 // Cache is the behaviour under test: what the exchange package needs from a tier.
@@ -23,25 +24,10 @@ type Cache interface {
 
 // start is the fake clock's first reading: whole seconds in UTC, so a tier
 // that serialises times exactly (unix nanoseconds, RFC 3339) round-trips it.
-var start = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
+var start = clocktest.Start
 
-// clock is a fake clock the suite advances; safe for concurrent use.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// clock is the shared test clock, which the suite advances.
+type clock = clocktest.Clock
 
 // Run runs the conformance suite. newCache must return a new, empty cache
 // (holding at least 64 entries) that reads the time from now only.
@@ -49,7 +35,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 	t.Helper()
 	setup := func(t *testing.T) (Cache, *clock) {
 		t.Helper()
-		clk := &clock{now: start}
+		clk := clocktest.At(start)
 		return newCache(t, clk.Now), clk
 	}
 	ctx := context.Background()
@@ -263,7 +249,7 @@ func RunRevoke(t *testing.T, newCache func(t *testing.T, now func() time.Time) C
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := &clock{now: start}
+			clk := clocktest.At(start)
 			c := newCache(t, clk.Now)
 			r, ok := c.(Revoker)
 			if !ok {

@@ -243,19 +243,9 @@ type minter struct {
 }
 
 func newMinter(cfg *config.Config, now func() time.Time) (*minter, error) {
-	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+	local, err := newLocalSigner(cfg, now, nil, nil)
 	if err != nil {
-		return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
-	}
-	local, err := exchange.NewLocal(exchange.LocalOptions{
-		Issuer:     cfg.Exchange.Local.Issuer,
-		TokenTTL:   cfg.Exchange.TokenTTL.D(),
-		CopyClaims: cfg.Exchange.Local.CopyClaims,
-		Keys:       keys,
-		Clock:      now,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("exchange.local: %w", err)
+		return nil, err
 	}
 	return &minter{local: local, ttl: cfg.Exchange.TokenTTL.D(), now: now}, nil
 }

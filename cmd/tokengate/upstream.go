@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
@@ -30,23 +32,11 @@ type modeUpstream struct {
 func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
 	switch cfg.Exchange.Mode {
 	case config.ModeLocal:
-		keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+		local, err := newLocalSigner(cfg, p.clock, p.exMetrics, p.logger)
 		if err != nil {
-			return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
+			return nil, err
 		}
-		local, err := exchange.NewLocal(exchange.LocalOptions{
-			Issuer:     cfg.Exchange.Local.Issuer,
-			TokenTTL:   cfg.Exchange.TokenTTL.D(),
-			CopyClaims: cfg.Exchange.Local.CopyClaims,
-			Keys:       keys,
-			Clock:      p.clock,
-			Metrics:    p.exMetrics,
-			Logger:     p.logger,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("exchange.local: %w", err)
-		}
-		return &modeUpstream{upstream: local, keys: keys, issuer: cfg.Exchange.Local.Issuer,
+		return &modeUpstream{upstream: local, keys: local.Keys(), issuer: cfg.Exchange.Local.Issuer,
 			prefetch: func(context.Context) error { return nil }}, nil
 	case config.ModeRemote:
 		remote, err := exchange.NewRemote(exchange.RemoteOptions{
@@ -68,4 +58,27 @@ func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
 	default:
 		return nil, fmt.Errorf("exchange.mode %q is not an exchange mode", cfg.Exchange.Mode)
 	}
+}
+
+// newLocalSigner loads exchange.local's keys and builds the signer: for
+// serve, and for `check --explain` (which shows what it would mint).
+// metrics and logger may be nil.
+func newLocalSigner(cfg *config.Config, clock func() time.Time, metrics *exchange.Metrics, logger *slog.Logger) (*exchange.Local, error) {
+	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+	if err != nil {
+		return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
+	}
+	local, err := exchange.NewLocal(exchange.LocalOptions{
+		Issuer:     cfg.Exchange.Local.Issuer,
+		TokenTTL:   cfg.Exchange.TokenTTL.D(),
+		CopyClaims: cfg.Exchange.Local.CopyClaims,
+		Keys:       keys,
+		Clock:      clock,
+		Metrics:    metrics,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exchange.local: %w", err)
+	}
+	return local, nil
 }
