@@ -236,3 +236,17 @@ func flipBit(t testing.TB, tok string) string {
 	sig[len(sig)/2] ^= 0x01
 	return tok[:i+1] + base64.RawURLEncoding.EncodeToString(sig)
 }
+
+// assertNoTokenInMetrics scrapes the admin /metrics and fails if the token
+// (or its signature, which identifies it) appears in any name, label or value.
+func assertNoTokenInMetrics(t *testing.T, token string, g *e2eGateway) {
+	t.Helper()
+	_, metrics := get(t, g.srv.AdminURL()+"/metrics")
+	if !strings.Contains(metrics, "tokengate_") {
+		t.Fatalf("/metrics has no tokengate_ series: the scrape proves nothing")
+	}
+	sig := token[strings.LastIndex(token, ".")+1:]
+	if strings.Contains(metrics, token) || (len(sig) >= 16 && strings.Contains(metrics, sig)) {
+		t.Errorf("the token appears in /metrics")
+	}
+}
