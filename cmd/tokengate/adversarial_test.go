@@ -8,6 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -459,4 +461,39 @@ func TestAdversarialSpoofedHeaders(t *testing.T) {
 	}
 	assertNoUmbrella(t, umbrella, w.g, w.orders, w.inventory)
 	assertNoTokenInMetrics(t, umbrella, w.g)
+}
+
+// TestAdversarialWriteFuzzSeeds regenerates the corpus seeds of FuzzVerify
+// (exchange/testdata/fuzz/FuzzVerify/corpus_*) when TOKENGATE_WRITE_FUZZ_SEEDS=1.
+// The tokens are signed by keys the fuzz verifier does not know, so each
+// seed reaches the parser and checks the corpus probes, never acceptance.
+func TestAdversarialWriteFuzzSeeds(t *testing.T) {
+	if os.Getenv("TOKENGATE_WRITE_FUZZ_SEEDS") != "1" {
+		t.Skip("set TOKENGATE_WRITE_FUZZ_SEEDS=1 to regenerate the FuzzVerify corpus seeds")
+	}
+	w := startAdversarial(t)
+	dir := filepath.Join("..", "..", "exchange", "testdata", "fuzz", "FuzzVerify")
+	old, _ := filepath.Glob(filepath.Join(dir, "corpus_*"))
+	for _, f := range old {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clean := strings.NewReplacer(" ", "_", "/", "_", "'", "", ",", "")
+	n := 0
+	for _, tc := range adversarialCases(t, w) {
+		tok := tc.token
+		if tok == "" && len(tc.auth) == 1 {
+			tok = tc.auth[0]
+		}
+		if tok == "" || len(tok) > 16<<10 {
+			continue
+		}
+		seed := fmt.Sprintf("go test fuzz v1\nstring(%q)\n", tok)
+		if err := os.WriteFile(filepath.Join(dir, "corpus_"+clean.Replace(tc.name)), []byte(seed), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	t.Logf("wrote %d seeds to %s", n, dir)
 }
