@@ -59,8 +59,10 @@ func TestFaultUpstream(t *testing.T) {
 // Retry-After within the exchange timeout (2s), and nothing is forwarded.
 func TestFaultSTS(t *testing.T) {
 	var mode atomic.Value
+	var calls atomic.Int32
 	mode.Store("500")
 	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
 		switch mode.Load() {
 		case "500":
 			http.Error(w, "internal error", http.StatusInternalServerError)
@@ -87,10 +89,17 @@ func TestFaultSTS(t *testing.T) {
 	t.Cleanup(sts.Close)
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.URL+"/token"), orders, inventory)
 	for i, m := range []string{"500", "hang", "garbage", "html", "huge"} {
 		t.Run(m, func(t *testing.T) {
+			// A gateway per mode: an open breaker must not hide the case.
+			g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.URL+"/token"), orders, inventory)
 			mode.Store(m)
+			calls.Store(0)
+			defer func() {
+				if calls.Load() == 0 {
+					t.Errorf("the STS was never called: the case tested nothing")
+				}
+			}()
 			umbrella := idp.mint(t, map[string]any{"sub": fmt.Sprintf("u%d", i), "aud": audOrders, "scope": "orders:read"})
 			start := time.Now()
 			resp, body := g.get(t, "/orders", umbrella)
