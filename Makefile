@@ -8,13 +8,14 @@ COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 FUZZTIME ?= 30s
 BENCHTIME ?= 1s
+SOAKTIME ?= 60s
 
 # The interop tests run node-oidc-provider and jose from e2e/ (Node.js 20+).
 # npm ci runs only when the lock file is newer than the last install, so
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz clean chart-test chart-docs loadtest
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz soak clean chart-test chart-docs loadtest
 
 all: build
 
@@ -99,6 +100,11 @@ fuzz:
 	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+## soak: mixed traffic (hits, misses, rejections, reloads) through the real
+## server for SOAKTIME; reports errors, goroutines and heap, fails on a leak
+soak:
+	TOKENGATE_SOAK=$(SOAKTIME) $(GO) test -race -count=1 -run '^TestSoak$$' -v -timeout 30m ./cmd/tokengate
 
 clean:
 	rm -rf bin

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -68,6 +69,9 @@ type Gateway struct {
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
+	// closed is set by Close: requests still running on this gateway (a
+	// reload replaced it) then drop their upstream connections when done.
+	closed atomic.Bool
 }
 
 // New builds the router and one reverse proxy (with its own transport) per
@@ -116,8 +120,11 @@ func New(opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close releases idle upstream connections. In-flight requests finish.
+// Close releases idle upstream connections. In-flight requests finish, and
+// so do requests that picked this gateway before it was replaced; their
+// connections are closed when they end rather than kept idle.
 func (g *Gateway) Close() {
+	g.closed.Store(true)
 	for _, rt := range g.routes {
 		rt.transport.CloseIdleConnections()
 	}
@@ -190,6 +197,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	st.upStart = g.clock()
 	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	if g.closed.Load() {
+		// A new dial on a closed gateway's transport undoes Close's
+		// CloseIdleConnections: release what this request pooled.
+		rt.transport.CloseIdleConnections()
+	}
 }
 
 // finish records metrics and writes the access log line. It runs deferred,

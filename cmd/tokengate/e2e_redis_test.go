@@ -166,6 +166,8 @@ func TestE2ERedisReplicasShareOneExchange(t *testing.T) {
 	}
 	assertNoUmbrella(t, umbrella, g1, rs.orders)
 	assertNoUmbrella(t, umbrella, g2, rs.orders)
+	assertNoTokenInMetrics(t, umbrella, g1)
+	assertNoTokenInMetrics(t, umbrella, g2)
 }
 
 // TestE2ERedisOutage: Redis killed mid-test → requests still 200, none held

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/exchange"
+)
+
+// freeAddr is a loopback address nothing listens on (for a subprocess's config).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// buildBinary compiles cmd/tokengate with `go build` into a temporary folder.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skipf("no go tool to build the binary: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "tokengate")
+	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSIGTERMLosesNoInFlightRequest runs the real binary, sends SIGTERM
+// while requests wait on a slow backend, and checks every one completes 200
+// and the process exits 0.
+func TestSIGTERMLosesNoInFlightRequest(t *testing.T) {
+	bin := buildBinary(t)
+	idp := newE2EIdP(t)
+	const n = 20
+	var arrived atomic.Int32
+	all := make(chan struct{})
+	release := make(chan struct{})
+	slow := &e2eBackend{name: "orders"}
+	slow.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) == n {
+			close(all)
+		}
+		<-release
+		io.WriteString(w, "done")
+	}))
+	t.Cleanup(slow.srv.Close)
+	inventory := newE2EBackend(t, "inventory")
+
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	edge, admin := freeAddr(t), freeAddr(t)
+	text := fmt.Sprintf(e2eConfig, admin, idp.URL(), idp.URL()+"/jwks.json", "http://"+admin,
+		slow.srv.URL, inventory.srv.URL, audOrders, audInventory)
+	text = strings.Replace(text, `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", edge), 1)
+	path := filepath.Join(dir, "tokengate.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin, "serve", "--config", path)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill() // no-op once it has exited
+		<-exited
+	})
+	client := &http.Client{Timeout: 20 * time.Second}
+	waitFor(t, func() bool {
+		resp, err := client.Get("http://" + admin + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+	results := make(chan string, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+edge+"/orders", nil)
+			req.Header.Set("Authorization", "Bearer "+umbrella)
+			resp, err := client.Do(req)
+			if err != nil {
+				results <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			results <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+		})
+	}
+	select {
+	case <-all:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("only %d of %d requests reached the backend", arrived.Load(), n)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "shutting down") })
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "200 done" {
+			t.Errorf("an in-flight request during SIGTERM ended with %q", r)
+		}
+	}
+	select {
+	case <-exited:
+		if exitErr != nil {
+			t.Errorf("tokengate exited with %v after SIGTERM, want 0\n%s", exitErr, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("tokengate did not exit within 15s of SIGTERM")
+	}
+	if strings.Contains(logs.String(), umbrella) {
+		t.Error("the umbrella token appears in the binary's logs")
+	}
+}
