@@ -61,20 +61,35 @@ func NewMemory(maxEntries int, clock func() time.Time, m *Metrics) (*Memory, err
 // Get returns the entry stored under key, marking it recently used. An entry
 // at or past its ExpiresAt is never returned: it is deleted on the spot.
 func (c *Memory) Get(_ context.Context, key string) (Entry, bool) {
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.lru.Get(key)
-	if ok && !now.Before(e.ExpiresAt) {
-		c.lru.Remove(key)
-		ok = false
-	}
-	c.mu.Unlock()
+	e, ok := c.lookup(key)
 	if !ok {
 		c.misses.Inc()
 		return Entry{}, false
 	}
 	c.hits.Inc()
 	return e, true
+}
+
+// Recheck is Get without counting a request in tokengate_cache_requests_total:
+// for a caller that has already counted its lookup of key and looks once
+// more (the caching exchanger, inside its single flight, in case another
+// flight stored the entry meanwhile). Counting both would report every
+// miss twice.
+func (c *Memory) Recheck(_ context.Context, key string) (Entry, bool) {
+	return c.lookup(key)
+}
+
+// lookup finds key, deleting it on the spot when it has expired.
+func (c *Memory) lookup(key string) (Entry, bool) {
+	now := c.now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.lru.Get(key)
+	if ok && !now.Before(e.ExpiresAt) {
+		c.lru.Remove(key)
+		return Entry{}, false
+	}
+	return e, ok
 }
 
 // Set stores e under key, replacing any entry there and evicting the least

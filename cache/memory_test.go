@@ -308,3 +308,28 @@ func randBytes(t testing.TB, n int) []byte {
 	}
 	return b
 }
+
+// TestMemoryRecheckIsNotCounted: the caching exchanger's second lookup of a
+// key inside its flight must not count a second miss (or hit).
+func TestMemoryRecheckIsNotCounted(t *testing.T) {
+	clk := newFakeClock()
+	m := cache.NewMetrics(prometheus.NewRegistry())
+	c := newMemory(t, 10, clk, m)
+	ctx := context.Background()
+	if _, ok := c.Recheck(ctx, "k"); ok {
+		t.Fatal("Recheck found a missing key")
+	}
+	c.Set(ctx, "k", entryAt(clk, "tok", time.Minute))
+	if e, ok := c.Recheck(ctx, "k"); !ok || e.Token != "tok" {
+		t.Fatalf("Recheck = %q, %v; want the stored entry", e.Token, ok)
+	}
+	clk.Advance(time.Minute)
+	if _, ok := c.Recheck(ctx, "k"); ok {
+		t.Fatal("Recheck returned an expired entry")
+	}
+	for _, result := range []string{cache.ResultHit, cache.ResultMiss} {
+		if got := testutil.ToFloat64(m.Requests.WithLabelValues(cache.TierMemory, result)); got != 0 {
+			t.Errorf("%s counted %v times by Recheck, want 0", result, got)
+		}
+	}
+}

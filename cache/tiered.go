@@ -40,6 +40,20 @@ func (t *Tiered) Get(ctx context.Context, key string) (Entry, bool) {
 	return e, ok
 }
 
+// Recheck is the lookup after a counted GetLocal miss (inside the caching
+// exchanger's flight): memory again without counting it, then Redis, counted
+// (the one Redis read of the burst), copying a Redis hit into memory.
+func (t *Tiered) Recheck(ctx context.Context, key string) (Entry, bool) {
+	if e, ok := t.mem.Recheck(ctx, key); ok {
+		return e, true
+	}
+	e, ok := t.redis.Get(ctx, key)
+	if ok {
+		t.mem.Set(ctx, key, e)
+	}
+	return e, ok
+}
+
 // GetLocal looks in the memory tier only: the lookup that costs no round
 // trip, for callers that do the full Get once per burst (inside a flight).
 func (t *Tiered) GetLocal(ctx context.Context, key string) (Entry, bool) {

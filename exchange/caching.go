@@ -224,6 +224,22 @@ func (c *Caching) getLocal(ctx context.Context, key string) (cache.Entry, bool) 
 	return c.cache.Get(ctx, key)
 }
 
+// Rechecker is a Cache whose lookup inside a flight, after the caller's
+// lookup already missed and was counted, is not counted again in the cache
+// metrics (cache.Memory, cache.Tiered): otherwise every miss would show
+// twice in tokengate_cache_requests_total and the hit ratio would read low.
+type Rechecker interface {
+	Recheck(ctx context.Context, key string) (cache.Entry, bool)
+}
+
+// recheck is the lookup inside a flight.
+func (c *Caching) recheck(ctx context.Context, key string) (cache.Entry, bool) {
+	if rc, ok := c.cache.(Rechecker); ok {
+		return rc.Recheck(ctx, key)
+	}
+	return c.cache.Get(ctx, key)
+}
+
 // Invalidate drops the cached token for req, e.g. because the route's
 // upstream answered 401 to it; the next Exchange for req exchanges anew.
 func (c *Caching) Invalidate(ctx context.Context, req Request) {
@@ -304,9 +320,8 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 		ctx, cancel := context.WithTimeout(parent, c.timeout)
 		defer cancel()
 		// A caller that missed just before the previous flight stored its
-		// entry starts a new flight: the stored entry answers it. (So a
-		// true miss is two cache lookups in tokengate_cache_requests_total.)
-		if e, ok := c.cache.Get(ctx, key); ok && c.cachingState(e, c.now()) >= enough {
+		// entry starts a new flight: the stored entry answers it.
+		if e, ok := c.recheck(ctx, key); ok && c.cachingState(e, c.now()) >= enough {
 			return e, nil
 		}
 		res, err := c.up.Exchange(ctx, req)
