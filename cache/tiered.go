@@ -33,11 +33,7 @@ func (t *Tiered) Get(ctx context.Context, key string) (Entry, bool) {
 	if e, ok := t.mem.Get(ctx, key); ok {
 		return e, true
 	}
-	e, ok := t.redis.Get(ctx, key)
-	if ok {
-		t.mem.Set(ctx, key, e)
-	}
-	return e, ok
+	return t.fromRedis(ctx, key)
 }
 
 // Recheck is the lookup after a counted GetLocal miss (inside the caching
@@ -47,6 +43,12 @@ func (t *Tiered) Recheck(ctx context.Context, key string) (Entry, bool) {
 	if e, ok := t.mem.Recheck(ctx, key); ok {
 		return e, true
 	}
+	return t.fromRedis(ctx, key)
+}
+
+// fromRedis reads key from Redis after a memory miss, copying a hit into
+// memory so the next lookup on this replica costs no round trip.
+func (t *Tiered) fromRedis(ctx context.Context, key string) (Entry, bool) {
 	e, ok := t.redis.Get(ctx, key)
 	if ok {
 		t.mem.Set(ctx, key, e)

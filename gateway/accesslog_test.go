@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -37,14 +36,7 @@ func TestAccessLogSubjects(t *testing.T) {
 				r.Header.Set("X-Request-Id", "rid-7")
 			})
 			logs := env.logs.String()
-			lines := strings.Split(strings.TrimSpace(logs), "\n")
-			if len(lines) != 1 {
-				t.Fatalf("want one access log line, got %d:\n%s", len(lines), logs)
-			}
-			var rec map[string]any
-			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
-				t.Fatal(err)
-			}
+			rec := accessLogLine(t, logs)
 			for k, want := range map[string]any{
 				"msg": "request", "route": "orders", "status": tc.wantStatus, "request_id": "rid-7", "client_id": "web",
 			} {

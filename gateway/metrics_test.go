@@ -132,14 +132,7 @@ func TestAccessLog(t *testing.T) {
 		r.Header.Set("X-Request-Id", "rid-42")
 	})
 	logs := env.logs.String()
-	lines := strings.Split(strings.TrimSpace(logs), "\n")
-	if len(lines) != 1 {
-		t.Fatalf("want one access log line, got %d:\n%s", len(lines), logs)
-	}
-	var rec map[string]any
-	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
-		t.Fatal(err)
-	}
+	rec := accessLogLine(t, logs)
 	want := map[string]any{
 		"level": "INFO", "msg": "request", "route": "orders", "method": "POST", "status": float64(403),
 		"request_id": "rid-42", "client_id": "web", "reason": "policy",
@@ -167,4 +160,18 @@ func TestAccessLog(t *testing.T) {
 	if quiet.String() != "" {
 		t.Errorf("logged at a disabled level: %s", quiet.String())
 	}
+}
+
+// accessLogLine asserts that logs hold exactly one JSON line and decodes it.
+func accessLogLine(t *testing.T, logs string) map[string]any {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one access log line, got %d:\n%s", len(lines), logs)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
 }

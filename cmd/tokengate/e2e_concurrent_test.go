@@ -1,9 +1,7 @@
 package main
 
 import (
-	"io"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,26 +23,7 @@ func TestE2EThousandConcurrentFirstRequestsOneExchange(t *testing.T) {
 		Timeout:   2 * time.Minute,
 	}
 	t.Cleanup(client.CloseIdleConnections)
-	start := make(chan struct{})
-	codes := make([]int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
-			req.Header.Set("Authorization", "Bearer "+umbrella)
-			<-start
-			resp, err := client.Do(req)
-			if err != nil {
-				t.Errorf("request %d: %v", i, err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes[i] = resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
+	codes := burst(client, g.srv.EdgeURL()+"/orders", repeat(umbrella, n))()
 	for i, c := range codes {
 		if c != http.StatusOK {
 			t.Fatalf("request %d: status %d", i, c)

@@ -419,28 +419,7 @@ func TestE2ECacheReuseAndOneSigningUnderConcurrency(t *testing.T) {
 	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
 
 	const n = 100
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	codes := make(chan int, n)
-	for range n {
-		wg.Go(func() {
-			<-start
-			req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
-			req.Header.Set("Authorization", "Bearer "+umbrella)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				codes <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		})
-	}
-	close(start)
-	wg.Wait()
-	close(codes)
-	for c := range codes {
+	for _, c := range burst(http.DefaultClient, g.srv.EdgeURL()+"/orders", repeat(umbrella, n))() {
 		if c != 200 {
 			t.Fatalf("a concurrent request got %d", c)
 		}
@@ -773,4 +752,38 @@ func waitFor(t *testing.T, cond func() bool) bool {
 		}
 	}
 	return true
+}
+
+// burst sends one GET to url per token, all at once (every goroutine is
+// ready before the first request goes), and returns a wait that yields the
+// statuses in token order; 0 stands for a transport error.
+func burst(client *http.Client, url string, tokens []string) (wait func() []int) {
+	codes := make([]int, len(tokens))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, tok := range tokens {
+		wg.Go(func() {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			<-start
+			resp, err := client.Do(req)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		})
+	}
+	close(start)
+	return func() []int { wg.Wait(); return codes }
+}
+
+// repeat is n copies of tok.
+func repeat(tok string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = tok
+	}
+	return out
 }

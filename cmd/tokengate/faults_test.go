@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,27 +134,11 @@ func TestFaultRandomKidBurst(t *testing.T) {
 	claims := claimsJSON(t, idp.URL(), nil)
 	before := idp.fetches.Load()
 	const n = 200
-	var wg sync.WaitGroup
-	codes := make(chan int, n)
-	client := &http.Client{Timeout: 10 * time.Second}
-	for i := range n {
-		tok := craft(t, fmt.Sprintf(`{"alg":"ES256","kid":"random-%d"}`, i), claims, signES256(atk.key))
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
-			req.Header.Set("Authorization", "Bearer "+tok)
-			resp, err := client.Do(req)
-			if err != nil {
-				codes <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		})
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = craft(t, fmt.Sprintf(`{"alg":"ES256","kid":"random-%d"}`, i), claims, signES256(atk.key))
 	}
-	wg.Wait()
-	close(codes)
-	for c := range codes {
+	for _, c := range burst(&http.Client{Timeout: 10 * time.Second}, g.srv.EdgeURL()+"/orders", tokens)() {
 		if c != http.StatusUnauthorized {
 			t.Fatalf("a random-kid token got %d, want 401", c)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -189,30 +188,12 @@ func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 	sts.gate = gate
 	sts.mu.Unlock()
 	const n = 200
-	var wg sync.WaitGroup
-	codes := make(chan int, n)
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}
-	for range n {
-		wg.Go(func() {
-			req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+"/orders", nil)
-			req.Header.Set("Authorization", "Bearer "+umbrella)
-			resp, err := client.Do(req)
-			if err != nil {
-				codes <- 0
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		})
-	}
+	wait := burst(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}, g.srv.EdgeURL()+"/orders", repeat(umbrella, n))
 	// Hold the STS until the first exchange arrives; every other request is
 	// then waiting for that same flight or has not been verified yet.
 	waitFor(t, func() bool { return sts.calls.Load() >= 1 })
 	close(gate)
-	wg.Wait()
-	close(codes)
-	for c := range codes {
+	for _, c := range wait() {
 		if c != 200 {
 			t.Fatalf("a concurrent request got %d", c)
 		}
