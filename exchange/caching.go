@@ -392,6 +392,10 @@ func (c *Caching) cacheKey(req Request) string {
 		b = cacheKeyAppendString(b, s)
 	}
 	b = cacheKeyAppendString(b, c.up.Fingerprint())
+	// The token hash already covers its binding (cnf.jkt is inside the
+	// token); the thumbprint is written in too so the key states it: a
+	// DPoP-bound token's entry is never one an unbound token could hit.
+	b = cacheKeyAppendString(b, req.Subject.Claims.JKT)
 	k.mac.Reset()
 	k.mac.Write(b)
 	key := string(k.mac.Sum(k.sum[:0]))

@@ -31,7 +31,10 @@ type Claims struct {
 	AMR      []string
 	AuthTime time.Time // zero when absent
 	ID       string    // jti
-	Extra    map[string]json.RawMessage
+	// JKT is cnf.jkt: the RFC 7638 thumbprint of the key the token is bound
+	// to (RFC 9449 DPoP); "" for a bearer token.
+	JKT   string
+	Extra map[string]json.RawMessage
 }
 
 // Token is a verified umbrella token. The raw token is unexported and every
@@ -90,6 +93,9 @@ const (
 	ReasonNotYetValid = "not_yet_valid"
 	ReasonAudience    = "audience"
 	ReasonCrit        = "crit"
+	// ReasonBinding: the token is sender-constrained by a confirmation
+	// method tokengate cannot check (cnf without jkt, e.g. mTLS x5t#S256).
+	ReasonBinding = "binding"
 )
 
 // RejectError says why a token was refused. It matches ErrInvalidToken with

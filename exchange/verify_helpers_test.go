@@ -411,3 +411,9 @@ func (e *vtEnv) token(t testing.TB, edit func(map[string]any)) string {
 func (e *vtEnv) refreshes(result string) float64 {
 	return testutil.ToFloat64(e.metrics.JWKSRefreshes.WithLabelValues(e.iss.Issuer, result))
 }
+
+// vtWith returns claims with name set to v.
+func vtWith(claims map[string]any, name string, v any) map[string]any {
+	claims[name] = v
+	return claims
+}

@@ -376,7 +376,33 @@ func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
 	if c.AMR, _, err = verifyStrings(m, "amr"); err != nil {
 		return malformed("claim amr is not an array of strings")
 	}
+	if c.JKT, err = verifyConfirmation(m); err != nil {
+		return Claims{}, err
+	}
 	return c, nil
+}
+
+// verifyConfirmation reads cnf (RFC 7800) and returns its jkt (RFC 9449).
+// A token bound any other way (x5t#S256 for mTLS, jwk, kid) cannot be
+// checked here, so it is refused rather than accepted as a bearer token:
+// fail closed.
+func verifyConfirmation(m map[string]json.RawMessage) (string, error) {
+	raw, ok := m["cnf"]
+	if !ok {
+		return "", nil
+	}
+	var cnf map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cnf); err != nil || cnf == nil {
+		return "", Reject(ReasonMalformed, "claim cnf is not an object", nil)
+	}
+	jkt, hasJKT, err := verifyString(cnf, "jkt")
+	switch {
+	case err != nil:
+		return "", Reject(ReasonMalformed, "claim cnf.jkt is not a string", nil)
+	case !hasJKT || jkt == "":
+		return "", Reject(ReasonBinding, "the token is bound by a confirmation method other than DPoP (cnf.jkt)", nil)
+	}
+	return jkt, nil
 }
 
 // verifyPermissions adds the entries of the "permissions" claim (Auth0 RBAC:

@@ -138,6 +138,21 @@ func TestVerifyValid(t *testing.T) {
 					t.Errorf("Scopes = %q", tok.Claims.Scopes)
 				}
 			}},
+		{name: "cnf.jkt read", key: e.key, audience: vtAudOrders,
+			edit: func(c map[string]any) {
+				c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+			},
+			check: func(t *testing.T, tok *Token) {
+				if tok.Claims.JKT != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" {
+					t.Errorf("JKT = %q", tok.Claims.JKT)
+				}
+			}},
+		{name: "no cnf is a bearer token", key: e.key, audience: vtAudOrders,
+			check: func(t *testing.T, tok *Token) {
+				if tok.Claims.JKT != "" {
+					t.Errorf("JKT = %q, want none", tok.Claims.JKT)
+				}
+			}},
 		{name: "client_id wins over azp", key: e.key, audience: vtAudOrders,
 			edit: func(c map[string]any) { c["azp"] = "other" },
 			check: func(t *testing.T, tok *Token) {
@@ -238,6 +253,11 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "alg not in issuer allowlist", raw: vtSign(t, vtNewKey(t, jose.EdDSA, "k1"), e.claims(), nil), reason: ReasonAlgorithm},
 		{name: "HS256 keyed with the RSA public key", raw: vtHS256(t, rsKey.priv.Public(), "rs", payload(nil)), reason: ReasonAlgorithm},
 		{name: "kid not a string", raw: raw(`{"alg":"ES256","kid":1}`, payload(nil)), reason: ReasonMalformed},
+		{name: "cnf not an object", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", "jkt"), nil), reason: ReasonMalformed},
+		{name: "cnf null", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", nil), nil), reason: ReasonMalformed},
+		{name: "cnf.jkt not a string", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": 1}), nil), reason: ReasonMalformed},
+		{name: "cnf bound to an mTLS certificate", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}), nil), reason: ReasonBinding},
+		{name: "cnf.jkt empty", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": ""}), nil), reason: ReasonBinding},
 		{name: "payload not JSON", raw: h + "." + vtB64("{") + "." + s, reason: ReasonMalformed},
 		{name: "payload array", raw: raw(hdr, `[1]`), reason: ReasonMalformed},
 		{name: "payload null", raw: raw(hdr, `null`), reason: ReasonMalformed},

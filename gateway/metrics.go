@@ -76,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,
 		exchange.ReasonSignature, exchange.ReasonUnknownKey, exchange.ReasonIssuer,
 		exchange.ReasonExpired, exchange.ReasonNotYetValid, exchange.ReasonAudience,
-		exchange.ReasonCrit, reasonPolicy,
+		exchange.ReasonCrit, exchange.ReasonBinding, reasonPolicy,
 	} {
 		m.TokenRejections.WithLabelValues(r)
 	}
