@@ -78,14 +78,23 @@ func startWatcher(s *server, debounce time.Duration) (*configWatcher, error) {
 	return w, nil
 }
 
-// watchedFiles are the files whose content a reload reads: the configuration
-// and the local signing keys. (TLS files are read by the listener, which a
-// reload does not rebuild.)
+// watchedFiles are the files whose content a reload reads: the
+// configuration, the local signing keys and the STS client-assertion key.
+// (TLS files are read by the listener, which a reload does not rebuild.)
 func watchedFiles(configPath string, cfg *config.Config) []string {
 	files := []string{configPath}
-	if cfg != nil && cfg.Exchange.Mode == config.ModeLocal {
-		for _, k := range cfg.Exchange.Local.SigningKeys {
+	if cfg == nil {
+		return files
+	}
+	switch ex := cfg.Exchange; ex.Mode {
+	case config.ModeLocal:
+		for _, k := range ex.Local.SigningKeys {
 			files = append(files, k.File)
+		}
+	case config.ModeRemote:
+		// A rotated client-assertion key must reach the STS client too.
+		if ex.Remote.AuthMethod == config.AuthPrivateKeyJWT && ex.Remote.PrivateKey.File != "" {
+			files = append(files, ex.Remote.PrivateKey.File)
 		}
 	}
 	return files

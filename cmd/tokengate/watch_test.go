@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 )
 
@@ -221,5 +223,35 @@ func TestReloadScopesChange(t *testing.T) {
 	}
 	if scope := lastClaims(t, orders)["scope"]; scope != "orders:read" {
 		t.Errorf("scope = %v, want orders:read", scope)
+	}
+}
+
+func TestWatchedFiles(t *testing.T) {
+	t.Parallel()
+	local := &config.Config{Exchange: config.Exchange{Mode: config.ModeLocal, Local: config.Local{
+		SigningKeys: []config.SigningKey{{File: "/keys/a.pem"}, {File: "/keys/b.pem"}},
+	}}}
+	remote := func(method string) *config.Config {
+		return &config.Config{Exchange: config.Exchange{Mode: config.ModeRemote, Remote: config.Remote{
+			AuthMethod: method, PrivateKey: config.SigningKey{File: "/keys/client.pem"},
+			// Signing keys of local mode are not read in remote mode.
+		}, Local: config.Local{SigningKeys: []config.SigningKey{{File: "/keys/unused.pem"}}}}}
+	}
+	tests := []struct {
+		name string
+		cfg  *config.Config
+		want []string
+	}{
+		{name: "no configuration yet", cfg: nil, want: []string{"/etc/tg.yaml"}},
+		{name: "local signing keys", cfg: local, want: []string{"/etc/tg.yaml", "/keys/a.pem", "/keys/b.pem"}},
+		{name: "private_key_jwt client key", cfg: remote(config.AuthPrivateKeyJWT), want: []string{"/etc/tg.yaml", "/keys/client.pem"}},
+		{name: "client secret reads no key file", cfg: remote("client_secret_basic"), want: []string{"/etc/tg.yaml"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := watchedFiles("/etc/tg.yaml", tc.cfg); !slices.Equal(got, tc.want) {
+				t.Errorf("watchedFiles = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
