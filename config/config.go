@@ -102,6 +102,10 @@ type Issuer struct {
 	// MinRefreshInterval is the least time between two JWKS fetches, so tokens
 	// with random kids cannot make tokengate hammer the IdP. Default 10s.
 	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
+	// RefreshInterval is the age after which the keys are fetched again in
+	// the background, so a key the issuer removed (rotated out, or
+	// compromised) stops verifying new tokens. Default 1h.
+	RefreshInterval Duration `yaml:"refresh_interval"`
 	// FetchTimeout bounds one JWKS or discovery fetch. Default 5s.
 	FetchTimeout Duration `yaml:"fetch_timeout"`
 	// AllowInsecureHTTP permits plain-http jwks_uri (and, with discovery, issuer)

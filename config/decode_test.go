@@ -241,7 +241,7 @@ func TestDefaults(t *testing.T) {
 		Log: Log{Level: "info", Format: "json"},
 		Issuers: []Issuer{{
 			Algorithms: []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"},
-			Leeway:     Duration(30 * time.Second), MinRefreshInterval: Duration(10 * time.Second),
+			Leeway:     Duration(30 * time.Second), MinRefreshInterval: Duration(10 * time.Second), RefreshInterval: Duration(time.Hour),
 			FetchTimeout: Duration(5 * time.Second),
 		}},
 		Exchange: Exchange{

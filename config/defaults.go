@@ -34,6 +34,7 @@ const (
 const (
 	DefaultLeeway             = 30 * time.Second
 	DefaultMinRefreshInterval = 10 * time.Second
+	DefaultRefreshInterval    = time.Hour
 	DefaultFetchTimeout       = 5 * time.Second
 )
 
@@ -104,6 +105,7 @@ func (c *Config) applyDefaults() {
 		setDefaultList(c, &is.Algorithms, p+"algorithms", DefaultAlgorithms)
 		setDefault(c, &is.Leeway, p+"leeway", Duration(DefaultLeeway))
 		setDefault(c, &is.MinRefreshInterval, p+"min_refresh_interval", Duration(DefaultMinRefreshInterval))
+		setDefault(c, &is.RefreshInterval, p+"refresh_interval", Duration(DefaultRefreshInterval))
 		setDefault(c, &is.FetchTimeout, p+"fetch_timeout", Duration(DefaultFetchTimeout))
 	}
 

@@ -49,6 +49,10 @@ func (v *validator) issuers() {
 			v.addf(p+".min_refresh_interval", "%s is too short: use at least %s (default %s), so tokens with unknown "+
 				"kids cannot make tokengate hammer the provider", is.MinRefreshInterval, minMinRefreshInterval, DefaultMinRefreshInterval)
 		}
+		if is.RefreshInterval < is.MinRefreshInterval {
+			v.addf(p+".refresh_interval", "%s is shorter than min_refresh_interval (%s): use at least that (default %s)",
+				is.RefreshInterval, is.MinRefreshInterval, DefaultRefreshInterval)
+		}
 		v.positive(p+".fetch_timeout", is.FetchTimeout, "how long one JWKS or discovery fetch may take", DefaultFetchTimeout)
 	}
 }

@@ -115,6 +115,9 @@ func TestValidate(t *testing.T) {
 		{"leeway negative", func(c *Config) { c.Issuers[0].Leeway = -1 }, []string{"issuers[0].leeway: -1ns is out of range"}},
 		{"min_refresh_interval", func(c *Config) { c.Issuers[0].MinRefreshInterval = Duration(time.Millisecond) },
 			[]string{"issuers[0].min_refresh_interval: 1ms is too short: use at least 1s"}},
+		{"refresh_interval below min_refresh_interval", func(c *Config) { c.Issuers[0].RefreshInterval = Duration(5 * time.Second) },
+			[]string{"issuers[0].refresh_interval: 5s is shorter than min_refresh_interval (10s)"}},
+		{"refresh_interval equal to min_refresh_interval", func(c *Config) { c.Issuers[0].RefreshInterval = Duration(10 * time.Second) }, nil},
 		{"fetch_timeout", func(c *Config) { c.Issuers[0].FetchTimeout = 0 },
 			[]string{"issuers[0].fetch_timeout: 0s is not positive"}},
 

@@ -50,7 +50,8 @@ func (e *jwksStatusError) Error() string {
 
 // jwksSnapshot is an immutable set of an issuer's usable keys.
 type jwksSnapshot struct {
-	keys []jose.JSONWebKey
+	keys    []jose.JSONWebKey
+	fetched time.Time
 }
 
 // jwksKeySet holds one issuer's public keys, like go-oidc's RemoteKeySet:
@@ -65,12 +66,17 @@ type jwksKeySet struct {
 	client        *http.Client
 	timeout       time.Duration
 	minInterval   time.Duration
-	now           func() time.Time
-	log           *slog.Logger
-	metrics       *Metrics
+	// maxAge is refresh_interval: older keys are fetched again in the
+	// background (0 never, for tests that count fetches).
+	maxAge  time.Duration
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *Metrics
 
 	flight  singleflight.Group
 	current atomic.Pointer[jwksSnapshot]
+	// staleRefresh is set while a background refresh of stale keys runs.
+	staleRefresh atomic.Bool
 
 	mu          sync.Mutex
 	attempted   bool
@@ -138,6 +144,28 @@ func jwksKeyFits(k *jose.JSONWebKey, alg string) bool {
 	return false
 }
 
+// refreshIfStale starts a background refresh when the keys are older than
+// maxAge, so a key the issuer removed stops verifying without a restart.
+// The caller goes on with the current keys: a slow or failing IdP never
+// delays a request that the keys it has can serve.
+func (s *jwksKeySet) refreshIfStale() {
+	snap := s.current.Load()
+	if s.maxAge <= 0 || snap == nil || s.now().Sub(snap.fetched) < s.maxAge {
+		return
+	}
+	// A failing IdP leaves the keys stale: retry at most once per
+	// min_refresh_interval, and from one goroutine at a time.
+	if !s.refreshWorthwhile() || !s.staleRefresh.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.staleRefresh.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		_ = s.refresh(ctx, false) // logged and counted by refreshNow
+	}()
+}
+
 // refreshWorthwhile reports whether a caller should enter the flight: a
 // fetch is running (join it and wait for its keys) or one may start now.
 func (s *jwksKeySet) refreshWorthwhile() bool {
@@ -188,7 +216,7 @@ func (s *jwksKeySet) refreshNow(ctx context.Context, force bool) error {
 	}
 	keys, err := s.fetch(ctx)
 	if err == nil {
-		s.current.Store(&jwksSnapshot{keys: keys})
+		s.current.Store(&jwksSnapshot{keys: keys, fetched: s.now()})
 	}
 	s.mu.Lock()
 	s.lastErr, s.inFlight = err, false

@@ -503,3 +503,75 @@ func TestJWKSKeyFits(t *testing.T) {
 		}
 	}
 }
+
+// vtEventually waits until cond holds (a background refresh finished),
+// failing after a generous bound.
+func vtEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func TestJWKSStaleKeysRefreshedInBackground(t *testing.T) {
+	t.Parallel()
+	e := vtNewEnv(t, func(ic *config.Issuer) { ic.RefreshInterval = config.Duration(time.Hour) })
+	vtPrefetch(t, e)
+	// The IdP withdraws k1 (compromised, say): no token names an unknown
+	// kid, so only the age of the keys can bring the change in.
+	k2 := vtNewKey(t, jose.ES256, "k2")
+	e.idp.setKeys(t, k2)
+
+	e.clock.Advance(59 * time.Minute)
+	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "young-keys" }))
+	if n := e.idp.jwksHits.Load(); n != 1 {
+		t.Fatalf("keys younger than refresh_interval were fetched: hits = %d", n)
+	}
+
+	// Stale keys still serve this request; a background refresh starts.
+	e.clock.Advance(time.Minute)
+	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "stale-keys" }))
+	vtEventually(t, "the background refresh", func() bool { return e.refreshes("ok") == 2 })
+	if n := e.idp.jwksHits.Load(); n != 2 {
+		t.Fatalf("JWKS hits = %d, want 2", n)
+	}
+	withdrawn := e.token(t, func(c map[string]any) { c["jti"] = "after-withdrawal" })
+	_, err := e.v.Verify(context.Background(), withdrawn, vtAudOrders)
+	vtWantReject(t, err, ReasonUnknownKey, withdrawn)
+	vtVerifyOK(t, e, vtSign(t, k2, e.claims(), nil))
+}
+
+func TestJWKSStaleRefreshFailingIdPRetriesAtMostPerInterval(t *testing.T) {
+	t.Parallel()
+	e := vtNewEnv(t, func(ic *config.Issuer) { ic.RefreshInterval = config.Duration(time.Hour) })
+	vtPrefetch(t, e)
+	e.idp.setMode("fail")
+	e.clock.Advance(time.Hour)
+
+	// Many requests on stale keys: one background attempt, and the keys
+	// in hand keep serving.
+	for i := range 20 {
+		vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = fmt.Sprint("req-", i) }))
+	}
+	// Idle too: the next stale request may only start a refresh once the
+	// first one has let go.
+	idle := func() bool { return !e.v.order[0].keys.staleRefresh.Load() }
+	vtEventually(t, "the failed background refresh", func() bool { return e.refreshes("error") == 1 && idle() })
+	for i := range 20 {
+		vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = fmt.Sprint("more-", i) }))
+	}
+	if n := e.idp.jwksHits.Load(); n != 2 {
+		t.Fatalf("JWKS hits = %d, want 2 (the prefetch and one retry within min_refresh_interval)", n)
+	}
+	// After min_refresh_interval the stale keys are tried again.
+	e.clock.Advance(10 * time.Second)
+	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "later" }))
+	vtEventually(t, "the second attempt", func() bool { return e.refreshes("error") == 2 })
+}

@@ -167,6 +167,7 @@ func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m 
 		client:        client,
 		timeout:       ic.FetchTimeout.D(),
 		minInterval:   ic.MinRefreshInterval.D(),
+		maxAge:        ic.RefreshInterval.D(),
 		now:           now,
 		log:           log,
 		metrics:       m,
@@ -342,6 +343,7 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHeader) ([]any, error) {
 	keys, kidKnown := iss.keys.match(h)
 	if len(keys) > 0 {
+		iss.keys.refreshIfStale()
 		return keys, nil
 	}
 	if kidKnown {
