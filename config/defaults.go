@@ -105,6 +105,7 @@ func (c *Config) applyDefaults() {
 		setDefault(c, &is.Leeway, p+"leeway", Duration(DefaultLeeway))
 		setDefault(c, &is.MinRefreshInterval, p+"min_refresh_interval", Duration(DefaultMinRefreshInterval))
 		setDefault(c, &is.FetchTimeout, p+"fetch_timeout", Duration(DefaultFetchTimeout))
+		applyIntrospectionDefaults(c, i)
 	}
 
 	e := &c.Exchange
