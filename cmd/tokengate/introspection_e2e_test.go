@@ -175,3 +175,35 @@ func TestE2EIntrospectionInactiveAndOutage(t *testing.T) {
 		}
 	}
 }
+
+// TestE2EIntrospectionTokenEndpoint: the RFC 8693 endpoint takes an opaque
+// subject token through the same introspection: active → a single-audience
+// token, inactive → 400 invalid_grant, the server down → 503.
+func TestE2EIntrospectionTokenEndpoint(t *testing.T) {
+	idp, as := newE2EIdP(t), newE2EAS(t)
+	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
+	g := startIntrospectionE2E(t, idp, as, orders, inventory)
+	const subject = "opaque-subject-for-the-token-endpoint-0123456789"
+	as.issue(subject, map[string]any{"sub": "svc-1", "aud": []string{audOrders, audInventory}, "scope": "orders:read inventory:read"})
+
+	resp, out := exchangeAt(t, g, teForm(subject, audInventory))
+	if resp.StatusCode != http.StatusOK || out["scope"] != "inventory:read" {
+		t.Fatalf("active: %d %v", resp.StatusCode, out)
+	}
+	tok, _ := out["access_token"].(string)
+	if tok == "" || strings.Contains(tok, subject) {
+		t.Fatalf("access_token %q", tok)
+	}
+
+	resp, out = exchangeAt(t, g, teForm("opaque-unknown-subject-0123456789abcdef", audOrders))
+	if resp.StatusCode != http.StatusBadRequest || out["error"] != "invalid_grant" {
+		t.Errorf("inactive: %d %v, want 400 invalid_grant", resp.StatusCode, out)
+	}
+
+	as.down.Store(true)
+	resp, out = exchangeAt(t, g, teForm("opaque-while-down-0123456789abcdefgh", audOrders))
+	if resp.StatusCode != http.StatusServiceUnavailable || out["error"] != "temporarily_unavailable" {
+		t.Errorf("server down: %d %v, want 503 temporarily_unavailable", resp.StatusCode, out)
+	}
+	assertNoUmbrella(t, subject, g, orders, inventory)
+}
