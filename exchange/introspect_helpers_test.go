@@ -47,6 +47,8 @@ type itAS struct {
 	reqs    []itRequest
 	arrived chan struct{}
 	calls   atomic.Int64
+	// noMetaEndpoint leaves introspection_endpoint out of the metadata.
+	noMetaEndpoint atomic.Bool
 }
 
 func itNewAS(t testing.TB) *itAS {
@@ -86,10 +88,11 @@ func (as *itAS) requests() []itRequest {
 func (as *itAS) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/.well-known/openid-configuration":
-		itWriteJSON(w, map[string]any{
-			"issuer": as.srv.URL, "jwks_uri": as.srv.URL + "/jwks.json",
-			"introspection_endpoint": as.endpoint(),
-		})
+		meta := map[string]any{"issuer": as.srv.URL, "jwks_uri": as.srv.URL + "/jwks.json"}
+		if !as.noMetaEndpoint.Load() {
+			meta["introspection_endpoint"] = as.endpoint()
+		}
+		itWriteJSON(w, meta)
 		return
 	case "/jwks.json":
 		w.Header().Set("Content-Type", "application/json")

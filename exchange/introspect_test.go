@@ -564,3 +564,27 @@ func TestNewVerifierRefusesTwoIntrospectors(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestIntrospectDiscoveryWithoutEndpoint(t *testing.T) {
+	as := itNewAS(t)
+	as.noMetaEndpoint.Store(true)
+	as.respond(map[string]any{"active": true, "aud": vtAudOrders})
+	iss := config.Issuer{
+		Issuer: as.URL(), Discovery: true,
+		Introspection: &config.Introspection{ClientID: "tg", ClientSecret: "s"},
+	}
+	v, err := NewVerifier([]config.Issuer{iss}, VerifierOptions{HTTPClient: as.srv.Client()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = v.Ready(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "names no introspection_endpoint") {
+		t.Fatalf("Ready = %v, want the missing endpoint named", err)
+	}
+	if _, err := v.Verify(context.Background(), itOpaque, vtAudOrders); itReason(err) != "unavailable" {
+		t.Fatalf("Verify: %v, want unavailable", err)
+	}
+	if as.calls.Load() != 0 {
+		t.Error("the introspection endpoint was called without being discovered")
+	}
+}
