@@ -112,6 +112,11 @@ type Issuer struct {
 	// URLs on hosts other than loopback. Keys fetched without TLS can be forged
 	// in transit, so this is only for a trusted network. Default false.
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// IntrospectionEndpoint is the RFC 7662 endpoint that opaque umbrella
+	// tokens are sent to (with discovery, read from the metadata when empty).
+	IntrospectionEndpoint string `yaml:"introspection_endpoint"`
+	// Introspection, when set, makes this issuer introspect opaque tokens.
+	Introspection *Introspection `yaml:"introspection"`
 }
 
 // Exchange configures how single-audience tokens are obtained.

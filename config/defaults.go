@@ -107,6 +107,7 @@ func (c *Config) applyDefaults() {
 		setDefault(c, &is.MinRefreshInterval, p+"min_refresh_interval", Duration(DefaultMinRefreshInterval))
 		setDefault(c, &is.RefreshInterval, p+"refresh_interval", Duration(DefaultRefreshInterval))
 		setDefault(c, &is.FetchTimeout, p+"fetch_timeout", Duration(DefaultFetchTimeout))
+		applyIntrospectionDefaults(c, i)
 	}
 
 	e := &c.Exchange

@@ -128,6 +128,11 @@ func (c *Config) resolvePaths() {
 		abs(indexPath("exchange.local.signing_keys", i)+".file", &c.Exchange.Local.SigningKeys[i].File)
 	}
 	abs("exchange.remote.private_key.file", &c.Exchange.Remote.PrivateKey.File)
+	for i, is := range c.Issuers {
+		if is.Introspection != nil {
+			abs(indexPath("issuers", i)+".introspection.private_key.file", &is.Introspection.PrivateKey.File)
+		}
+	}
 	if c.Server.TLS != nil {
 		abs("server.tls.cert_file", &c.Server.TLS.CertFile)
 		abs("server.tls.key_file", &c.Server.TLS.KeyFile)

@@ -22,6 +22,7 @@ func (c *Config) validate() problems {
 	v.server()
 	v.log()
 	v.issuers()
+	v.introspection()
 	v.exchange()
 	v.cache()
 	v.routes()

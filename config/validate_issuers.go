@@ -33,12 +33,12 @@ func (v *validator) issuers() {
 		case is.JWKSURI != "" && is.Discovery:
 			v.add(p+".jwks_uri", "is set together with discovery: true: keep one, jwks_uri to name the key set "+
 				"or discovery to find it in the issuer's metadata")
-		case is.JWKSURI == "" && !is.Discovery:
+		case is.JWKSURI == "" && !is.Discovery && is.Introspection == nil:
 			v.add(p+".jwks_uri", "is not set, and discovery is not true: set jwks_uri to the provider's JWKS URL, "+
 				"or discovery: true to find it in the issuer's metadata")
 		case is.JWKSURI != "":
 			v.fetchURL(p+".jwks_uri", is.JWKSURI, is.AllowInsecureHTTP, "https://idp.example.com/jwks.json")
-		case is.Issuer != "":
+		case is.Discovery && is.Issuer != "":
 			v.fetchURL(p+".issuer", is.Issuer, is.AllowInsecureHTTP, "https://idp.example.com/ (discovery needs a URL)")
 		}
 		v.algorithms(p+".algorithms", is.Algorithms)

@@ -10,12 +10,17 @@
 //   {
 //     "apis": [{"audience": "https://orders.example.com", "scopes": ["orders:read"]}],
 //     "umbrella": "urn:tokengate:umbrella",   // resource of the umbrella API
+//     "opaqueUmbrella": "urn:tokengate:opaque", // resource of an opaque umbrella token (optional)
 //     "deny": ["https://billing.example.com"],  // audiences it never exchanges for
 //     "clients": [ ...node-oidc-provider client metadata... ]
 //   }
 //
 // Umbrella tokens: client_credentials with resource=<umbrella> issues a JWT
 // access token whose aud lists every API (formats.customizers.jwt).
+// Opaque umbrella tokens: client_credentials with resource=<opaqueUmbrella>
+// issues an opaque access token (aud = that resource, every API's scopes),
+// which only the introspection endpoint (RFC 7662, and RFC 9701 JWT
+// responses for clients with introspection_signed_response_alg) explains.
 // Exchange: the token-exchange grant (provider.registerGrantType) checks the
 // subject token with the provider's own keys, then issues a JWT access token
 // for ONE audience with the requested scopes, which must be scopes of the
@@ -48,6 +53,13 @@ const exchanged = new WeakMap();
 let exchanges = 0;
 
 function resourceServerInfo(resource) {
+  if (cfg.opaqueUmbrella && resource === cfg.opaqueUmbrella) {
+    return {
+      scope: allScopes.join(' '),
+      accessTokenFormat: 'opaque',
+      accessTokenTTL: 3600,
+    };
+  }
   if (resource === cfg.umbrella) {
     return {
       scope: allScopes.join(' '),
@@ -80,12 +92,22 @@ const provider = new Provider(issuer, {
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    jwtIntrospection: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => cfg.umbrella,
       getResourceServerInfo: (ctx, resource) => resourceServerInfo(resource),
       useGrantedResource: () => true,
     },
+  },
+  // An opaque client_credentials token has no account: its introspection
+  // answer names the client as sub, as RFC 9068 JWTs of that grant do.
+  extraTokenClaims(ctx, token) {
+    if (cfg.opaqueUmbrella && token.resourceServer?.identifier() === cfg.opaqueUmbrella && !token.accountId) {
+      return { sub: token.clientId };
+    }
+    return undefined;
   },
   formats: {
     customizers: {

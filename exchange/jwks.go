@@ -77,6 +77,8 @@ type jwksKeySet struct {
 	current atomic.Pointer[jwksSnapshot]
 	// staleRefresh is set while a background refresh of stale keys runs.
 	staleRefresh atomic.Bool
+	// introspection is the metadata's introspection_endpoint (discovery only).
+	introspection atomic.Pointer[string]
 
 	mu          sync.Mutex
 	attempted   bool
@@ -276,8 +278,9 @@ func (s *jwksKeySet) discover(ctx context.Context) (string, error) {
 			break
 		}
 		var meta struct {
-			Issuer  string `json:"issuer"`
-			JWKSURI string `json:"jwks_uri"`
+			Issuer                string `json:"issuer"`
+			JWKSURI               string `json:"jwks_uri"`
+			IntrospectionEndpoint string `json:"introspection_endpoint"`
 		}
 		if err := json.Unmarshal(body, &meta); err != nil {
 			return "", fmt.Errorf("discover keys: parse %s: %w", u, err)
@@ -285,6 +288,7 @@ func (s *jwksKeySet) discover(ctx context.Context) (string, error) {
 		if meta.Issuer != s.issuer {
 			return "", fmt.Errorf("discover keys: %s names issuer %q, want exactly %q", u, meta.Issuer, s.issuer)
 		}
+		s.storeIntrospectionEndpoint(meta.IntrospectionEndpoint)
 		if err := jwksCheckURI(meta.JWKSURI, s.allowInsecure); err != nil {
 			return "", fmt.Errorf("discover keys: %s: jwks_uri: %w", u, err)
 		}

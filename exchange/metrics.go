@@ -15,6 +15,8 @@ type Metrics struct {
 	Exchanges *prometheus.CounterVec
 	// ExchangeDuration observes how long an exchange (sign or STS call) took.
 	ExchangeDuration *prometheus.HistogramVec
+	// Introspection counts RFC 7662 calls and cache hits (introspect_metrics.go).
+	Introspection *IntrospectionMetrics
 }
 
 // NewMetrics registers the exchange collectors on reg.
@@ -34,5 +36,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time to obtain an exchanged token on a cache miss, by mode.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"mode"}),
+		Introspection: newIntrospectionMetrics(f),
 	}
 }

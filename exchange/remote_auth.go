@@ -38,19 +38,27 @@ type stsClientAuth interface {
 // newSTSClientAuth builds the configured method. random is the source of
 // assertion jtis.
 func newSTSClientAuth(cfg config.Remote, random io.Reader) (stsClientAuth, error) {
-	switch cfg.AuthMethod {
+	return newClientAuth("exchange.remote", cfg.AuthMethod, cfg.ClientID, cfg.ClientSecret,
+		cfg.PrivateKey, cfg.AssertionAudience, random)
+}
+
+// newClientAuth builds an OAuth client authentication method; the STS
+// client and the introspection client share it. path names the
+// configuration block in errors.
+func newClientAuth(path, method, id, secret string, pk config.SigningKey, audience string, random io.Reader) (stsClientAuth, error) {
+	switch method {
 	case config.AuthClientSecretBasic, "":
-		return &stsSecretBasic{id: cfg.ClientID, secret: cfg.ClientSecret}, nil
+		return &stsSecretBasic{id: id, secret: secret}, nil
 	case config.AuthClientSecretPost:
-		return &stsSecretPost{id: cfg.ClientID, secret: cfg.ClientSecret}, nil
+		return &stsSecretPost{id: id, secret: secret}, nil
 	case config.AuthPrivateKeyJWT:
-		key, err := LoadClientKey(cfg.PrivateKey)
+		key, err := LoadClientKey(pk)
 		if err != nil {
-			return nil, fmt.Errorf("exchange.remote.private_key: %w", err)
+			return nil, fmt.Errorf("%s.private_key: %w", path, err)
 		}
-		return &stsPrivateKeyJWT{id: cfg.ClientID, key: key, audience: cfg.AssertionAudience, random: random}, nil
+		return &stsPrivateKeyJWT{id: id, key: key, audience: audience, random: random}, nil
 	default:
-		return nil, fmt.Errorf("exchange.remote.auth_method %q is not supported", cfg.AuthMethod)
+		return nil, fmt.Errorf("%s.auth_method %q is not supported", path, method)
 	}
 }
 

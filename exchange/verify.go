@@ -45,9 +45,11 @@ type VerifierOptions struct {
 // Verifier verifies umbrella tokens against the configured issuers. It is
 // safe for concurrent use; build a new one on configuration reload.
 type Verifier struct {
-	issuers       map[string]*verifyIssuer
-	order         []*verifyIssuer
-	memo          *verifyMemo // nil when disabled
+	issuers map[string]*verifyIssuer
+	order   []*verifyIssuer
+	memo    *verifyMemo // nil when disabled
+	// introspector handles opaque tokens (introspect.go); nil when no issuer introspects.
+	introspector  *introspector
 	maxTokenBytes int
 	now           func() time.Time
 
@@ -134,6 +136,9 @@ func NewVerifier(issuers []config.Issuer, opts VerifierOptions) (*Verifier, erro
 		}
 		v.issuers[iss.name] = iss
 		v.order = append(v.order, iss)
+		if err := v.addIntrospector(ic, iss, opts, log, now); err != nil {
+			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("new verifier: %w", err)
@@ -187,6 +192,8 @@ func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m 
 		if err := jwksCheckURI(ic.Issuer, ic.AllowInsecureHTTP); err != nil {
 			return nil, fmt.Errorf("discovery needs an http(s) issuer URL: %w", err)
 		}
+	case ic.IntrospectionOnly():
+		return iss, nil // no keys: its tokens are only introspected
 	default:
 		return nil, fmt.Errorf("issuer %q has no key source: set jwks_uri or discovery: true", ic.Issuer)
 	}
@@ -210,6 +217,9 @@ func (v *Verifier) Verify(ctx context.Context, raw, audience string) (*Token, er
 		if e, ok := v.memo.get(hash); ok {
 			return v.verifyMemoHit(hash, e, now, audience)
 		}
+	}
+	if v.introspector != nil && !jwtShaped(raw) {
+		return v.introspector.verify(ctx, raw, hash, audience)
 	}
 	return v.verifyFull(ctx, raw, hash, now, audience)
 }
@@ -254,7 +264,7 @@ func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string, an
 	}
 	issName, _, err := verifyString(p.payload, "iss")
 	iss := v.issuers[issName]
-	if err != nil || iss == nil {
+	if err != nil || iss == nil || iss.keys == nil {
 		return nil, Reject(ReasonIssuer, "issuer not accepted", nil)
 	}
 	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.header.alg)) {
@@ -405,6 +415,9 @@ func (v *Verifier) Prefetch(ctx context.Context) error {
 	errs := make([]error, len(v.order))
 	var wg sync.WaitGroup
 	for i, iss := range v.order {
+		if iss.keys == nil {
+			continue
+		}
 		wg.Go(func() {
 			if err := iss.keys.refresh(ctx, true); err != nil {
 				errs[i] = fmt.Errorf("prefetch keys of issuer %q: %w", iss.name, err)
@@ -420,10 +433,10 @@ func (v *Verifier) Prefetch(ctx context.Context) error {
 // during an IdP outage becomes ready without traffic. The error names each
 // issuer still without keys.
 func (v *Verifier) Ready(ctx context.Context) error {
-	errs := make([]error, len(v.order))
+	errs := make([]error, len(v.order), len(v.order)+1)
 	var wg sync.WaitGroup
 	for i, iss := range v.order {
-		if iss.keys.keysLoaded() {
+		if iss.keys == nil || iss.keys.keysLoaded() {
 			continue
 		}
 		wg.Go(func() {
@@ -439,5 +452,8 @@ func (v *Verifier) Ready(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	if v.introspector != nil {
+		errs = append(errs, v.introspector.ready(ctx))
+	}
 	return errors.Join(errs...)
 }

@@ -322,6 +322,12 @@ func verifyUnix(sec, nsec int64) time.Time {
 
 // verifyClaims types the payload's claims. iss has already been matched.
 func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
+	return verifyClaimsExp(m, true)
+}
+
+// verifyClaimsExp is verifyClaims where exp may be optional (an RFC 7662
+// response need not carry it): then Claims.Expiry is zero.
+func verifyClaimsExp(m map[string]json.RawMessage, requireExp bool) (Claims, error) {
 	c := Claims{Extra: m}
 	malformed := func(desc string) (Claims, error) {
 		return Claims{}, Reject(ReasonMalformed, desc, nil)
@@ -331,7 +337,7 @@ func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
 	c.Issuer, _, _ = verifyString(m, "iss")
 	if c.Expiry, ok, err = verifyNumericDate(m, "exp"); err != nil {
 		return malformed("claim exp is not a NumericDate")
-	} else if !ok {
+	} else if !ok && requireExp {
 		return malformed("claim exp is required")
 	}
 	if c.NotBefore, _, err = verifyNumericDate(m, "nbf"); err != nil {

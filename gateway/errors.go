@@ -245,6 +245,13 @@ func classify(err error) response {
 			description: desc,
 			reason:      exchange.ReasonSTSDenied,
 		}
+	case errors.Is(err, exchange.ErrIntrospectionUnavailable):
+		return response{
+			status:      http.StatusServiceUnavailable,
+			code:        "temporarily_unavailable",
+			description: "the token introspection service is unavailable; retry later",
+			retryAfter:  true,
+		}
 	case errors.Is(err, exchange.ErrKeysUnavailable):
 		return response{
 			status:      http.StatusServiceUnavailable,

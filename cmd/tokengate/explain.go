@@ -51,6 +51,10 @@ func explain(ctx context.Context, o explainOptions) error {
 		return fmt.Errorf("issuers: %w", err)
 	}
 	w := &errWriter{w: o.out}
+	if iss, endpoint, ok := verifier.IntrospectionTarget(o.raw); ok {
+		explainOpaque(w, iss, endpoint)
+		return w.err
+	}
 	if o.noVerify {
 		w.printf("WARNING: --no-verify: the signature is NOT checked. This explains what the claims would\n")
 		w.printf("WARNING: allow IF the token is genuine; a forged token with the same claims reads the same.\n\n")
