@@ -62,6 +62,8 @@ type Server struct {
 	// while /readyz already fails, so load balancers stop sending first.
 	// Default 0s.
 	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// DPoP tunes the checks of DPoP-bound tokens (docs/dpop.md).
+	DPoP DPoP `yaml:"dpop"`
 }
 
 // TLS names a certificate and key for a listener.
@@ -283,6 +285,8 @@ type Route struct {
 	MaxAge Duration `yaml:"max_age"`
 	// Timeout bounds waiting for the upstream's response headers. Default 30s.
 	Timeout Duration `yaml:"timeout"`
+	// RequireDPoP refuses umbrella tokens not bound with cnf.jkt. Default false.
+	RequireDPoP bool `yaml:"require_dpop"`
 }
 
 // TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).
