@@ -49,6 +49,8 @@ type Options struct {
 	Metrics *Metrics
 	// Clock is used for policy (max_age) and durations; nil means time.Now.
 	Clock func() time.Time
+	// DPoP are the replay store and nonce secret of DPoP (docs/dpop.md).
+	DPoP DPoPOptions
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -65,6 +67,7 @@ type Gateway struct {
 	tokenPath     string                 // "" when the token endpoint is disabled
 	audiences     map[string]*target     // token endpoint targets by audience
 	buffers       *bufferPool
+	dpop          *dpopState
 	clock         func() time.Time
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
@@ -103,6 +106,10 @@ func New(opts Options) (*Gateway, error) {
 		g.clock = time.Now
 	}
 	g.noRoute = g.metrics.forRoute(noRouteLabel)
+	var err error
+	if g.dpop, err = newDPoP(opts.Config.Server, opts.DPoP, g.clock); err != nil {
+		return nil, err
+	}
 
 	routes, err := buildRoutes(opts.Config.Routes)
 	if err != nil {
@@ -141,10 +148,12 @@ type requestState struct {
 	exchanged string // the exchanged token: only ever sent upstream
 	exReq     exchange.Request
 	clientID  string
-	endpoint  bool   // a token endpoint request
-	subject   string // set only when log.subjects is on
-	reason    string // rejection reason for the log and metrics, "" when none
-	err       error  // server-side failure, logged on 5xx
+	endpoint  bool          // a token endpoint request
+	subject   string        // set only when log.subjects is on
+	reason    string        // rejection reason for the log and metrics, "" when none
+	err       error         // server-side failure, logged on 5xx
+	scheme    string        // Authorization scheme: schemeBearer or schemeDPoP
+	in        *http.Request // the request as received (DPoP htm, htu, proof)
 	start     time.Time
 	upStart   time.Time
 	upDone    bool
@@ -167,6 +176,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, st.requestID)
 	defer g.finish(r, st)
 
+	st.in = r
 	r = canonicalRequest(r)
 	// The token endpoint is matched exactly and before the routes, so no
 	// route (not even path_prefix "/") can shadow it.
@@ -182,15 +192,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.route = rt
 
-	raw, err := bearerToken(r.Header)
+	scheme, raw, err := accessToken(r.Header)
+	st.scheme = scheme
 	if err != nil {
-		g.fail(&st.rw, r, st, err)
+		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
 		return
 	}
 	ctx := r.Context()
 	res, err := g.grant(ctx, raw, &rt.self, nil, st)
 	if err != nil {
-		g.fail(&st.rw, r, st, err)
+		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
 		return
 	}
 	st.exchanged = res.AccessToken

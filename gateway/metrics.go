@@ -77,6 +77,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		exchange.ReasonSignature, exchange.ReasonUnknownKey, exchange.ReasonIssuer,
 		exchange.ReasonExpired, exchange.ReasonNotYetValid, exchange.ReasonAudience,
 		exchange.ReasonCrit, exchange.ReasonBinding, reasonPolicy,
+		ReasonDPoPProof, ReasonDPoPReplay, ReasonDPoPNonce, ReasonDPoPRequired, ReasonDPoPUnbound,
 	} {
 		m.TokenRejections.WithLabelValues(r)
 	}

@@ -100,6 +100,11 @@ func explain(ctx context.Context, o explainOptions) error {
 		return err
 	}
 
+	if ex.JKT != "" {
+		w.printf("\nDPoP-bound (cnf.jkt %s): send it as Authorization: DPoP with a DPoP proof signed by that key "+
+			"(docs/dpop.md); as Bearer it is refused\n", ex.JKT)
+	}
+
 	allowed := 0
 	for _, d := range ex.Routes {
 		if d.Allowed {
