@@ -23,16 +23,6 @@ const (
 	schemeDPoP   = "DPoP" // RFC 9449 section 7.1
 )
 
-// bearerToken is accessToken for the Bearer scheme alone: a DPoP credential
-// is no bearer token.
-func bearerToken(h http.Header) (string, error) {
-	scheme, tok, err := accessToken(h)
-	if err == nil && scheme != schemeBearer {
-		return "", errNoBearer
-	}
-	return tok, err
-}
-
 // accessToken extracts the one access token of a request (RFC 6750 section
 // 2.1, RFC 9449 section 7.1) and its scheme, schemeBearer or schemeDPoP.
 // Exactly one Authorization header; the scheme is case-insensitive;

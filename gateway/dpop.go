@@ -233,6 +233,13 @@ func (g *Gateway) checkBinding(ctx context.Context, tok *exchange.Token, raw str
 		return d.reject(ReasonDPoPReplay, "invalid_dpop_proof",
 			"the DPoP proof was already used: make a new proof (a new jti) for every request")
 	}
+	if d.nonces != nil {
+		// The window rolled since the client got its nonce: hand it the
+		// next one now, so its next request needs no use_dpop_nonce round trip.
+		if cur := d.nonces.Current(); proof.Nonce != cur {
+			st.rw.Header().Set(headerDPoPNonce, cur)
+		}
+	}
 	return nil
 }
 

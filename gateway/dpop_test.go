@@ -360,3 +360,58 @@ func TestDPoPExplain(t *testing.T) {
 		t.Errorf("bound token: allowed %v, JKT %q; want allowed and %q", ex.Routes[1].Allowed, ex.JKT, key.jkt)
 	}
 }
+
+func TestDPoPNonceRolls(t *testing.T) {
+	key := newDPoPKey(t)
+	now := testNow
+	env, _ := dpopEnv(t, key, func(o *Options) {
+		o.Config.Server.DPoP.Nonce = true
+		o.Clock = func() time.Time { return now }
+	})
+	htu := env.edge.URL + "/orders/1"
+	send := func(nonce string) *http.Response {
+		resp, _ := env.do(t, "GET", "/orders/1", func(r *http.Request) {
+			r.Header.Set("Authorization", "DPoP "+tokBound)
+			r.Header.Set("DPoP", key.proof(t, "GET", htu, tokBound, func(c map[string]any) {
+				c["nonce"], c["iat"] = nonce, now.Unix()
+			}))
+		})
+		return resp
+	}
+	first := send("").Header.Get("DPoP-Nonce")
+	resp := send(first)
+	if resp.StatusCode != 200 || resp.Header.Get("DPoP-Nonce") != "" {
+		t.Fatalf("current nonce: %d, DPoP-Nonce %q; want 200 and no new nonce", resp.StatusCode, resp.Header.Get("DPoP-Nonce"))
+	}
+	now = now.Add(5 * time.Minute) // the next window: the old nonce still passes, a new one is handed out
+	resp = send(first)
+	next := resp.Header.Get("DPoP-Nonce")
+	if resp.StatusCode != 200 || next == "" || next == first {
+		t.Fatalf("previous window's nonce: %d, DPoP-Nonce %q; want 200 and a fresh nonce", resp.StatusCode, next)
+	}
+	now = now.Add(5 * time.Minute)
+	if resp := send(first); resp.StatusCode != 401 {
+		t.Errorf("a nonce two windows old: %d, want 401", resp.StatusCode)
+	}
+}
+
+func TestAccessTokenSchemes(t *testing.T) {
+	tests := []struct {
+		header, scheme, token string
+		err                   error
+	}{
+		{"Bearer abc", schemeBearer, "abc", nil},
+		{"DPoP abc", schemeDPoP, "abc", nil},
+		{"dpop\tabc", schemeDPoP, "abc", nil},
+		{"DPOP abc", schemeDPoP, "abc", nil},
+		{"DPoP", "", "", errEmptyToken},
+		{"DPoP a b", "", "", errSeveralCreds},
+		{"DPoPx abc", "", "", errNoBearer},
+	}
+	for _, tc := range tests {
+		scheme, tok, err := accessToken(http.Header{"Authorization": {tc.header}})
+		if scheme != tc.scheme || tok != tc.token || !errors.Is(err, tc.err) {
+			t.Errorf("accessToken(%q) = %q, %q, %v; want %q, %q, %v", tc.header, scheme, tok, err, tc.scheme, tc.token, tc.err)
+		}
+	}
+}

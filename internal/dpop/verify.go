@@ -111,6 +111,8 @@ type Proof struct {
 	JTI string
 	// IssuedAt is the proof's iat.
 	IssuedAt time.Time
+	// Nonce is the proof's nonce ("" when it has none).
+	Nonce string
 	// ReplayKey names the proof in a replay store: a hash of (jkt, jti),
 	// never the proof itself.
 	ReplayKey string
@@ -191,7 +193,12 @@ func (v *Verifier) Verify(req Request) (*Proof, error) {
 	h.Write([]byte{0})
 	h.Write([]byte(*c.JTI))
 	ttl := iat.Add(v.maxAge + v.leeway).Sub(now)
+	var nonce string
+	if c.Nonce != nil {
+		nonce = *c.Nonce
+	}
 	return &Proof{
+		Nonce:     nonce,
 		JKT:       jkt,
 		JTI:       *c.JTI,
 		IssuedAt:  iat,
