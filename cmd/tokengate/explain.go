@@ -101,8 +101,8 @@ func explain(ctx context.Context, o explainOptions) error {
 	}
 
 	if ex.JKT != "" {
-		w.printf("\nDPoP-bound (cnf.jkt %s): send it as Authorization: DPoP with a DPoP proof signed by that key "+
-			"(docs/dpop.md); as Bearer it is refused\n", ex.JKT)
+		w.printf("\nDPoP-bound (cnf.jkt %s): every request below also needs a DPoP proof signed by that key, "+
+			"with Authorization: DPoP at the edge; sent as Bearer it is refused (docs/dpop.md)\n", ex.JKT)
 	}
 
 	allowed := 0
