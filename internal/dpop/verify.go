@@ -2,12 +2,14 @@ package dpop
 
 import (
 	"crypto"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strings"
@@ -24,6 +26,8 @@ const (
 	MaxJTILength = 256
 	// ProofType is the only typ header a proof may carry.
 	ProofType = "dpop+jwt"
+	// MinRSABits is the shortest RSA proof key accepted.
+	MinRSABits = 2048
 )
 
 // DefaultAlgorithms are the proof algorithms accepted when Options leaves
@@ -167,6 +171,9 @@ func (v *Verifier) Verify(req Request) (*Proof, error) {
 	if err := dec.Decode(&c); err != nil {
 		return nil, invalid("the DPoP proof claims are not a JSON object of the expected types")
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, invalid("the DPoP proof claims are followed by more data")
+	}
 	now := v.now()
 	iat, err := v.checkClaims(&c, req, now)
 	if err != nil {
@@ -252,6 +259,9 @@ func (v *Verifier) checkHeader(raw string) (*jose.JSONWebKey, error) {
 	var jwk jose.JSONWebKey
 	if err := jwk.UnmarshalJSON(rawJWK); err != nil || !jwk.Valid() || !jwk.IsPublic() {
 		return nil, invalid("the DPoP proof jwk is not a valid public key")
+	}
+	if k, ok := jwk.Key.(*rsa.PublicKey); ok && k.N.BitLen() < MinRSABits {
+		return nil, invalid("the DPoP proof jwk is an RSA key shorter than 2048 bits")
 	}
 	return &jwk, nil
 }

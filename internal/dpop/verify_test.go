@@ -62,7 +62,19 @@ func b64json(v any) string {
 // es256 signs header and claims by hand, so tests control every byte.
 func (k *testKey) es256(t testing.TB, hdr, claims map[string]any) string {
 	t.Helper()
-	input := b64json(hdr) + "." + b64json(claims)
+	return k.signInput(t, b64json(hdr)+"."+b64json(claims))
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// signInput signs a JWS signing input with ES256.
+func (k *testKey) signInput(t testing.TB, input string) string {
+	t.Helper()
 	sum := sha256.Sum256([]byte(input))
 	r, s, err := ecdsa.Sign(rand.Reader, k.priv, sum[:])
 	if err != nil {
@@ -149,6 +161,16 @@ func TestVerify(t *testing.T) {
 	}()
 	unsigned := b64json(map[string]any{"typ": "dpop+jwt", "alg": "none", "jwk": key.jwk}) + "." + b64json(goodClaims()) + "."
 
+	smallRSA, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trailing := func() string {
+		h := key.header()
+		input := b64json(h) + "." + base64.RawURLEncoding.EncodeToString(append(must(json.Marshal(goodClaims())), []byte(` {"jti":"x"}`)...))
+		return key.signInput(t, input)
+	}()
+
 	tests := []struct {
 		name   string
 		req    Request
@@ -161,6 +183,8 @@ func TestVerify(t *testing.T) {
 		{name: "valid PS384 via go-jose", req: request(joseProof(jose.PS384, rsaKey, goodClaims())), jkt: thumb(&rsaKey.PublicKey)},
 		{name: "valid EdDSA via go-jose", req: request(joseProof(jose.EdDSA, edPriv, goodClaims())), jkt: thumb(edPub)},
 		{name: "no proof", req: request(), want: ErrInvalidProof, errSub: "required"},
+		{name: "RSA key of 1024 bits", req: request(joseProof(jose.RS256, smallRSA, goodClaims())), jkt: thumb(&smallRSA.PublicKey), want: ErrInvalidProof, errSub: "2048"},
+		{name: "claims followed by more JSON", req: request(trailing), want: ErrInvalidProof, errSub: "more data"},
 		{name: "two DPoP headers", req: request(good, good), want: ErrInvalidProof, errSub: "several"},
 		{name: "oversize", req: request(good + strings.Repeat("A", MaxProofBytes)), want: ErrInvalidProof, errSub: "too large"},
 		{name: "not a JWS", req: request("abc"), want: ErrInvalidProof, errSub: "compact"},
