@@ -39,7 +39,8 @@ type Server struct {
 	TokenEndpointPath *string `yaml:"token_endpoint_path"`
 	// PublicURL is the edge's base URL as clients see it (behind a load
 	// balancer, say); the token endpoint advertised in discovery is PublicURL
-	// + TokenEndpointPath. Optional; see Server.TokenEndpointURL.
+	// + TokenEndpointPath, and DPoP proofs name PublicURL + path in htu.
+	// Optional; see Server.TokenEndpointURL.
 	PublicURL string `yaml:"public_url"`
 	// MaxTokenBytes bounds a bearer token before any parsing. Default 8192.
 	MaxTokenBytes int `yaml:"max_token_bytes"`
