@@ -163,10 +163,8 @@ func (r response) atTokenEndpoint() response {
 		return r
 	}
 	r.status = http.StatusBadRequest
-	switch {
-	case r.code == "invalid_dpop_proof" || r.code == "use_dpop_nonce":
-		// RFC 9449 section 5: the token endpoint names proof problems.
-	default:
+	// RFC 9449 section 5: the token endpoint names DPoP proof problems.
+	if r.code != "invalid_dpop_proof" && r.code != "use_dpop_nonce" {
 		r.code = "invalid_grant"
 	}
 	if r.reason == exchange.ReasonSTSDenied {

@@ -148,15 +148,18 @@ type requestState struct {
 	exchanged string // the exchanged token: only ever sent upstream
 	exReq     exchange.Request
 	clientID  string
-	endpoint  bool          // a token endpoint request
-	subject   string        // set only when log.subjects is on
-	reason    string        // rejection reason for the log and metrics, "" when none
-	err       error         // server-side failure, logged on 5xx
-	scheme    string        // Authorization scheme: schemeBearer or schemeDPoP
-	in        *http.Request // the request as received (DPoP htm, htu, proof)
+	endpoint  bool   // a token endpoint request
+	subject   string // set only when log.subjects is on
+	reason    string // rejection reason for the log and metrics, "" when none
+	err       error  // server-side failure, logged on 5xx
 	start     time.Time
 	upStart   time.Time
 	upDone    bool
+
+	// DPoP: the Authorization scheme (schemeBearer or schemeDPoP), and the
+	// request as received (htm, htu before cleaning, the proof header).
+	scheme string
+	in     *http.Request
 }
 
 type stateKey struct{}
