@@ -39,7 +39,8 @@ type Server struct {
 	TokenEndpointPath *string `yaml:"token_endpoint_path"`
 	// PublicURL is the edge's base URL as clients see it (behind a load
 	// balancer, say); the token endpoint advertised in discovery is PublicURL
-	// + TokenEndpointPath. Optional; see Server.TokenEndpointURL.
+	// + TokenEndpointPath, and DPoP proofs name PublicURL + path in htu.
+	// Optional; see Server.TokenEndpointURL.
 	PublicURL string `yaml:"public_url"`
 	// MaxTokenBytes bounds a bearer token before any parsing. Default 8192.
 	MaxTokenBytes int `yaml:"max_token_bytes"`
@@ -62,6 +63,8 @@ type Server struct {
 	// while /readyz already fails, so load balancers stop sending first.
 	// Default 0s.
 	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// DPoP tunes the checks of DPoP-bound tokens (docs/dpop.md).
+	DPoP DPoP `yaml:"dpop"`
 }
 
 // TLS names a certificate and key for a listener.
@@ -292,6 +295,8 @@ type Route struct {
 	MaxAge Duration `yaml:"max_age"`
 	// Timeout bounds waiting for the upstream's response headers. Default 30s.
 	Timeout Duration `yaml:"timeout"`
+	// RequireDPoP refuses umbrella tokens not bound with cnf.jkt. Default false.
+	RequireDPoP bool `yaml:"require_dpop"`
 }
 
 // TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).

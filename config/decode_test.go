@@ -237,6 +237,11 @@ func TestDefaults(t *testing.T) {
 			Listen: DefaultListen, AdminListen: DefaultAdminListen, MaxTokenBytes: 8192,
 			ReadHeaderTimeout: Duration(10 * time.Second), MaxHeaderBytes: 65536,
 			IdleTimeout: Duration(120 * time.Second), ShutdownGrace: Duration(25 * time.Second),
+			DPoP: DPoP{
+				Algorithms: []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"},
+				MaxAge:     Duration(time.Minute), Leeway: Duration(5 * time.Second),
+				NonceLifetime: Duration(5 * time.Minute), ReplayMaxEntries: 100000,
+			},
 		},
 		Log: Log{Level: "info", Format: "json"},
 		Issuers: []Issuer{{

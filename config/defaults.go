@@ -96,6 +96,7 @@ func (c *Config) applyDefaults() {
 	setDefault(c, &s.MaxHeaderBytes, "server.max_header_bytes", DefaultMaxHeaderBytes)
 	setDefault(c, &s.IdleTimeout, "server.idle_timeout", Duration(DefaultIdleTimeout))
 	setDefault(c, &s.ShutdownGrace, "server.shutdown_grace", Duration(DefaultShutdownGrace))
+	c.applyDPoPDefaults()
 
 	setDefault(c, &c.Log.Level, "log.level", DefaultLogLevel)
 	setDefault(c, &c.Log.Format, "log.format", DefaultLogFormat)

@@ -74,6 +74,7 @@ func (v *validator) server() {
 		}
 	}
 	v.publicURL()
+	v.dpop()
 	tokenOK := s.MaxTokenBytes >= minMaxTokenBytes && s.MaxTokenBytes <= maxMaxTokenBytes
 	if !tokenOK {
 		v.addf("server.max_token_bytes", "%d is out of range: use %d to %d (default %d)",

@@ -17,24 +17,31 @@ var (
 	errSchemeWithParams = &bearerError{description: "the Authorization header holds a non-Bearer credential with parameters"}
 )
 
-// bearerToken extracts the one bearer token of a request (RFC 6750 section
-// 2.1). Exactly one Authorization header; the scheme is case-insensitive;
+// Authorization schemes that carry an access token.
+const (
+	schemeBearer = "Bearer"
+	schemeDPoP   = "DPoP" // RFC 9449 section 7.1
+)
+
+// accessToken extracts the one access token of a request (RFC 6750 section
+// 2.1, RFC 9449 section 7.1) and its scheme, schemeBearer or schemeDPoP.
+// Exactly one Authorization header; the scheme is case-insensitive;
 // any run of spaces or tabs may separate it from exactly one token68 value.
 // A single credential of another scheme (Basic ...) means no bearer token;
 // another scheme with parameters or several credentials is malformed. The
 // query parameter access_token is never read.
-func bearerToken(h http.Header) (string, error) {
+func accessToken(h http.Header) (scheme, token string, err error) {
 	values := h["Authorization"]
 	switch len(values) {
 	case 0:
-		return "", errNoBearer
+		return "", "", errNoBearer
 	case 1:
 	default:
-		return "", errSeveralHeaders
+		return "", "", errSeveralHeaders
 	}
 	v := strings.Trim(values[0], " \t")
 	if v == "" {
-		return "", errMalformedHeader
+		return "", "", errMalformedHeader
 	}
 
 	end := strings.IndexAny(v, " \t")
@@ -43,26 +50,31 @@ func bearerToken(h http.Header) (string, error) {
 		scheme, rest = v[:end], strings.TrimLeft(v[end:], " \t")
 	}
 	if !isToken(scheme) {
-		return "", errMalformedHeader
+		return "", "", errMalformedHeader
 	}
-	if !strings.EqualFold(scheme, "Bearer") {
+	switch {
+	case strings.EqualFold(scheme, schemeBearer):
+		scheme = schemeBearer
+	case strings.EqualFold(scheme, schemeDPoP):
+		scheme = schemeDPoP
+	default:
 		// Another scheme alone, or with one token68: simply not a bearer token.
 		if rest == "" || isToken68(rest) {
-			return "", errNoBearer
+			return "", "", errNoBearer
 		}
-		return "", errSchemeWithParams
+		return "", "", errSchemeWithParams
 	}
 	switch {
 	case rest == "":
-		return "", errEmptyToken
+		return "", "", errEmptyToken
 	case isToken68(rest):
 		// One pass over the token on the hot path: a token68 holds no ",",
 		// space or tab, so the scan below only runs to name a failure.
-		return rest, nil
+		return scheme, rest, nil
 	case strings.ContainsAny(rest, ", \t"):
-		return "", errSeveralCreds
+		return "", "", errSeveralCreds
 	default:
-		return "", errTokenNotToken68
+		return "", "", errTokenNotToken68
 	}
 }
 

@@ -107,3 +107,13 @@ func BenchmarkBearer(b *testing.B) {
 		}
 	}
 }
+
+// bearerToken is accessToken for the Bearer scheme alone: a DPoP credential
+// is no bearer token.
+func bearerToken(h http.Header) (string, error) {
+	scheme, tok, err := accessToken(h)
+	if err == nil && scheme != schemeBearer {
+		return "", errNoBearer
+	}
+	return tok, err
+}

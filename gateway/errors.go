@@ -28,6 +28,9 @@ var (
 	errTokenTooLarge = exchange.Reject(exchange.ReasonTooLarge, "the access token is too large", nil)
 )
 
+// challengeRealm is the challenge of a request without credentials.
+const challengeRealm = `Bearer realm="tokengate"`
+
 // bearerError is a problem with the Authorization header. missing means no
 // bearer credential at all (401 with a realm challenge); otherwise the
 // header is malformed (400 invalid_request).
@@ -122,6 +125,9 @@ type response struct {
 	reason      string // tokengate_token_rejections_total reason, "" when not a rejection
 	silent      bool   // client gone: write nothing
 	allow       string // Allow header of a 405
+	// DPoP (RFC 9449): a second WWW-Authenticate value, and a fresh nonce.
+	extraChallenge string
+	dpopNonce      string
 
 	// What a policy failure asks of the client, for the token endpoint's
 	// JSON body (the edge sends them in WWW-Authenticate).
@@ -136,6 +142,10 @@ type response struct {
 // recognise is an outage: 503, fail closed.
 func errorResponse(err error) response {
 	resp := classify(err)
+	var dc *dpopChallenge
+	if errors.As(err, &dc) {
+		resp = dc.adjust(resp)
+	}
 	var ep *tokenEndpointError
 	if errors.As(err, &ep) {
 		resp = resp.atTokenEndpoint()
@@ -153,7 +163,10 @@ func (r response) atTokenEndpoint() response {
 		return r
 	}
 	r.status = http.StatusBadRequest
-	r.code = "invalid_grant"
+	// RFC 9449 section 5: the token endpoint names DPoP proof problems.
+	if r.code != "invalid_dpop_proof" && r.code != "use_dpop_nonce" {
+		r.code = "invalid_grant"
+	}
 	if r.reason == exchange.ReasonSTSDenied {
 		// The subject token is fine; the STS will not issue for this
 		// audience or scope: RFC 8693 section 2.2.2's invalid_target.
@@ -175,10 +188,13 @@ func classify(err error) response {
 		red      *redactedError
 		treq     *tokenRequestError
 		scope    *scopeError
+		dp       *dpopError
 	)
 	switch {
 	case errors.As(err, &gone):
 		return response{status: statusClientClosed, silent: true}
+	case errors.As(err, &dp):
+		return dp.resp
 	case errors.As(err, &treq):
 		resp := response{status: treq.status, code: treq.code, description: treq.description}
 		if treq.status == http.StatusMethodNotAllowed {
@@ -196,7 +212,7 @@ func classify(err error) response {
 	case errors.As(err, &bearer) && bearer.missing:
 		return response{
 			status:      http.StatusUnauthorized,
-			challenge:   `Bearer realm="tokengate"`,
+			challenge:   challengeRealm,
 			code:        "unauthorized",
 			description: bearer.description,
 		}
@@ -333,6 +349,12 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if resp.challenge != "" {
 		h.Set("WWW-Authenticate", resp.challenge)
+	}
+	if resp.extraChallenge != "" {
+		h.Add("WWW-Authenticate", resp.extraChallenge)
+	}
+	if resp.dpopNonce != "" {
+		h.Set(headerDPoPNonce, resp.dpopNonce)
 	}
 	if resp.retryAfter {
 		h.Set("Retry-After", retryAfterSeconds)

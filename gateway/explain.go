@@ -38,6 +38,9 @@ type Explanation struct {
 	// TokenEndpoint has one decision per audience (in the order of their
 	// first route), for a request without a scope parameter.
 	TokenEndpoint []Decision
+	// JKT is the token's cnf.jkt when it is DPoP-bound (RFC 9449): every
+	// request then needs Authorization: DPoP and a proof signed by that key.
+	JKT string
 }
 
 // Explain decides, for raw, every route and every token endpoint audience
@@ -49,6 +52,9 @@ func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 	for _, rt := range g.routes {
 		d := g.decide(ctx, raw, &rt.self, false)
 		d.Host, d.PathPrefix = rt.host, rt.prefix
+		if d.Request.Subject != nil {
+			ex.JKT = d.Request.Subject.Claims.JKT
+		}
 		ex.Routes = append(ex.Routes, d)
 	}
 	if g.tokenPath == "" {
@@ -72,6 +78,7 @@ func (g *Gateway) decide(ctx context.Context, raw string, t *target, endpoint bo
 		d.Routes = append(d.Routes, rt.name)
 	}
 	req, err := g.authorize(ctx, raw, t, nil)
+	d.Request.Subject = req.Subject // the verified token, even when refused
 	if err == nil {
 		d.Allowed, d.Request, d.Status = true, req, http.StatusOK
 		return d

@@ -49,6 +49,8 @@ type Options struct {
 	Metrics *Metrics
 	// Clock is used for policy (max_age) and durations; nil means time.Now.
 	Clock func() time.Time
+	// DPoP are the replay store and nonce secret of DPoP (docs/dpop.md).
+	DPoP DPoPOptions
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -65,6 +67,7 @@ type Gateway struct {
 	tokenPath     string                 // "" when the token endpoint is disabled
 	audiences     map[string]*target     // token endpoint targets by audience
 	buffers       *bufferPool
+	dpop          *dpopState
 	clock         func() time.Time
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
@@ -103,6 +106,10 @@ func New(opts Options) (*Gateway, error) {
 		g.clock = time.Now
 	}
 	g.noRoute = g.metrics.forRoute(noRouteLabel)
+	var err error
+	if g.dpop, err = newDPoP(opts.Config.Server, opts.DPoP, g.clock); err != nil {
+		return nil, err
+	}
 
 	routes, err := buildRoutes(opts.Config.Routes)
 	if err != nil {
@@ -148,6 +155,11 @@ type requestState struct {
 	start     time.Time
 	upStart   time.Time
 	upDone    bool
+
+	// DPoP: the Authorization scheme (schemeBearer or schemeDPoP), and the
+	// request as received (htm, htu before cleaning, the proof header).
+	scheme string
+	in     *http.Request
 }
 
 type stateKey struct{}
@@ -167,6 +179,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, st.requestID)
 	defer g.finish(r, st)
 
+	st.in = r
 	r = canonicalRequest(r)
 	// The token endpoint is matched exactly and before the routes, so no
 	// route (not even path_prefix "/") can shadow it.
@@ -182,15 +195,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st.route = rt
 
-	raw, err := bearerToken(r.Header)
+	scheme, raw, err := accessToken(r.Header)
+	st.scheme = scheme
 	if err != nil {
-		g.fail(&st.rw, r, st, err)
+		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
 		return
 	}
 	ctx := r.Context()
 	res, err := g.grant(ctx, raw, &rt.self, nil, st)
 	if err != nil {
-		g.fail(&st.rw, r, st, err)
+		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
 		return
 	}
 	st.exchanged = res.AccessToken

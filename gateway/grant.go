@@ -50,6 +50,9 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 	req := exchange.Request{Subject: tok, Audience: t.audience}
 	now := g.clock()
 	for i, rt := range t.routes {
+		if err := g.requireBinding(rt, tok); err != nil {
+			return req, err
+		}
 		if err := rt.policy.check(&tok.Claims, now); err != nil {
 			return req, err
 		}
@@ -88,6 +91,9 @@ func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := g.checkBinding(ctx, req.Subject, raw, st); err != nil {
 		return nil, err
 	}
 	st.exReq = req

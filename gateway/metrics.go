@@ -78,6 +78,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		exchange.ReasonExpired, exchange.ReasonNotYetValid, exchange.ReasonAudience,
 		exchange.ReasonCrit, exchange.ReasonBinding, reasonPolicy,
 		exchange.ReasonInactive,
+		ReasonDPoPProof, ReasonDPoPReplay, ReasonDPoPNonce, ReasonDPoPRequired, ReasonDPoPUnbound,
 	} {
 		m.TokenRejections.WithLabelValues(r)
 	}

@@ -70,6 +70,7 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h := pr.Out.Header
 	h.Del("X-Real-Ip") // another client-settable "who am I" header
+	h.Del(headerDPoP)  // the proof is for this hop: the backend gets a plain bearer token
 	if st != nil {
 		// Replace the umbrella token: only the exchanged one leaves.
 		h.Set("Authorization", "Bearer "+st.exchanged)

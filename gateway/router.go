@@ -36,6 +36,8 @@ type route struct {
 	// and its own policy alone.
 	self    target
 	timeout time.Duration
+	// requireDPoP refuses umbrella tokens without cnf.jkt (require_dpop).
+	requireDPoP bool
 
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
@@ -71,6 +73,7 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
 			policy:      newPolicy(c),
 			timeout:     c.Timeout.D(),
+			requireDPoP: c.RequireDPoP,
 		}
 		rt.self = target{audience: rt.audience, routes: []*route{rt}}
 		if rt.name == "" {

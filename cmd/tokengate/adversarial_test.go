@@ -29,7 +29,8 @@ type advCase struct {
 	auth   []string // raw Authorization header values
 	query  string   // raw query string
 	status int
-	www    string // WWW-Authenticate prefix; "" means none
+	www    string   // WWW-Authenticate prefix; "" means none
+	dpop   []string // DPoP proof header values
 }
 
 // adversarialWorld is a running gateway with two configured issuers (the
@@ -268,7 +269,7 @@ func adversarialCases(t *testing.T, w *adversarialWorld) []advCase {
 			t.Fatal("no signature with - or _ in 100 tries")
 		}
 	}
-	return cs
+	return append(cs, dpopAdversarialCases(t, w)...)
 }
 
 // TestAdversarialCorpus sends every hostile case through the real edge of a
@@ -310,6 +311,9 @@ func TestAdversarialCorpus(t *testing.T) {
 				req.Header["Authorization"] = tc.auth
 			case tc.token != "":
 				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			if tc.dpop != nil {
+				req.Header["Dpop"] = tc.dpop
 			}
 			resp, err := client.Do(req)
 			if err != nil {

@@ -40,6 +40,9 @@ type process struct {
 	cacheSecret []byte
 	denylist    *cache.Denylist
 	draining    atomic.Bool
+
+	// replayMetrics count DPoP replay store failures (docs/dpop.md).
+	replayMetrics *cache.ReplayMetrics
 }
 
 func newProcess(logger *slog.Logger) (*process, error) {
@@ -82,6 +85,8 @@ func newProcess(logger *slog.Logger) (*process, error) {
 		clock:       time.Now,
 		cacheSecret: secret,
 		denylist:    cache.NewDenylist(time.Now),
+
+		replayMetrics: cache.NewReplayMetrics(reg),
 	}, nil
 }
 
@@ -96,6 +101,9 @@ type generation struct {
 	redis    *redisTier // nil without cache.redis
 	edge     *gateway.Gateway
 	admin    http.Handler
+
+	// dpopMemory is the DPoP replay memory, handed on across reloads.
+	dpopMemory *cache.MemoryReplay
 }
 
 // close releases what the generation holds beyond its gateway (the Redis
@@ -154,6 +162,11 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		shared.close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	dpopOpts, dpopMemory, err := buildDPoP(p, cfg, prev, shared, keySecret)
+	if err != nil {
+		shared.close()
+		return nil, err
+	}
 	edge, err := gateway.New(gateway.Options{
 		Config:    cfg,
 		Verifier:  verifier,
@@ -161,6 +174,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Logger:    p.logger,
 		Metrics:   p.gwMetrics,
 		Clock:     p.clock,
+		DPoP:      dpopOpts,
 	})
 	if err != nil {
 		shared.close()
@@ -178,6 +192,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 	cancel()
 
 	g := &generation{cfg: cfg, verifier: verifier, keys: up.keys, memory: memory, redis: shared, edge: edge}
+	g.dpopMemory = dpopMemory
 	admin := gateway.AdminOptions{
 		AdminToken: cfg.Server.AdminToken,
 		Revoker:    caching,

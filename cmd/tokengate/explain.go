@@ -104,6 +104,11 @@ func explain(ctx context.Context, o explainOptions) error {
 		return err
 	}
 
+	if ex.JKT != "" {
+		w.printf("\nDPoP-bound (cnf.jkt %s): every request below also needs a DPoP proof signed by that key, "+
+			"with Authorization: DPoP at the edge; sent as Bearer it is refused (docs/dpop.md)\n", ex.JKT)
+	}
+
 	allowed := 0
 	for _, d := range ex.Routes {
 		if d.Allowed {

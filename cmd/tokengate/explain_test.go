@@ -138,6 +138,9 @@ func TestExplainGolden(t *testing.T) {
 		{name: "multi_audience", claims: user(func(c map[string]any) {
 			c["aud"] = []string{"https://orders.example.com", "https://reports.example.com"}
 		})},
+		{name: "dpop_bound", claims: user(func(c map[string]any) {
+			c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+		})},
 		{name: "short_lived", claims: user(func(c map[string]any) { c["exp"] = at(2 * time.Minute) })},
 		{name: "expired", claims: user(func(c map[string]any) { c["exp"] = at(-time.Hour) })},
 		{name: "forged", signer: stranger, claims: user(nil)},

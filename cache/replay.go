@@ -1,0 +1,187 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrReplayUnavailable is returned by ReplayGuard.Fresh when the shared
+// replay store cannot answer and cache.redis.required is set: the proof
+// can be neither accepted (it may be a replay elsewhere) nor refused.
+var ErrReplayUnavailable = errors.New("dpop replay store unavailable")
+
+// opReplay is the op label of the replay SET NX in the Redis metrics.
+const opReplay = "dpop_replay"
+
+// replayWarnEvery rate-limits the warning about a failing shared store.
+const replayWarnEvery = 10 * time.Second
+
+// ReplayMetrics are the replay guard's collectors; create them once per
+// process and share them across reloads.
+type ReplayMetrics struct {
+	// StoreErrors counts shared-store (Redis) failures of the replay check:
+	// each one fell back to this replica's memory (or failed closed when
+	// cache.redis.required).
+	StoreErrors prometheus.Counter
+}
+
+// NewReplayMetrics registers the replay collectors on reg (nil registers nothing).
+func NewReplayMetrics(reg prometheus.Registerer) *ReplayMetrics {
+	return &ReplayMetrics{StoreErrors: promauto.With(reg).NewCounter(prometheus.CounterOpts{
+		Name: "tokengate_dpop_replay_store_errors_total",
+		Help: "DPoP replay checks whose shared store (Redis) failed; each fell back to memory, or failed closed when cache.redis.required.",
+	})}
+}
+
+// MemoryReplay remembers replay keys in this process: at most maxEntries,
+// each until its own expiry, least recently added evicted first. It is safe
+// for concurrent use.
+type MemoryReplay struct {
+	now func() time.Time
+	mu  sync.Mutex
+	lru *simplelru.LRU[string, time.Time]
+}
+
+// NewMemoryReplay returns an empty store of at most maxEntries keys.
+func NewMemoryReplay(maxEntries int, clock func() time.Time) (*MemoryReplay, error) {
+	l, err := simplelru.NewLRU[string, time.Time](maxEntries, nil)
+	if err != nil {
+		return nil, fmt.Errorf("new memory replay store: %w", err)
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	return &MemoryReplay{now: clock, lru: l}, nil
+}
+
+// Fresh records key for ttl and reports whether it was not already
+// recorded (and unexpired): true the first time, false for a replay.
+func (m *MemoryReplay) Fresh(key string, ttl time.Duration) bool {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.lru.Peek(key); ok && now.Before(exp) {
+		return false
+	}
+	m.lru.Add(key, now.Add(ttl))
+	// Expired keys at the cold end leave without a sweeper.
+	for range sweepPerSet {
+		_, exp, ok := m.lru.GetOldest()
+		if !ok || now.Before(exp) {
+			break
+		}
+		m.lru.RemoveOldest()
+	}
+	return true
+}
+
+// Len is the number of keys held (expired ones included until swept).
+func (m *MemoryReplay) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lru.Len()
+}
+
+// FreshProof records a replay key in Redis for ttl with SET NX PX, through
+// the tier's breaker and timeout: true when the key was new, false when
+// another request (on any replica) recorded it first.
+func (r *Redis) FreshProof(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	var set bool
+	err := r.call(ctx, opReplay, func(ctx context.Context) error {
+		var err error
+		set, err = r.client.SetNX(ctx, r.prefix+"dpop:"+key, "1", ttl).Result()
+		return err
+	})
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("dpop replay set: %w", err)
+	}
+	return set, nil
+}
+
+// SharedReplay is a replay store every replica sees (Redis).
+type SharedReplay interface {
+	FreshProof(ctx context.Context, key string, ttl time.Duration) (bool, error)
+}
+
+// ReplayGuard checks replay keys in memory and, when set, in a shared store.
+// Every key is recorded in memory too, so a Redis outage still refuses
+// replays on this replica.
+type ReplayGuard struct {
+	memory   *MemoryReplay
+	shared   SharedReplay // nil without cache.redis
+	required bool
+	errs     prometheus.Counter
+	log      *slog.Logger
+	now      func() time.Time
+	lastWarn atomic.Int64
+}
+
+// ReplayGuardOptions are the dependencies of NewReplayGuard.
+type ReplayGuardOptions struct {
+	Memory *MemoryReplay // required
+	Shared SharedReplay  // optional
+	// Required fails closed (ErrReplayUnavailable) when Shared fails.
+	Required bool
+	Metrics  *ReplayMetrics // nil: not counted
+	Logger   *slog.Logger   // nil: discarded
+	Clock    func() time.Time
+}
+
+// NewReplayGuard returns a guard over opts.Memory and opts.Shared.
+func NewReplayGuard(opts ReplayGuardOptions) (*ReplayGuard, error) {
+	if opts.Memory == nil {
+		return nil, errors.New("new replay guard: no memory store")
+	}
+	g := &ReplayGuard{memory: opts.Memory, shared: opts.Shared, required: opts.Required, log: opts.Logger, now: opts.Clock}
+	if opts.Metrics != nil {
+		g.errs = opts.Metrics.StoreErrors
+	} else {
+		g.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered_replay_errors"})
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	return g, nil
+}
+
+// Fresh records key for ttl and reports whether no request recorded it
+// before. Its error is ErrReplayUnavailable (shared store down and
+// required); a shared-store failure otherwise falls back to memory.
+func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	if !g.memory.Fresh(key, ttl) {
+		return false, nil
+	}
+	if g.shared == nil {
+		return true, nil
+	}
+	fresh, err := g.shared.FreshProof(ctx, key, ttl)
+	if err == nil {
+		return fresh, nil
+	}
+	g.errs.Inc()
+	if now := g.now().UnixNano(); now-g.lastWarn.Load() >= int64(replayWarnEvery) {
+		g.lastWarn.Store(now)
+		g.log.LogAttrs(ctx, slog.LevelWarn, "dpop replay check: the shared store failed; checking this replica's memory only",
+			slog.Bool("required", g.required), slog.String("error", err.Error()))
+	}
+	if g.required {
+		return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,46 @@
+package config
+
+import "time"
+
+// DPoP configures RFC 9449 sender-constrained umbrella tokens (server.dpop,
+// docs/dpop.md). DPoP is always on: a token bound with cnf.jkt is only ever
+// accepted with a valid proof; these keys only tune the checks.
+type DPoP struct {
+	// Algorithms is the allowlist of proof algorithms. Default: every
+	// asymmetric JWS algorithm (ES*, PS*, RS*, EdDSA); none and HS* are refused.
+	Algorithms []string `yaml:"algorithms"`
+	// MaxAge is how old a proof's iat may be. Default 60s.
+	MaxAge Duration `yaml:"max_age"`
+	// Leeway is how far in the future a proof's iat may be. Default 5s.
+	Leeway Duration `yaml:"leeway"`
+	// Nonce requires server-provided nonces (DPoP-Nonce). Default false.
+	Nonce bool `yaml:"nonce"`
+	// NonceLifetime is the nonce window: a nonce is accepted for one to two
+	// windows. Default 5m.
+	NonceLifetime Duration `yaml:"nonce_lifetime"`
+	// ReplayMaxEntries bounds the in-memory replay cache. Default 100000.
+	ReplayMaxEntries int `yaml:"replay_max_entries"`
+}
+
+// DPoP defaults (server.dpop).
+const (
+	DefaultDPoPMaxAge           = 60 * time.Second
+	DefaultDPoPLeeway           = 5 * time.Second
+	DefaultDPoPNonceLifetime    = 5 * time.Minute
+	DefaultDPoPReplayMaxEntries = 100000
+)
+
+// DefaultDPoPAlgorithms is server.dpop.algorithms when absent. A new slice each call.
+func DefaultDPoPAlgorithms() []string {
+	return []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
+}
+
+// applyDPoPDefaults fills server.dpop.
+func (c *Config) applyDPoPDefaults() {
+	d := &c.Server.DPoP
+	setDefaultList(c, &d.Algorithms, "server.dpop.algorithms", DefaultDPoPAlgorithms)
+	setDefault(c, &d.MaxAge, "server.dpop.max_age", Duration(DefaultDPoPMaxAge))
+	setDefault(c, &d.Leeway, "server.dpop.leeway", Duration(DefaultDPoPLeeway))
+	setDefault(c, &d.NonceLifetime, "server.dpop.nonce_lifetime", Duration(DefaultDPoPNonceLifetime))
+	setDefault(c, &d.ReplayMaxEntries, "server.dpop.replay_max_entries", DefaultDPoPReplayMaxEntries)
+}
