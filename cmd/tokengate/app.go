@@ -154,6 +154,11 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		shared.close()
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	txn, err := buildTxnMinter(p, cfg, up)
+	if err != nil {
+		shared.close()
+		return nil, err
+	}
 	edge, err := gateway.New(gateway.Options{
 		Config:    cfg,
 		Verifier:  verifier,
@@ -161,6 +166,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Logger:    p.logger,
 		Metrics:   p.gwMetrics,
 		Clock:     p.clock,
+		TxnMinter: txn,
 	})
 	if err != nil {
 		shared.close()
