@@ -1,6 +1,6 @@
 // An internal service that verifies Transaction Tokens with `jose`, the way
 // a Node workload in the trust domain would (draft-ietf-oauth-transaction-
-// tokens-10 section 8.2): the Txn-Token request header, keys from the
+// tokens-10, "Txn-Token Validation"): the Txn-Token request header, keys from the
 // issuer's discovery document, jwtVerify checking the signature, typ
 // txntoken+jwt, iss, exp and that aud is the trust domain.
 //

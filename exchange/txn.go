@@ -14,9 +14,9 @@ import (
 // Transaction Tokens (draft-ietf-oauth-transaction-tokens-10).
 const (
 	// TokenTypeTxnToken is the requested_token_type and issued_token_type of a
-	// Txn-Token (draft section 7.1, 7.4).
+	// Txn-Token (draft: "Txn-Token Request", "Txn-Token Response").
 	TokenTypeTxnToken = "urn:ietf:params:oauth:token-type:txn_token"
-	// TxnTokenJWSType is the typ header of a Txn-Token (draft section 5.1).
+	// TxnTokenJWSType is the typ header of a Txn-Token (draft: "JWT Header").
 	TxnTokenJWSType = "txntoken+jwt"
 )
 
@@ -116,7 +116,7 @@ func txnRandom(r io.Reader) io.Reader {
 }
 
 // txnScope checks that the requested scopes are the umbrella token's
-// (draft section 10.6: never wider) and joins them.
+// (draft "Scope Processing": never wider) and joins them.
 func txnScope(req TxnRequest) (string, error) {
 	var n int
 	for _, s := range req.Scopes {

@@ -76,7 +76,7 @@ func NewLocalTxn(opts LocalTxnOptions) (*LocalTxn, error) {
 	return l, nil
 }
 
-// txnClaims is the body of a locally minted Txn-Token (draft section 5.2).
+// txnClaims is the body of a locally minted Txn-Token (draft: "JWT Body Claims").
 // A struct, not a map: it marshals in a fixed order and faster.
 type txnClaims struct {
 	Iss   string                     `json:"iss"`

@@ -17,7 +17,7 @@ import (
 const maxTxnIDLen = 128
 
 // RemoteTxn requests Txn-Tokens from the STS of exchange.remote (its
-// Txn-Token Service, draft section 7), with the same client authentication,
+// Txn-Token Service, draft "Requesting Txn-Tokens"), with the same client authentication,
 // retries and circuit breaker as exchanges. Nothing is cached.
 type RemoteTxn struct {
 	remote *Remote
@@ -73,7 +73,7 @@ func (t *RemoteTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResul
 	return &TxnResult{Token: res.AccessToken, Txn: txn, ExpiresAt: res.ExpiresAt}, nil
 }
 
-// form is the Txn-Token Request (draft section 7.1): a token exchange for
+// form is the Txn-Token Request (draft "Txn-Token Request"): a token exchange for
 // the trust domain, with the edge request's context in request_context and
 // the configured umbrella claims in request_details (the TTS builds rctx
 // and tctx from them).
@@ -107,7 +107,7 @@ func (t *RemoteTxn) form(req TxnRequest, scope string) (url.Values, error) {
 	return form, nil
 }
 
-// parse reads a Txn-Token Response (draft section 7.4): issued_token_type
+// parse reads a Txn-Token Response (draft "Txn-Token Response"): issued_token_type
 // must be the Txn-Token URI (anything else, an access token say, is refused),
 // token_type N_A. The token's txn claim is read without verification: it is
 // only the request id in logs; the services verify the token itself.

@@ -15,7 +15,7 @@ import (
 )
 
 // headerTxnToken carries a Transaction Token (draft-ietf-oauth-transaction-
-// tokens-10 section 8.1). Only tokengate sets it: a client's is always
+// tokens-10, "Txn-Token" HTTP Header). Only tokengate sets it: a client's is always
 // removed before forwarding.
 const headerTxnToken = "Txn-Token"
 
