@@ -18,6 +18,8 @@ type Config struct {
 	Exchange Exchange `yaml:"exchange"`
 	Cache    Cache    `yaml:"cache"`
 	Routes   []Route  `yaml:"routes"`
+	// TxnToken configures Transaction Tokens (config/txn.go).
+	TxnToken TxnToken `yaml:"txn_token"`
 
 	// Dir is the folder of the file the configuration was loaded from. Relative
 	// file paths have already been resolved against it by Load.
@@ -297,6 +299,9 @@ type Route struct {
 	Timeout Duration `yaml:"timeout"`
 	// RequireDPoP refuses umbrella tokens not bound with cnf.jkt. Default false.
 	RequireDPoP bool `yaml:"require_dpop"`
+	// Forward is what reaches the upstream: access_token (default), txn_token
+	// or both (config/txn.go).
+	Forward string `yaml:"forward"`
 }
 
 // TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).

@@ -268,7 +268,8 @@ func TestDefaults(t *testing.T) {
 				ReadTimeout: Duration(200 * time.Millisecond), WriteTimeout: Duration(200 * time.Millisecond),
 				BreakerFailures: 5, BreakerBackoff: Duration(5 * time.Second),
 			}},
-		Routes: []Route{{Timeout: Duration(30 * time.Second)}},
+		Routes:   []Route{{Timeout: Duration(30 * time.Second), Forward: ForwardAccessToken}},
+		TxnToken: TxnToken{WorkloadID: "tokengate", TTL: Duration(60 * time.Second)},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("applyDefaults:\n got %+v\nwant %+v", c, want)

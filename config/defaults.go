@@ -135,7 +135,10 @@ func (c *Config) applyDefaults() {
 
 	for i := range c.Routes {
 		setDefault(c, &c.Routes[i].Timeout, fmt.Sprintf("routes[%d].timeout", i), Duration(DefaultRouteTimeout))
+		setDefault(c, &c.Routes[i].Forward, fmt.Sprintf("routes[%d].forward", i), ForwardAccessToken)
 	}
+	setDefault(c, &c.TxnToken.WorkloadID, "txn_token.workload_id", DefaultTxnWorkloadID)
+	setDefault(c, &c.TxnToken.TTL, "txn_token.ttl", Duration(DefaultTxnTTL))
 }
 
 // setDefault sets *v to def when it is zero and the file did not set it.

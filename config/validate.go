@@ -26,6 +26,7 @@ func (c *Config) validate() problems {
 	v.exchange()
 	v.cache()
 	v.routes()
+	v.txnToken()
 	return v.probs
 }
 

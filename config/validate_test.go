@@ -350,6 +350,32 @@ func TestValidate(t *testing.T) {
 		}},
 		{"max_age", func(c *Config) { c.Routes[0].MaxAge = -1 }, []string{"routes[0].max_age: -1ns is negative"}},
 		{"timeout", func(c *Config) { c.Routes[1].Timeout = 0 }, []string{"routes[1].timeout: 0s is not positive"}},
+
+		// txn_token and routes[].forward
+		{"forward unknown", func(c *Config) { c.Routes[1].Forward = "txn" },
+			[]string{`routes[1].forward: "txn" is not a forward mode: use access_token`}},
+		{"forward txn_token without trust domain", func(c *Config) { c.Routes[1].Forward = ForwardTxnToken },
+			[]string{`txn_token.trust_domain: is empty but routes[1].forward is "txn_token"`}},
+		{"forward both without trust domain", func(c *Config) { c.Routes[0].Forward = ForwardBoth },
+			[]string{`txn_token.trust_domain: is empty but routes[0].forward is "both"`}},
+		{"forward txn_token", func(c *Config) { c.Routes[1].Forward = ForwardTxnToken; c.TxnToken.TrustDomain = "td.example" }, nil},
+		{"forward access_token", func(c *Config) { c.Routes[1].Forward = ForwardAccessToken }, nil},
+		{"trust domain with space", func(c *Config) { c.TxnToken.TrustDomain = "td example" },
+			[]string{"txn_token.trust_domain: must be 1 to 256 characters without whitespace"}},
+		{"workload id empty", func(c *Config) { c.TxnToken.WorkloadID = "" },
+			[]string{"txn_token.workload_id: is empty"}},
+		{"txn ttl zero", func(c *Config) { c.TxnToken.TTL = 0 },
+			[]string{"txn_token.ttl: 0s is not positive"}},
+		{"txn ttl long", func(c *Config) { c.TxnToken.TTL = Duration(10 * time.Minute) },
+			[]string{"txn_token.ttl: 10m0s is longer than 5m0s"}},
+		{"txn ttl at the cap", func(c *Config) { c.TxnToken.TTL = Duration(MaxTxnTTL) }, nil},
+		{"context claims", func(c *Config) { c.TxnToken.ContextClaims = []string{"tenant", "", "exp", "tenant", " x"} },
+			[]string{
+				"txn_token.context_claims[1]: must be a claim name",
+				`txn_token.context_claims[2]: "exp" is a claim the Txn-Token sets itself`,
+				`txn_token.context_claims[3]: "tenant" is also context_claims[0]`,
+				"txn_token.context_claims[4]: must be a claim name",
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -284,6 +284,17 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 		return nil, Reject(ReasonExpired, "token expires before an exchanged token could be used", nil)
 	}
 
+	return r.roundTrips(ctx, req.Subject, req.Audience, func(ctx context.Context, endpoint string) (*Result, time.Duration, error) {
+		return r.attempt(ctx, endpoint, req, notAfter)
+	})
+}
+
+// roundTrips runs one call to the STS within the timeout: the endpoint,
+// the breaker, retries of transient failures; send sends one request.
+// Failures become a *RejectError, ErrExchangeDenied or ErrExchangeUnavailable
+// (stsClientError). audience is for the log line only.
+func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string,
+	send func(ctx context.Context, endpoint string) (*Result, time.Duration, error)) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	endpoint, err := r.endpoint.resolve(ctx)
@@ -300,7 +311,7 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 			}
 			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
 		}
-		res, retryAfter, err := r.attempt(ctx, endpoint, req, notAfter)
+		res, retryAfter, err := send(ctx, endpoint)
 		if err == nil {
 			ticket.done(breakerSuccess)
 			return res, nil
@@ -311,7 +322,7 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 			ticket.done(breakerUnknown)
 			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
 		}
-		se = r.redactSTSError(se, req.Subject)
+		se = r.redactSTSError(se, subject)
 		last = se
 		switch {
 		case errors.Is(se.Err, context.Canceled):
@@ -347,7 +358,7 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 			level = slog.LevelDebug
 		}
 		r.logger.Log(ctx, level, "token exchange at the sts failed",
-			"audience", req.Audience, "status", last.Status, "error", last.Code, "error_description", last.Description,
+			"audience", audience, "status", last.Status, "error", last.Code, "error_description", last.Description,
 			"cause", errString(last.Err))
 	}
 	return nil, out
@@ -402,6 +413,25 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 	if len(req.Scopes) > 0 {
 		form.Set("scope", strings.Join(req.Scopes, " "))
 	}
+	return r.post(ctx, endpoint, form, func(resp *http.Response, now time.Time) (*Result, error) {
+		res, err := stsParseSuccess(resp, now, r.ttl, notAfter)
+		if err != nil {
+			return nil, err
+		}
+		if res.Scope == "" && len(req.Scopes) > 0 {
+			// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
+			res.Scope = strings.Join(req.Scopes, " ")
+		}
+		return res, nil
+	})
+}
+
+// post sends form to the STS with tokengate's client authentication and
+// parses a 200 answer with parse (now is when the request was sent). It
+// returns the result, or an error (an *STSError for anything the STS did or
+// did not answer) and the Retry-After the STS asked for (0 when none).
+func (r *Remote) post(ctx context.Context, endpoint string, form url.Values,
+	parse func(resp *http.Response, now time.Time) (*Result, error)) (*Result, time.Duration, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
 	if err != nil {
 		return nil, 0, fmt.Errorf("build sts request: %w", err)
@@ -433,13 +463,9 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 	if resp.StatusCode != http.StatusOK {
 		return nil, retryAfter(resp.Header.Get("Retry-After"), r.clock()), stsParseError(resp)
 	}
-	res, err := stsParseSuccess(resp, now, r.ttl, notAfter)
+	res, err := parse(resp, now)
 	if err != nil {
 		return nil, 0, err
-	}
-	if res.Scope == "" && len(req.Scopes) > 0 {
-		// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
-		res.Scope = strings.Join(req.Scopes, " ")
 	}
 	return res, 0, nil
 }

@@ -84,9 +84,54 @@ func stsParseError(resp *http.Response) *STSError {
 // expires_in counts from about then, so the token is never kept too long.
 // ttl caps the lifetime; notAfter (the umbrella's exp) too.
 func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*Result, error) {
-	malformed := func(format string, args ...any) error {
+	malformed := stsMalformed(resp)
+	tr, err := stsDecodeSuccess(resp)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case strings.EqualFold(tr.TokenType, "Bearer"), tr.TokenType == "N_A":
+		// N_A (RFC 8693 2.2.1): not an OAuth access token, but usable as a
+		// bearer credential at the API, which is what was asked for.
+	case tr.TokenType == "":
+		return nil, malformed("no token_type")
+	default:
+		// DPoP, MAC, ...: tokengate can only present a bearer token.
+		return nil, malformed("token_type %q is not Bearer", stsSanitize(tr.TokenType))
+	}
+	switch tr.IssuedTokenType {
+	case TokenTypeAccessToken, TokenTypeJWT:
+	case "":
+		// REQUIRED by RFC 8693, but some STSs omit it; token_type said Bearer.
+		tr.IssuedTokenType = TokenTypeAccessToken
+	default:
+		// A refresh token or an ID token must never be sent to an API.
+		return nil, malformed("issued_token_type %q is not an access token or a JWT", stsSanitize(tr.IssuedTokenType))
+	}
+	exp, err := stsExpiry(tr, now, ttl, notAfter, malformed)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{
+		AccessToken:     tr.AccessToken,
+		IssuedTokenType: tr.IssuedTokenType,
+		TokenType:       "Bearer",
+		Scope:           tr.Scope,
+		ExpiresAt:       exp,
+	}, nil
+}
+
+// stsMalformed returns the constructor of "malformed token response" errors.
+func stsMalformed(resp *http.Response) func(format string, args ...any) error {
+	return func(format string, args ...any) error {
 		return &STSError{Status: resp.StatusCode, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
 	}
+}
+
+// stsDecodeSuccess reads the JSON of a 200 response and checks its
+// access_token is present and header-safe.
+func stsDecodeSuccess(resp *http.Response) (*stsTokenResponse, error) {
+	malformed := stsMalformed(resp)
 	body, err := stsReadBody(resp)
 	if err != nil {
 		return nil, &STSError{Status: resp.StatusCode, Description: "malformed token response", Err: err}
@@ -109,26 +154,13 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 	if !stsValidToken(tr.AccessToken) {
 		return nil, malformed("access_token is not a token that fits an Authorization header")
 	}
-	switch {
-	case strings.EqualFold(tr.TokenType, "Bearer"), tr.TokenType == "N_A":
-		// N_A (RFC 8693 2.2.1): not an OAuth access token, but usable as a
-		// bearer credential at the API, which is what was asked for.
-	case tr.TokenType == "":
-		return nil, malformed("no token_type")
-	default:
-		// DPoP, MAC, ...: tokengate can only present a bearer token.
-		return nil, malformed("token_type %q is not Bearer", stsSanitize(tr.TokenType))
-	}
-	switch tr.IssuedTokenType {
-	case TokenTypeAccessToken, TokenTypeJWT:
-	case "":
-		// REQUIRED by RFC 8693, but some STSs omit it; token_type said Bearer.
-		tr.IssuedTokenType = TokenTypeAccessToken
-	default:
-		// A refresh token or an ID token must never be sent to an API.
-		return nil, malformed("issued_token_type %q is not an access token or a JWT", stsSanitize(tr.IssuedTokenType))
-	}
+	return &tr, nil
+}
 
+// stsExpiry is when an issued token stops being used: now + ttl, capped by
+// notAfter (the umbrella's exp), expires_in, else the token's own exp.
+func stsExpiry(tr *stsTokenResponse, now time.Time, ttl time.Duration, notAfter time.Time,
+	malformed func(format string, args ...any) error) (time.Time, error) {
 	exp := now.Add(ttl)
 	if notAfter.Before(exp) {
 		exp = notAfter
@@ -136,7 +168,7 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 	if len(tr.ExpiresIn) > 0 && string(tr.ExpiresIn) != "null" {
 		secs, err := stsExpiresIn(tr.ExpiresIn)
 		if err != nil {
-			return nil, malformed("expires_in: %v", err)
+			return time.Time{}, malformed("expires_in: %v", err)
 		}
 		if e := now.Add(time.Duration(secs) * time.Second); e.Before(exp) {
 			exp = e
@@ -145,15 +177,9 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 		exp = jwtExp
 	}
 	if !exp.After(now) {
-		return nil, malformed("the issued token is already expired")
+		return time.Time{}, malformed("the issued token is already expired")
 	}
-	return &Result{
-		AccessToken:     tr.AccessToken,
-		IssuedTokenType: tr.IssuedTokenType,
-		TokenType:       "Bearer",
-		Scope:           tr.Scope,
-		ExpiresAt:       exp,
-	}, nil
+	return exp, nil
 }
 
 // stsJSONError keeps a decode error's kind, not the text around it: a

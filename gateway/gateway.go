@@ -51,6 +51,8 @@ type Options struct {
 	Clock func() time.Time
 	// DPoP are the replay store and nonce secret of DPoP (docs/dpop.md).
 	DPoP DPoPOptions
+	// TxnMinter makes Transaction Tokens; required when a route forwards one.
+	TxnMinter TxnMinter
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -72,6 +74,7 @@ type Gateway struct {
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
+	txnMinter   TxnMinter // nil when no route forwards a Txn-Token
 	// closed is set by Close: requests still running on this gateway (a
 	// reload replaced it) then drop their upstream connections when done.
 	closed atomic.Bool
@@ -120,6 +123,9 @@ func New(opts Options) (*Gateway, error) {
 		rt.proxy = g.newProxy(rt)
 	}
 	g.routes = routes
+	if err := g.setupTxn(opts.Config.Routes, opts.TxnMinter); err != nil {
+		return nil, err
+	}
 	g.router = newRouter(routes)
 	if err := g.newTokenEndpoint(opts.Config.Server.TokenEndpoint()); err != nil {
 		return nil, err
@@ -160,6 +166,10 @@ type requestState struct {
 	// request as received (htm, htu before cleaning, the proof header).
 	scheme string
 	in     *http.Request
+	// txnToken is the Txn-Token (gateway/txn.go): only ever sent upstream.
+	txnToken string
+	// clientRequestID is the client's X-Request-Id when the txn replaced it.
+	clientRequestID string
 }
 
 type stateKey struct{}
@@ -202,12 +212,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	res, err := g.grant(ctx, raw, &rt.self, nil, st)
-	if err != nil {
+	if err := g.authorizeEdge(ctx, raw, r, rt, st); err != nil {
 		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
 		return
 	}
-	st.exchanged = res.AccessToken
 
 	st.upStart = g.clock()
 	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
@@ -245,6 +253,9 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 		slog.Duration("duration", elapsed),
 		slog.String("request_id", st.requestID),
 	)
+	if st.clientRequestID != "" {
+		attrs = append(attrs, slog.String("client_request_id", st.clientRequestID))
+	}
 	if st.clientID != "" {
 		attrs = append(attrs, slog.String("client_id", st.clientID))
 	}

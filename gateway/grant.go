@@ -79,10 +79,11 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 	return req, nil
 }
 
-// grant authorizes raw for t and exchanges it: the whole path from an
-// umbrella token to a single-audience token, for the edge and the token
-// endpoint alike. It records the client and the exchange request in st.
-func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []string, st *requestState) (*exchange.Result, error) {
+// admit is authorize for a presented token: it records the client in st
+// and checks the token's binding to the request (a DPoP proof). Whatever
+// an edge request forwards, an exchanged token or a Txn-Token, it has
+// passed admit first.
+func (g *Gateway) admit(ctx context.Context, raw string, t *target, requested []string, st *requestState) (exchange.Request, error) {
 	req, err := g.authorize(ctx, raw, t, requested)
 	if req.Subject != nil {
 		st.clientID = clientOf(&req.Subject.Claims)
@@ -91,9 +92,20 @@ func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []
 		}
 	}
 	if err != nil {
-		return nil, err
+		return req, err
 	}
 	if err := g.checkBinding(ctx, req.Subject, raw, st); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// grant authorizes raw for t and exchanges it: the whole path from an
+// umbrella token to a single-audience token, for the edge and the token
+// endpoint alike. It records the client and the exchange request in st.
+func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []string, st *requestState) (*exchange.Result, error) {
+	req, err := g.admit(ctx, raw, t, requested, st)
+	if err != nil {
 		return nil, err
 	}
 	st.exReq = req

@@ -37,6 +37,10 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec
 	// TokenRejections counts refused tokens by reason.
 	TokenRejections *prometheus.CounterVec
+	// TxnTokens counts Transaction Tokens by route and result; TxnDuration
+	// observes how long making one took, by route (gateway/txn.go).
+	TxnTokens   *prometheus.CounterVec
+	TxnDuration *prometheus.HistogramVec
 }
 
 // NewMetrics registers the gateway collectors on reg.
@@ -71,6 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Refused umbrella tokens, by reason.",
 		}, []string{"reason"}),
 	}
+	m.TxnTokens, m.TxnDuration = newTxnMetrics(reg)
 	// Known reasons exist from the start, so rate() and alerts see a zero.
 	for _, r := range []string{
 		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,

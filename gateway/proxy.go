@@ -71,9 +71,19 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	h := pr.Out.Header
 	h.Del("X-Real-Ip") // another client-settable "who am I" header
 	h.Del(headerDPoP)  // the proof is for this hop: the backend gets a plain bearer token
+	// Only tokengate mints Txn-Tokens: a client's never reaches a service.
+	h.Del(headerTxnToken)
 	if st != nil {
-		// Replace the umbrella token: only the exchanged one leaves.
-		h.Set("Authorization", "Bearer "+st.exchanged)
+		// Replace the umbrella token: only the exchanged one leaves (none on
+		// forward: txn_token routes).
+		if st.exchanged != "" {
+			h.Set("Authorization", "Bearer "+st.exchanged)
+		} else {
+			h.Del("Authorization")
+		}
+		if st.txnToken != "" {
+			h.Set(headerTxnToken, st.txnToken)
+		}
 		h.Set(headerRequestID, st.requestID)
 	} else {
 		h.Del("Authorization") // unreachable: fail closed all the same
@@ -89,6 +99,8 @@ func (g *Gateway) upstreamResponse(rt *route, resp *http.Response) {
 	g.observeUpstream(rt, st)
 	// The gateway's request id is already on the response; do not duplicate it.
 	resp.Header.Del(headerRequestID)
+	// A Txn-Token never leaves the trust domain, even if a service echoes it.
+	resp.Header.Del(headerTxnToken)
 	if resp.StatusCode == http.StatusUnauthorized {
 		// The upstream refused the exchanged token (revoked, key rotated):
 		// drop it so the next request exchanges anew.

@@ -42,6 +42,7 @@ type route struct {
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
 	obs       routeObservers
+	txn       *routeTxn // nil unless forward is txn_token or both
 }
 
 // buildRoutes compiles the configured routes, naming the key path of any

@@ -167,6 +167,11 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		shared.close()
 		return nil, err
 	}
+	txn, err := buildTxnMinter(p, cfg, up)
+	if err != nil {
+		shared.close()
+		return nil, err
+	}
 	edge, err := gateway.New(gateway.Options{
 		Config:    cfg,
 		Verifier:  verifier,
@@ -175,6 +180,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Metrics:   p.gwMetrics,
 		Clock:     p.clock,
 		DPoP:      dpopOpts,
+		TxnMinter: txn,
 	})
 	if err != nil {
 		shared.close()

@@ -93,7 +93,7 @@ func explain(ctx context.Context, o explainOptions) error {
 		printClaims(w, cfg, &info.Claims, now)
 	}
 
-	gw, err := gateway.New(gateway.Options{Config: cfg, Verifier: gwVerifier, Exchanger: noExchange{}, Clock: o.now})
+	gw, err := gateway.New(gateway.Options{Config: cfg, Verifier: gwVerifier, Exchanger: noExchange{}, Clock: o.now, TxnMinter: noTxn{}})
 	if err != nil {
 		return fmt.Errorf("routes: %w", err)
 	}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/gateway"
+)
+
+// buildTxnMinter makes the Transaction Token minter of the exchange mode:
+// the local signer's first key, or the STS of exchange.remote. nil when no
+// route forwards a Txn-Token.
+func buildTxnMinter(p *process, cfg *config.Config, up *modeUpstream) (gateway.TxnMinter, error) {
+	if !slices.ContainsFunc(cfg.Routes, config.Route.ForwardsTxnToken) {
+		return nil, nil
+	}
+	t := cfg.TxnToken
+	opts := exchange.TxnOptions{
+		TrustDomain: t.TrustDomain, WorkloadID: t.WorkloadID, TTL: t.TTL.D(), ContextClaims: t.ContextClaims,
+	}
+	switch u := up.upstream.(type) {
+	case *exchange.Local:
+		m, err := exchange.NewLocalTxn(exchange.LocalTxnOptions{
+			TxnOptions: opts, Issuer: cfg.Exchange.Local.Issuer, Keys: u.Keys(), Clock: p.clock,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("txn_token: %w", err)
+		}
+		return m, nil
+	case *exchange.Remote:
+		m, err := exchange.NewRemoteTxn(u, opts)
+		if err != nil {
+			return nil, fmt.Errorf("txn_token: %w", err)
+		}
+		return m, nil
+	default:
+		return nil, fmt.Errorf("txn_token: exchange mode %q cannot make Transaction Tokens", cfg.Exchange.Mode)
+	}
+}
+
+// noTxn is the minter of `check --explain`, which builds a gateway to
+// explain its decisions but serves no request.
+type noTxn struct{}
+
+func (noTxn) MintTxnToken(context.Context, exchange.TxnRequest) (*exchange.TxnResult, error) {
+	return nil, fmt.Errorf("explain mints no Transaction Token: %w", exchange.ErrTxnUnavailable)
+}

@@ -1,0 +1,161 @@
+package exchange
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxTxnIDLen bounds the txn claim of an STS's Txn-Token: it becomes the
+// request id in logs and headers.
+const maxTxnIDLen = 128
+
+// RemoteTxn requests Txn-Tokens from the STS of exchange.remote (its
+// Txn-Token Service, draft "Requesting Txn-Tokens"), with the same client authentication,
+// retries and circuit breaker as exchanges. Nothing is cached.
+type RemoteTxn struct {
+	remote *Remote
+	opts   TxnOptions
+}
+
+// NewRemoteTxn builds the Txn-Token client on remote.
+func NewRemoteTxn(remote *Remote, opts TxnOptions) (*RemoteTxn, error) {
+	err := opts.check()
+	if remote == nil {
+		err = errors.Join(err, errors.New("no STS client"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("txn token client: %w", err)
+	}
+	return &RemoteTxn{remote: remote, opts: opts}, nil
+}
+
+// MintTxnToken asks the STS for the Txn-Token of req. Errors as for
+// Remote.Exchange: a *RejectError (the STS refused the umbrella token: 401),
+// ErrExchangeDenied (403), else ErrExchangeUnavailable (503).
+func (t *RemoteTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult, error) {
+	r := t.remote
+	if req.Subject == nil {
+		return nil, Reject(ReasonMalformed, "no subject token", nil)
+	}
+	notAfter := req.Subject.Claims.Expiry
+	if notAfter.IsZero() {
+		return nil, Reject(ReasonMalformed, "token has no exp", nil)
+	}
+	if !notAfter.After(r.clock()) {
+		return nil, Reject(ReasonExpired, "token expires before a transaction token could be used", nil)
+	}
+	scope, err := txnScope(req)
+	if err != nil {
+		return nil, err
+	}
+	form, err := t.form(req, scope)
+	if err != nil {
+		return nil, err
+	}
+	var txn string
+	res, err := r.roundTrips(ctx, req.Subject, t.opts.TrustDomain, func(ctx context.Context, endpoint string) (*Result, time.Duration, error) {
+		return r.post(ctx, endpoint, form, func(resp *http.Response, now time.Time) (*Result, error) {
+			res, id, err := t.parse(resp, now, notAfter)
+			txn = id
+			return res, err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("txn token: %w", err)
+	}
+	return &TxnResult{Token: res.AccessToken, Txn: txn, ExpiresAt: res.ExpiresAt}, nil
+}
+
+// form is the Txn-Token Request (draft "Txn-Token Request"): a token exchange for
+// the trust domain, with the edge request's context in request_context and
+// the configured umbrella claims in request_details (the TTS builds rctx
+// and tctx from them).
+func (t *RemoteTxn) form(req TxnRequest, scope string) (url.Values, error) {
+	r := t.remote
+	form := url.Values{}
+	form.Set("grant_type", grantTokenExchange)
+	form.Set("requested_token_type", TokenTypeTxnToken)
+	form.Set("audience", t.opts.TrustDomain)
+	if scope != "" {
+		form.Set("scope", scope)
+	}
+	form.Set("subject_token", req.Subject.SubjectToken())
+	form.Set("subject_token_type", r.subjectType)
+	rctx, err := json.Marshal(req.Context)
+	if err != nil {
+		return nil, fmt.Errorf("txn token: request_context: %w: %w", ErrTxnUnavailable, err)
+	}
+	form.Set("request_context", string(rctx))
+	details, err := txnContextClaims(&req.Subject.Claims, t.opts.ContextClaims)
+	if err != nil {
+		return nil, err
+	}
+	if details != nil {
+		b, err := json.Marshal(details)
+		if err != nil {
+			return nil, fmt.Errorf("txn token: request_details: %w: %w", ErrTxnUnavailable, err)
+		}
+		form.Set("request_details", string(b))
+	}
+	return form, nil
+}
+
+// parse reads a Txn-Token Response (draft "Txn-Token Response"): issued_token_type
+// must be the Txn-Token URI (anything else, an access token say, is refused),
+// token_type N_A. The token's txn claim is read without verification: it is
+// only the request id in logs; the services verify the token itself.
+func (t *RemoteTxn) parse(resp *http.Response, now time.Time, notAfter time.Time) (*Result, string, error) {
+	malformed := stsMalformed(resp)
+	tr, err := stsDecodeSuccess(resp)
+	if err != nil {
+		return nil, "", err
+	}
+	if tr.IssuedTokenType != TokenTypeTxnToken {
+		return nil, "", malformed("issued_token_type %q is not %s", stsSanitize(tr.IssuedTokenType), TokenTypeTxnToken)
+	}
+	if tr.TokenType != "N_A" && !strings.EqualFold(tr.TokenType, "Bearer") {
+		return nil, "", malformed("token_type %q is not N_A", stsSanitize(tr.TokenType))
+	}
+	txn, ok := unverifiedTxn(tr.AccessToken)
+	if !ok {
+		return nil, "", malformed("the Txn-Token has no usable txn claim (1 to %d printable characters)", maxTxnIDLen)
+	}
+	exp, err := stsExpiry(tr, now, t.opts.TTL, notAfter, malformed)
+	if err != nil {
+		return nil, "", err
+	}
+	return &Result{AccessToken: tr.AccessToken, IssuedTokenType: tr.IssuedTokenType, TokenType: tr.TokenType, ExpiresAt: exp}, txn, nil
+}
+
+// unverifiedTxn reads the txn claim of a compact JWS WITHOUT verifying it:
+// for the request id only. ok is false unless it is 1 to 128 printable ASCII
+// characters without spaces.
+func unverifiedTxn(raw string) (string, bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Txn string `json:"txn"`
+	}
+	if json.Unmarshal(payload, &claims) != nil || claims.Txn == "" || len(claims.Txn) > maxTxnIDLen {
+		return "", false
+	}
+	for i := 0; i < len(claims.Txn); i++ {
+		if c := claims.Txn[i]; c < 0x21 || c > 0x7e {
+			return "", false
+		}
+	}
+	return claims.Txn, true
+}
