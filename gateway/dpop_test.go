@@ -415,3 +415,49 @@ func TestAccessTokenSchemes(t *testing.T) {
 		}
 	}
 }
+
+// The proof is checked before any policy: a bound token sent without its
+// key learns nothing of what the route would require (403, step-up).
+func TestDPoPProofBeforePolicy(t *testing.T) {
+	key := newDPoPKey(t)
+	be := newBackend(t, nil)
+	rt := testRoute("admin", "/admin", be.URL)
+	rt.RequiredScopes = []string{"admin:write"}
+	rt.ACRValues = []string{"phr"}
+	env := newEnv(t, []config.Route{rt}, nil)
+	env.verifier.add(tokBound, func(c *exchange.Claims) { c.JKT = key.jkt })
+
+	tests := []struct {
+		name   string
+		auth   string
+		proof  bool
+		status int
+		reason string
+	}{
+		{name: "no proof", auth: "DPoP " + tokBound, status: http.StatusUnauthorized, reason: ReasonDPoPProof},
+		{name: "as Bearer", auth: "Bearer " + tokBound, status: http.StatusUnauthorized, reason: ReasonDPoPRequired},
+		{name: "with its proof, policy answers", auth: "DPoP " + tokBound, proof: true, status: http.StatusForbidden, reason: reasonPolicy},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := env.do(t, http.MethodGet, "/admin/x", func(r *http.Request) {
+				r.Header.Set("Authorization", tc.auth)
+				if tc.proof {
+					r.Header.Set("DPoP", key.proof(t, http.MethodGet, env.edge.URL+"/admin/x", tokBound, nil))
+				}
+			})
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status = %d, want %d (%s)", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == http.StatusUnauthorized && strings.Contains(string(body), "admin:write") {
+				t.Errorf("a refused proof revealed the policy: %s", body)
+			}
+			if n := testutil.ToFloat64(env.metrics.TokenRejections.WithLabelValues(tc.reason)); n != 1 {
+				t.Errorf("rejections{reason=%q} = %v, want 1", tc.reason, n)
+			}
+		})
+	}
+	if n := len(be.requests()); n != 0 {
+		t.Errorf("%d requests forwarded", n)
+	}
+}

@@ -77,7 +77,7 @@ func (g *Gateway) decide(ctx context.Context, raw string, t *target, endpoint bo
 	for _, rt := range t.routes {
 		d.Routes = append(d.Routes, rt.name)
 	}
-	req, err := g.authorize(ctx, raw, t, nil)
+	req, err := g.authorize(ctx, raw, t, nil, nil)
 	d.Request.Subject = req.Subject // the verified token, even when refused
 	if err == nil {
 		d.Allowed, d.Request, d.Status = true, req, http.StatusOK

@@ -36,7 +36,12 @@ const maxListedScopes = 8
 // scopes every one of them gives, and narrow to requested when it is not nil
 // (the token endpoint's scope parameter). It returns what to exchange; it
 // exchanges nothing. Errors are mapped by errorResponse; none holds raw.
-func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requested []string) (exchange.Request, error) {
+//
+// presented is the request that presented raw, whose binding (a DPoP
+// proof) is checked right after verification and before any policy, so a
+// stolen bound token without its key learns nothing of the policy; nil for
+// explain, which has no request.
+func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requested []string, presented *requestState) (exchange.Request, error) {
 	if g.maxTokenBytes > 0 && len(raw) > g.maxTokenBytes {
 		return exchange.Request{}, errTokenTooLarge
 	}
@@ -48,6 +53,11 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 		return exchange.Request{}, errors.New("verify: verifier returned no token")
 	}
 	req := exchange.Request{Subject: tok, Audience: t.audience}
+	if presented != nil {
+		if err := g.checkBinding(ctx, tok, raw, presented); err != nil {
+			return req, err
+		}
+	}
 	now := g.clock()
 	for i, rt := range t.routes {
 		if err := g.requireBinding(rt, tok); err != nil {
@@ -79,25 +89,18 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 	return req, nil
 }
 
-// admit is authorize for a presented token: it records the client in st
-// and checks the token's binding to the request (a DPoP proof). Whatever
-// an edge request forwards, an exchanged token or a Txn-Token, it has
-// passed admit first.
+// admit is authorize for the token a request presented, binding included;
+// it records the client in st. Whatever an edge request forwards, an
+// exchanged token or a Txn-Token, it has passed admit first.
 func (g *Gateway) admit(ctx context.Context, raw string, t *target, requested []string, st *requestState) (exchange.Request, error) {
-	req, err := g.authorize(ctx, raw, t, requested)
+	req, err := g.authorize(ctx, raw, t, requested, st)
 	if req.Subject != nil {
 		st.clientID = clientOf(&req.Subject.Claims)
 		if g.logSubjects {
 			st.subject = req.Subject.Claims.Subject
 		}
 	}
-	if err != nil {
-		return req, err
-	}
-	if err := g.checkBinding(ctx, req.Subject, raw, st); err != nil {
-		return req, err
-	}
-	return req, nil
+	return req, err
 }
 
 // grant authorizes raw for t and exchanges it: the whole path from an
