@@ -9,7 +9,9 @@
 // with a token it accepts gets 200 and the token's claims; any other 401.
 import http from 'node:http';
 
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { jwtVerify } from 'jose';
+
+import { discoveredKeys } from './keys.mjs';
 
 const [issuer, audience] = process.argv.slice(2);
 if (!issuer || !audience) {
@@ -17,23 +19,7 @@ if (!issuer || !audience) {
   process.exit(2);
 }
 
-// The keys are found on first use, so the backend may start before the
-// issuer does; a failed discovery is tried again on the next request.
-let jwksPromise;
-function keys() {
-  jwksPromise ??= (async () => {
-    const res = await fetch(new URL(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`));
-    if (!res.ok) {
-      throw new Error(`discovery at ${issuer} answered ${res.status}`);
-    }
-    const { jwks_uri: jwksUri } = await res.json();
-    return createRemoteJWKSet(new URL(jwksUri));
-  })().catch((err) => {
-    jwksPromise = undefined;
-    throw err;
-  });
-  return jwksPromise;
-}
+const keys = discoveredKeys(issuer);
 
 const server = http.createServer(async (req, res) => {
   const [scheme, token] = (req.headers.authorization ?? '').split(' ');

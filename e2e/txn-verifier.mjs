@@ -12,7 +12,9 @@
 // along; any other 401.
 import http from 'node:http';
 
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { jwtVerify } from 'jose';
+
+import { discoveredKeys } from './keys.mjs';
 
 const [issuer, trustDomain] = process.argv.slice(2);
 if (!issuer || !trustDomain) {
@@ -20,21 +22,7 @@ if (!issuer || !trustDomain) {
   process.exit(2);
 }
 
-let jwksPromise;
-function keys() {
-  jwksPromise ??= (async () => {
-    const res = await fetch(new URL(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`));
-    if (!res.ok) {
-      throw new Error(`discovery at ${issuer} answered ${res.status}`);
-    }
-    const { jwks_uri: jwksUri } = await res.json();
-    return createRemoteJWKSet(new URL(jwksUri));
-  })().catch((err) => {
-    jwksPromise = undefined;
-    throw err;
-  });
-  return jwksPromise;
-}
+const keys = discoveredKeys(issuer);
 
 const server = http.createServer(async (req, res) => {
   res.setHeader('Content-Type', 'application/json');

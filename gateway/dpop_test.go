@@ -2,12 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/dpop/dpoptest"
 )
 
 // dpopAlgs is the algs challenge parameter of the default configuration.
@@ -36,48 +30,20 @@ const (
 
 // dpopKey is a client's proof key.
 type dpopKey struct {
-	signer jose.Signer
-	jkt    string
+	*dpoptest.Key
+	jkt string
 }
 
 func newDPoPKey(t testing.TB) *dpopKey {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: priv},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := jose.JSONWebKey{Key: &priv.PublicKey}
-	tp, _ := pub.Thumbprint(crypto.SHA256)
-	return &dpopKey{signer: s, jkt: base64.RawURLEncoding.EncodeToString(tp)}
+	k := dpoptest.NewKey(t)
+	return &dpopKey{Key: k, jkt: k.JKT}
 }
 
-var proofSeq int
-
-// proof signs a DPoP proof for method, htu and the access token tok.
+// proof signs a DPoP proof for method, htu and the access token tok,
+// issued at the tests' now.
 func (k *dpopKey) proof(t testing.TB, method, htu, tok string, edit func(map[string]any)) string {
 	t.Helper()
-	proofSeq++
-	sum := sha256.Sum256([]byte(tok))
-	c := map[string]any{
-		"jti": "jti-" + strings.Repeat("x", proofSeq%7) + string(rune('a'+proofSeq%26)) + time.Duration(proofSeq).String(),
-		"htm": method, "htu": htu, "iat": testNow.Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(sum[:]),
-	}
-	if edit != nil {
-		edit(c)
-	}
-	b, _ := json.Marshal(c)
-	o, err := k.signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, _ := o.CompactSerialize()
-	return s
+	return k.Proof(t, method, htu, tok, testNow, edit)
 }
 
 // dpopEnv is an edge with a plain route, a require_dpop route and bound tokens.

@@ -1,18 +1,11 @@
 package main
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,57 +13,29 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/dpop/dpoptest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
 // dpopClient is a client holding a DPoP key (RFC 9449).
 type dpopClient struct {
-	signer jose.Signer
-	jkt    string
-	seq    atomic.Int64
+	*dpoptest.Key
+	jkt string
 }
 
 func newDPoPClient(t testing.TB) *dpopClient {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: priv},
-		(&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := jose.JSONWebKey{Key: &priv.PublicKey}
-	tp, err := pub.Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &dpopClient{signer: s, jkt: base64.RawURLEncoding.EncodeToString(tp)}
+	k := dpoptest.NewKey(t)
+	return &dpopClient{Key: k, jkt: k.JKT}
 }
 
-// proof makes a fresh proof (new jti) for one request.
+// proof makes a fresh proof (new jti) for one request, with nonce when not "".
 func (c *dpopClient) proof(t testing.TB, method, htu, token, nonce string) string {
 	t.Helper()
-	sum := sha256.Sum256([]byte(token))
-	claims := map[string]any{
-		"jti": fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano(), c.seq.Add(1)),
-		"htm": method, "htu": htu, "iat": time.Now().Unix(),
-		"ath": base64.RawURLEncoding.EncodeToString(sum[:]),
-	}
-	if nonce != "" {
-		claims["nonce"] = nonce
-	}
-	b, _ := json.Marshal(claims)
-	o, err := c.signer.Sign(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := o.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return c.Proof(t, method, htu, token, time.Now(), func(claims map[string]any) {
+		if nonce != "" {
+			claims["nonce"] = nonce
+		}
+	})
 }
 
 // dpopGet sends GET path to base with Authorization scheme+token and the proofs.

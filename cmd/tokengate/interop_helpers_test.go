@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // The interop tests run software nobody here wrote: node-oidc-provider as
@@ -256,4 +259,59 @@ func postForm(t *testing.T, endpoint, user, pass string, form url.Values) (int, 
 		t.Fatalf("POST %s: %v", endpoint, err)
 	}
 	return resp.StatusCode, out
+}
+
+// startProvider runs e2e/provider.mjs (node-oidc-provider) with the JSON
+// configuration cfg and returns its issuer URL.
+func startProvider(t *testing.T, node string, cfg []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "provider.json")
+	if err := os.WriteFile(path, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := startNode(t, node, "provider.mjs", path)
+	issuer, _ := ready["issuer"].(string)
+	if !strings.HasPrefix(issuer, "http://127.0.0.1:") {
+		t.Fatalf("provider.mjs printed %v", ready)
+	}
+	return issuer
+}
+
+// clientCredentials gets the interop client's access token for resource
+// and scope from the provider.
+func clientCredentials(t *testing.T, issuer, resource, scope string) string {
+	t.Helper()
+	status, out := postForm(t, issuer+"/token", ioAppID, ioAppSecret, url.Values{
+		"grant_type": {"client_credentials"},
+		"resource":   {resource},
+		"scope":      {scope},
+	})
+	tok, _ := out["access_token"].(string)
+	if status != http.StatusOK || tok == "" {
+		t.Fatalf("client_credentials token for %s: %d %v", resource, status, out)
+	}
+	return tok
+}
+
+// ioLocalSide prepares a local-mode tokengate for an interop test: an
+// ES256 signing key es256.pem in dir, and backends (go-oidc for orders,
+// jose for inventory) that trust tokengate's own issuer, the admin
+// listener's URL. The listener is bound first so the backends know the
+// URL; they find the keys on first use, so tokengate may start after them.
+func ioLocalSide(t *testing.T, node string) (dir string, adminLn net.Listener, iss string, goBE *oidcBackend, nodeBE string) {
+	t.Helper()
+	dir = t.TempDir()
+	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "es256.pem"), pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminLn, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss = "http://" + adminLn.Addr().String()
+	return dir, adminLn, iss, newOIDCBackend(t, iss, ioOrders), startNodeBackend(t, node, iss, ioInventory)
 }

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -272,26 +271,10 @@ func TestInteropNodeOIDCProvider(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	providerCfg := filepath.Join(dir, "provider.json")
-	if err := os.WriteFile(providerCfg, ioProviderConfig(t, clientKey.Public), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ready, _ := startNode(t, node, "provider.mjs", providerCfg)
-	issuer, _ := ready["issuer"].(string)
-	if !strings.HasPrefix(issuer, "http://127.0.0.1:") {
-		t.Fatalf("provider.mjs printed %v", ready)
-	}
+	issuer := startProvider(t, node, ioProviderConfig(t, clientKey.Public))
 
 	// The client gets ONE umbrella token for every API.
-	status, out := postForm(t, issuer+"/token", ioAppID, ioAppSecret, url.Values{
-		"grant_type": {"client_credentials"},
-		"resource":   {ioUmbrella},
-		"scope":      {"orders:read inventory:read billing:read"},
-	})
-	umbrella, _ := out["access_token"].(string)
-	if status != http.StatusOK || umbrella == "" {
-		t.Fatalf("umbrella token: %d %v", status, out)
-	}
+	umbrella := clientCredentials(t, issuer, ioUmbrella, "orders:read inventory:read billing:read")
 	if aud, _ := ioUnverifiedClaims(t, umbrella)["aud"].([]any); len(aud) != 3 {
 		t.Fatalf("the umbrella token's aud is %v, want the three APIs", ioUnverifiedClaims(t, umbrella)["aud"])
 	}
@@ -334,24 +317,7 @@ func TestInteropNodeOIDCProvider(t *testing.T) {
 	})
 
 	t.Run("local mode verifies the provider's tokens", func(t *testing.T) {
-		gwDir := t.TempDir()
-		pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(gwDir, "es256.pem"), pemBytes, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		// The backends trust tokengate's own issuer, the admin listener's
-		// URL: bind it first, start the backends (they find the keys on
-		// first use), then tokengate.
-		adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		iss := "http://" + adminLn.Addr().String()
-		goLocal := newOIDCBackend(t, iss, ioOrders)
-		nodeLocal := startNodeBackend(t, node, iss, ioInventory)
+		gwDir, adminLn, iss, goLocal, nodeLocal := ioLocalSide(t, node)
 		gw := startIOGateway(t, gwDir, head+fmt.Sprintf("exchange:\n  local:\n    issuer: %q\n    signing_keys: [{file: es256.pem, alg: ES256}]\n", iss)+
 			ioRoutes(goLocal.srv.URL, nodeLocal), adminLn)
 		ioCheckFlows(t, gw, goLocal, umbrella, issuer, ioCheck{wantIss: iss, wantAct: iss})

@@ -4,9 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,26 +66,8 @@ func ioIntrospectionProviderConfig(t *testing.T) []byte {
 // accept for their own API only.
 func TestInteropIntrospectionNodeOIDCProvider(t *testing.T) {
 	node := requireNode(t)
-	dir := t.TempDir()
-	providerCfg := filepath.Join(dir, "provider.json")
-	if err := os.WriteFile(providerCfg, ioIntrospectionProviderConfig(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ready, _ := startNode(t, node, "provider.mjs", providerCfg)
-	issuer, _ := ready["issuer"].(string)
-	if !strings.HasPrefix(issuer, "http://127.0.0.1:") {
-		t.Fatalf("provider.mjs printed %v", ready)
-	}
-
-	status, out := postForm(t, issuer+"/token", ioAppID, ioAppSecret, url.Values{
-		"grant_type": {"client_credentials"},
-		"resource":   {ioOpaqueUmbrella},
-		"scope":      {"orders:read inventory:read"},
-	})
-	umbrella, _ := out["access_token"].(string)
-	if status != http.StatusOK || umbrella == "" {
-		t.Fatalf("opaque umbrella token: %d %v", status, out)
-	}
+	issuer := startProvider(t, node, ioIntrospectionProviderConfig(t))
+	umbrella := clientCredentials(t, issuer, ioOpaqueUmbrella, "orders:read inventory:read")
 	if strings.Count(umbrella, ".") == 2 {
 		t.Fatalf("the provider issued a JWT, want an opaque token")
 	}
@@ -98,21 +78,7 @@ func TestInteropIntrospectionNodeOIDCProvider(t *testing.T) {
 	}{{"json response", false}, {"RFC 9701 JWT response", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("TOKENGATE_IO_SECRET", ioBasicSecret)
-			gwDir := t.TempDir()
-			pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(gwDir, "es256.pem"), pemBytes, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			iss := "http://" + adminLn.Addr().String()
-			goLocal := newOIDCBackend(t, iss, ioOrders)
-			nodeLocal := startNodeBackend(t, node, iss, ioInventory)
+			gwDir, adminLn, iss, goLocal, nodeLocal := ioLocalSide(t, node)
 			text := fmt.Sprintf(`server:
   listen: "127.0.0.1:0"
   admin_listen: "127.0.0.1:0"

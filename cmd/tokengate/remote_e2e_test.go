@@ -142,10 +142,20 @@ routes:
 // the exchange.remote line naming it (token_endpoint or issuer).
 func startRemoteE2E(t *testing.T, idp *e2eIdP, sts *e2eSTS, endpoint string, orders, inventory *e2eBackend) *e2eGateway {
 	t.Helper()
+	return startRemoteE2EWith(t, idp, endpoint, orders, inventory, nil)
+}
+
+// startRemoteE2EWith is startRemoteE2E with edit applied to the
+// configuration text first (nil: none).
+func startRemoteE2EWith(t *testing.T, idp *e2eIdP, endpoint string, orders, inventory *e2eBackend, edit func(string) string) *e2eGateway {
+	t.Helper()
 	t.Setenv("TOKENGATE_TEST_STS_SECRET", e2eSTSSecret)
 	dir := t.TempDir()
 	text := fmt.Sprintf(e2eRemoteConfig, idp.URL(), idp.URL()+"/jwks.json", "    "+endpoint,
 		orders.srv.URL, inventory.srv.URL, audOrders, audInventory)
+	if edit != nil {
+		text = edit(text)
+	}
 	path := filepath.Join(dir, "tokengate.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -63,39 +58,12 @@ func (s *e2eTTS) calls() []url.Values {
 }
 
 func TestE2ETxnTokenRemote(t *testing.T) {
-	t.Setenv("TOKENGATE_TEST_STS_SECRET", e2eSTSSecret)
 	idp, tts := newE2EIdP(t), newE2ETTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	text := fmt.Sprintf(e2eRemoteConfig, idp.URL(), idp.URL()+"/jwks.json", "    token_endpoint: "+tts.srv.URL+"/token",
-		orders.srv.URL, inventory.srv.URL, audOrders, audInventory)
-	text = strings.Replace(text, "routes:\n", "txn_token:\n  trust_domain: "+txnTrustDomain+"\nroutes:\n", 1)
-	text = strings.Replace(text, "    scopes: [orders:read, orders:write]\n", "    scopes: [orders:read, orders:write]\n    forward: txn_token\n", 1)
-	path := filepath.Join(t.TempDir(), "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	edgeLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	srv, err := startServer(context.Background(), serverOptions{
-		ConfigPath: path, Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)),
-		EdgeListener: edgeLn, AdminListener: adminLn,
+	g := startRemoteE2EWith(t, idp, "token_endpoint: "+tts.srv.URL+"/token", orders, inventory, func(text string) string {
+		text = strings.Replace(text, "routes:\n", "txn_token:\n  trust_domain: "+txnTrustDomain+"\nroutes:\n", 1)
+		return strings.Replace(text, "    scopes: [orders:read, orders:write]\n", "    scopes: [orders:read, orders:write]\n    forward: txn_token\n", 1)
 	})
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	g := &e2eGateway{srv: srv, logs: logs}
 
 	umbrella := idp.mint(t, map[string]any{"sub": "user-3", "aud": []string{audOrders}, "scope": "orders:read admin:all"})
 	for i := 1; i <= 2; i++ {
