@@ -3,7 +3,6 @@ package config
 import (
 	"strings"
 	"time"
-	"unicode"
 )
 
 // Introspection limits.
@@ -46,7 +45,10 @@ func (v *validator) introspection() {
 			v.add(p+".introspection.jwt_response", "is true, but the issuer has no keys to verify the signed "+
 				"responses with: set jwks_uri or discovery: true on the issuer, or jwt_response: false")
 		}
-		v.introspectionClient(p+".introspection", *in)
+		v.clientAuth(p+".introspection", oauthClient{
+			id: in.ClientID, secret: in.ClientSecret, method: in.AuthMethod, key: in.PrivateKey,
+			peer: "the authorization server", secretEnv: "INTROSPECTION_CLIENT_SECRET", keyFile: "keys/introspection-client.pem",
+		})
 		v.introspectionLimits(p+".introspection", *in)
 	}
 }
@@ -66,44 +68,6 @@ func (v *validator) introspectionURL(path, raw string, allowInsecure bool) {
 	}
 	if msg != "" {
 		v.add(path, msg)
-	}
-}
-
-// introspectionClient checks how tokengate authenticates at the endpoint.
-func (v *validator) introspectionClient(p string, in Introspection) {
-	switch {
-	case in.ClientID == "":
-		v.add(p+".client_id", "is empty: set the client ID that tokengate has at the authorization server")
-	case strings.IndexFunc(in.ClientID, unicode.IsControl) >= 0:
-		v.add(p+".client_id", "contains a control character (a line break?): write the client ID on one line")
-	}
-	switch in.AuthMethod {
-	case AuthClientSecretBasic, AuthClientSecretPost:
-		if in.ClientSecret == "" {
-			v.addf(p+".client_secret", "is empty: auth_method %s sends the client secret; set it, "+
-				"from the environment like \"${INTROSPECTION_CLIENT_SECRET}\"", in.AuthMethod)
-		}
-		if in.PrivateKey != (SigningKey{}) {
-			v.addf(p+".private_key", "is set, but auth_method is %s, which does not use it: set auth_method: %s "+
-				"to sign client assertions with it, or remove private_key", in.AuthMethod, AuthPrivateKeyJWT)
-		}
-	case AuthPrivateKeyJWT:
-		if in.ClientSecret != "" {
-			v.addf(p+".client_secret", "is set, but auth_method is %s, which does not send it: remove it", AuthPrivateKeyJWT)
-		}
-		if in.PrivateKey == (SigningKey{}) {
-			v.addf(p+".private_key", "is not set: auth_method %s signs client assertions with a private key; set "+
-				"private_key: {file: keys/introspection-client.pem, alg: ES256} and register its public key with "+
-				"the authorization server", AuthPrivateKeyJWT)
-		} else {
-			v.signingKey(p+".private_key", in.PrivateKey)
-		}
-	case "":
-		v.addf(p+".auth_method", "is empty: use %s (or remove the key for the default, %s)",
-			strings.Join(authMethods(), ", "), DefaultAuthMethod)
-	default:
-		v.addf(p+".auth_method", "%s is not a client authentication method: use %s",
-			quote(in.AuthMethod), strings.Join(authMethods(), ", "))
 	}
 }
 

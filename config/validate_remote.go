@@ -43,42 +43,16 @@ func (v *validator) remote() {
 		v.stsURL(p+".issuer", r.Issuer, r.AllowInsecureHTTP, true, "https://sts.example.com")
 	}
 
-	switch {
-	case r.ClientID == "":
-		v.add(p+".client_id", "is empty: set the client ID that tokengate has at the STS")
-	case strings.IndexFunc(r.ClientID, unicode.IsControl) >= 0:
-		v.add(p+".client_id", "contains a control character (a line break?): write the client ID on one line")
-	}
-
-	secretMethod := r.AuthMethod == AuthClientSecretBasic || r.AuthMethod == AuthClientSecretPost
-	switch {
-	case r.AuthMethod == "":
-		v.addf(p+".auth_method", "is empty: use %s (or remove the key for the default, %s)",
-			strings.Join(authMethods(), ", "), DefaultAuthMethod)
-	case secretMethod:
-		if r.ClientSecret == "" {
-			v.addf(p+".client_secret", "is empty: auth_method %s sends the client secret; set it, "+
-				"from the environment like \"${STS_CLIENT_SECRET}\"", r.AuthMethod)
-		}
-		if r.PrivateKey != (SigningKey{}) {
-			v.addf(p+".private_key", "is set, but auth_method is %s, which does not use it: set auth_method: %s "+
-				"to sign client assertions with it, or remove private_key", r.AuthMethod, AuthPrivateKeyJWT)
-		}
-		if r.AssertionAudience != "" {
-			v.addf(p+".assertion_audience", "is only used with auth_method: %s: remove it", AuthPrivateKeyJWT)
-		}
-	case r.AuthMethod == AuthPrivateKeyJWT:
-		if r.ClientSecret != "" {
-			v.addf(p+".client_secret", "is set, but auth_method is %s, which does not send it: remove it", AuthPrivateKeyJWT)
-		}
-		v.remotePrivateKey(p+".private_key", r.PrivateKey)
+	if v.clientAuth(p, oauthClient{
+		id: r.ClientID, secret: r.ClientSecret, method: r.AuthMethod, key: r.PrivateKey,
+		peer: "the STS", secretEnv: "STS_CLIENT_SECRET", keyFile: "keys/sts-client.pem",
+	}) {
 		if strings.IndexFunc(r.AssertionAudience, unicode.IsSpace) >= 0 {
 			v.add(p+".assertion_audience", "contains whitespace: write the one audience the STS expects in client assertions, "+
 				"like its issuer URL, or remove the key for the token endpoint URL")
 		}
-	default:
-		v.addf(p+".auth_method", "%s is not a client authentication method: use %s",
-			quote(r.AuthMethod), strings.Join(authMethods(), ", "))
+	} else if r.AssertionAudience != "" && (r.AuthMethod == AuthClientSecretBasic || r.AuthMethod == AuthClientSecretPost) {
+		v.addf(p+".assertion_audience", "is only used with auth_method: %s: remove it", AuthPrivateKeyJWT)
 	}
 
 	v.tokenType(p+".subject_token_type", r.SubjectTokenType)
@@ -116,16 +90,6 @@ func (v *validator) stsURL(path, raw string, allowInsecure, base bool, example s
 	if msg != "" {
 		v.add(path, msg)
 	}
-}
-
-// remotePrivateKey checks the key that signs client assertions.
-func (v *validator) remotePrivateKey(path string, k SigningKey) {
-	if k == (SigningKey{}) {
-		v.addf(path, "is not set: auth_method %s signs client assertions with a private key; set "+
-			"private_key: {file: keys/sts-client.pem, alg: ES256} and register its public key with the STS", AuthPrivateKeyJWT)
-		return
-	}
-	v.signingKey(path, k)
 }
 
 // tokenType checks an RFC 8693 token type URI tokengate can use.
