@@ -101,7 +101,7 @@ func (g *Gateway) upstreamResponse(rt *route, resp *http.Response) {
 	resp.Header.Del(headerRequestID)
 	// A Txn-Token never leaves the trust domain, even if a service echoes it.
 	resp.Header.Del(headerTxnToken)
-	if resp.StatusCode == http.StatusUnauthorized {
+	if resp.StatusCode == http.StatusUnauthorized && st.exchanged != "" {
 		// The upstream refused the exchanged token (revoked, key rotated):
 		// drop it so the next request exchanges anew.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(resp.Request.Context()), invalidateTimeout)
