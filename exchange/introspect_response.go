@@ -10,6 +10,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokengate/tokengate/internal/strictjson"
 )
 
 // introspectJWTTyp is the typ of an RFC 9701 response (RFC 9701 5).
@@ -22,7 +23,7 @@ func (it *introspector) members(ctx context.Context, body []byte, now time.Time)
 	if it.jwtResponse {
 		return it.verifyJWTResponse(ctx, body, now)
 	}
-	m, err := verifyJSONObject(body)
+	m, err := strictjson.Object(body)
 	if err != nil {
 		return nil, fmt.Errorf("response is not a JSON object with unique names: %w", err)
 	}
@@ -107,7 +108,7 @@ func (it *introspector) verifyJWTResponse(ctx context.Context, body []byte, now 
 	}
 	h, _, _ := strings.Cut(raw, ".")
 	hb, _ := verifyB64Decode(h) // verifyParse decoded it already
-	hm, _ := verifyJSONObject(hb)
+	hm, _ := strictjson.Object(hb)
 	typ, _, _ := verifyString(hm, "typ")
 	if !strings.EqualFold(strings.TrimPrefix(strings.ToLower(typ), "application/"), introspectJWTTyp) {
 		return fail("typ is %q, want %s", typ, introspectJWTTyp)
@@ -153,7 +154,7 @@ func (it *introspector) verifyJWTResponse(ctx context.Context, body []byte, now 
 	if !ok {
 		return fail("no token_introspection claim")
 	}
-	m, err := verifyJSONObject(ti)
+	m, err := strictjson.Object(ti)
 	if err != nil {
 		return fail("token_introspection is not a JSON object with unique names: %v", err)
 	}

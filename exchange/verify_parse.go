@@ -1,7 +1,6 @@
 package exchange
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/tokengate/tokengate/internal/strictjson"
 )
 
 // verifyB64 is the only encoding a JWS segment may use: base64url without
@@ -92,7 +92,7 @@ func verifyParse(raw string) (*verifyParsed, error) {
 	if err != nil {
 		return nil, err
 	}
-	hm, err := verifyJSONObject(hb)
+	hm, err := strictjson.Object(hb)
 	if err != nil {
 		return nil, Reject(ReasonMalformed, "token header is not a JSON object with unique names", nil)
 	}
@@ -113,127 +113,11 @@ func verifyParse(raw string) (*verifyParsed, error) {
 	if h.kid, h.hasKid, err = verifyString(hm, "kid"); err != nil {
 		return nil, Reject(ReasonMalformed, "header kid is not a string", nil)
 	}
-	pm, err := verifyJSONObject(pb)
+	pm, err := strictjson.Object(pb)
 	if err != nil {
 		return nil, Reject(ReasonMalformed, "token payload is not a JSON object with unique names", nil)
 	}
 	return &verifyParsed{header: h, payload: pm}, nil
-}
-
-var (
-	errVerifyJSONNotObject = errors.New("not a JSON object")
-	errVerifyJSONDuplicate = errors.New("duplicate member name")
-	errVerifyJSONUTF8      = errors.New("invalid UTF-8")
-)
-
-// verifyJSONObject decodes data as one JSON object and returns its members.
-// Member names must be unique at every depth: parsers disagree on which of
-// two duplicates wins, and the upstream may read a different one than we did.
-func verifyJSONObject(data []byte) (map[string]json.RawMessage, error) {
-	if !utf8.Valid(data) {
-		return nil, errVerifyJSONUTF8
-	}
-	if err := verifyUniqueNames(data); err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, errVerifyJSONNotObject
-	}
-	return m, nil
-}
-
-// verifyUniqueNames refuses anything but a single top-level object and any
-// object with a repeated member name. json.Valid checks the syntax first, so
-// the scan below only has to follow strings and nesting; it does not
-// allocate for names without escapes (the common case), which the
-// json.Decoder token walk it replaces did for every token. Escaped names are
-// unescaped before comparing, so "a" and "\u0061" are the same name.
-func verifyUniqueNames(data []byte) error {
-	if !json.Valid(data) {
-		return errVerifyJSONNotObject
-	}
-	type frame struct {
-		object  bool
-		wantKey bool
-		names   [][]byte // few members: a linear search beats a map
-		set     map[string]struct{}
-	}
-	const linearNames = 16
-	var stack []frame
-	first := true
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '{', '[':
-			if first && c != '{' {
-				return errVerifyJSONNotObject
-			}
-			first = false
-			stack = append(stack, frame{object: c == '{', wantKey: c == '{'})
-		case '}', ']':
-			stack = stack[:len(stack)-1]
-		case ',':
-			if top := &stack[len(stack)-1]; top.object {
-				top.wantKey = true
-			}
-		case '"':
-			if first {
-				return errVerifyJSONNotObject
-			}
-			j := i + 1
-			escaped := false
-			for data[j] != '"' {
-				if data[j] == '\\' {
-					escaped = true
-					j++
-				}
-				j++
-			}
-			top := &stack[len(stack)-1]
-			if top.object && top.wantKey {
-				top.wantKey = false
-				name := data[i+1 : j] // points into data: no copy
-				if escaped {
-					var n string
-					if err := json.Unmarshal(data[i:j+1], &n); err != nil {
-						return err
-					}
-					name = []byte(n)
-				}
-				if top.set == nil {
-					if slices.ContainsFunc(top.names, func(n []byte) bool { return bytes.Equal(n, name) }) {
-						return errVerifyJSONDuplicate
-					}
-					top.names = append(top.names, name)
-					if len(top.names) > linearNames {
-						top.set = make(map[string]struct{}, 2*len(top.names))
-						for _, n := range top.names {
-							top.set[string(n)] = struct{}{}
-						}
-						top.names = nil
-					}
-				} else {
-					if _, dup := top.set[string(name)]; dup {
-						return errVerifyJSONDuplicate
-					}
-					top.set[string(name)] = struct{}{}
-				}
-			}
-			i = j
-		case ' ', '\t', '\n', '\r', ':':
-		default:
-			if first { // a number or a literal at the top level
-				return errVerifyJSONNotObject
-			}
-		}
-	}
-	if first {
-		return errVerifyJSONNotObject
-	}
-	return nil
 }
 
 // verifyString reads an optional string member. A present member of another

@@ -9,13 +9,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokengate/tokengate/internal/strictjson"
 )
 
 // Limits on a proof, checked before any parsing or cryptography.
@@ -165,14 +165,15 @@ func (v *Verifier) Verify(req Request) (*Proof, error) {
 	if err != nil {
 		return nil, invalid("the DPoP proof signature does not verify with its jwk")
 	}
+	if err := strictjson.UniqueNames(payload); err != nil {
+		// Also refuses data after the object.
+		return nil, invalid("the DPoP proof claims are not one JSON object with unique names")
+	}
 	var c proofClaims
 	dec := json.NewDecoder(strings.NewReader(string(payload)))
 	dec.UseNumber()
 	if err := dec.Decode(&c); err != nil {
 		return nil, invalid("the DPoP proof claims are not a JSON object of the expected types")
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, invalid("the DPoP proof claims are followed by more data")
 	}
 	now := v.now()
 	iat, err := v.checkClaims(&c, req, now)
@@ -225,9 +226,11 @@ func (v *Verifier) checkHeader(raw string) (*jose.JSONWebKey, error) {
 	if err != nil {
 		return nil, invalid("the DPoP proof header is not base64url")
 	}
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(hb, &hdr); err != nil {
-		return nil, invalid("the DPoP proof header is not a JSON object")
+	// Unique names: go-jose reads the same header again, and two readers
+	// must not take different members of a duplicated name.
+	hdr, err := strictjson.Object(hb)
+	if err != nil {
+		return nil, invalid("the DPoP proof header is not one JSON object with unique names")
 	}
 	var typ, alg string
 	if json.Unmarshal(hdr["typ"], &typ) != nil || typ != ProofType {

@@ -170,6 +170,18 @@ func TestVerify(t *testing.T) {
 		input := b64json(h) + "." + base64.RawURLEncoding.EncodeToString(append(must(json.Marshal(goodClaims())), []byte(` {"jti":"x"}`)...))
 		return key.signInput(t, input)
 	}()
+	// Duplicated names: two readers of the same bytes could each take a
+	// different one (typ for us, another for go-jose; jti for the replay key).
+	dupHeader := func() string {
+		hj := must(json.Marshal(key.header()))
+		hj = append([]byte(`{"typ":"JWT",`), hj[1:]...)
+		return key.signInput(t, base64.RawURLEncoding.EncodeToString(hj)+"."+b64json(goodClaims()))
+	}()
+	dupClaims := func() string {
+		cj := must(json.Marshal(goodClaims()))
+		cj = append([]byte(`{"jti":"first",`), cj[1:]...)
+		return key.signInput(t, b64json(key.header())+"."+base64.RawURLEncoding.EncodeToString(cj))
+	}()
 
 	tests := []struct {
 		name   string
@@ -184,7 +196,9 @@ func TestVerify(t *testing.T) {
 		{name: "valid EdDSA via go-jose", req: request(joseProof(jose.EdDSA, edPriv, goodClaims())), jkt: thumb(edPub)},
 		{name: "no proof", req: request(), want: ErrInvalidProof, errSub: "required"},
 		{name: "RSA key of 1024 bits", req: request(joseProof(jose.RS256, smallRSA, goodClaims())), jkt: thumb(&smallRSA.PublicKey), want: ErrInvalidProof, errSub: "2048"},
-		{name: "claims followed by more JSON", req: request(trailing), want: ErrInvalidProof, errSub: "more data"},
+		{name: "claims followed by more JSON", req: request(trailing), want: ErrInvalidProof, errSub: "one JSON object"},
+		{name: "duplicate header name", req: request(dupHeader), want: ErrInvalidProof, errSub: "unique names"},
+		{name: "duplicate claim name", req: request(dupClaims), want: ErrInvalidProof, errSub: "unique names"},
 		{name: "two DPoP headers", req: request(good, good), want: ErrInvalidProof, errSub: "several"},
 		{name: "oversize", req: request(good + strings.Repeat("A", MaxProofBytes)), want: ErrInvalidProof, errSub: "too large"},
 		{name: "not a JWS", req: request("abc"), want: ErrInvalidProof, errSub: "compact"},

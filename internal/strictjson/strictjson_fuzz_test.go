@@ -1,4 +1,4 @@
-package exchange
+package strictjson
 
 import (
 	"bytes"
@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-// verifyUniqueNamesDecoder is the json.Decoder token walk that
-// verifyUniqueNames replaced, kept as the reference it is fuzzed against. It
+// uniqueNamesDecoder is the json.Decoder token walk that
+// UniqueNames replaced, kept as the reference it is fuzzed against. It
 // walks data token by token, refusing anything but a single
 // top-level object and any object with a repeated member name.
-func verifyUniqueNamesDecoder(data []byte) error {
+func uniqueNamesDecoder(data []byte) error {
 	type frame struct {
 		object  bool
 		names   map[string]struct{}
@@ -25,7 +25,7 @@ func verifyUniqueNamesDecoder(data []byte) error {
 		tok, err := dec.Token()
 		if err == io.EOF {
 			if !started || len(stack) != 0 {
-				return errVerifyJSONNotObject
+				return ErrNotObject
 			}
 			return nil
 		}
@@ -34,14 +34,14 @@ func verifyUniqueNamesDecoder(data []byte) error {
 		}
 		if !started {
 			if tok != json.Delim('{') {
-				return errVerifyJSONNotObject
+				return ErrNotObject
 			}
 			started = true
 			stack = append(stack, frame{object: true, names: map[string]struct{}{}, wantKey: true})
 			continue
 		}
 		if len(stack) == 0 {
-			return errVerifyJSONNotObject // a second value after the object
+			return ErrNotObject // a second value after the object
 		}
 		top := &stack[len(stack)-1]
 		if top.object && top.wantKey {
@@ -51,10 +51,10 @@ func verifyUniqueNamesDecoder(data []byte) error {
 			}
 			name, ok := tok.(string)
 			if !ok {
-				return errVerifyJSONNotObject
+				return ErrNotObject
 			}
 			if _, dup := top.names[name]; dup {
-				return errVerifyJSONDuplicate
+				return ErrDuplicateName
 			}
 			top.names[name] = struct{}{}
 			top.wantKey = false
@@ -74,9 +74,9 @@ func verifyUniqueNamesDecoder(data []byte) error {
 	}
 }
 
-// FuzzVerifyUniqueNames checks the scanner against the reference walk: both
+// FuzzUniqueNames checks the scanner against the reference walk: both
 // accept exactly the same inputs (the error values may differ).
-func FuzzVerifyUniqueNames(f *testing.F) {
+func FuzzUniqueNames(f *testing.F) {
 	for _, s := range []string{
 		`{}`, ` {"a":1,"b":{"a":2,"c":[{"a":1},{"a":2}]}} `, `{"a":[1,{"x":{"y":[]}}],"b":"a"}`,
 		`{"a":1,"a":1}`, `{"a":1,"\u0061":2}`, `{"o":{"x":1,"x":2}}`, `{"l":[{"x":1,"x":2}]}`,
@@ -89,23 +89,23 @@ func FuzzVerifyUniqueNames(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, want := verifyUniqueNames(data), verifyUniqueNamesDecoder(data)
+		got, want := UniqueNames(data), uniqueNamesDecoder(data)
 		if (got == nil) != (want == nil) {
-			t.Fatalf("verifyUniqueNames(%q) = %v; the decoder walk says %v", data, got, want)
+			t.Fatalf("UniqueNames(%q) = %v; the decoder walk says %v", data, got, want)
 		}
 	})
 }
 
-// BenchmarkVerifyUniqueNames compares the scanner with the decoder walk it
+// BenchmarkUniqueNames compares the scanner with the decoder walk it
 // replaced on a typical umbrella token payload, in one run.
-func BenchmarkVerifyUniqueNames(b *testing.B) {
+func BenchmarkUniqueNames(b *testing.B) {
 	payload := []byte(`{"iss":"https://idp.example.com/","sub":"user-1234567890","aud":["https://orders.example.com","https://inventory.example.com","https://billing.example.com"],` +
 		`"iat":1790000000,"exp":1790003600,"nbf":1790000000,"jti":"6f1c2a9e-3b7d-4f2a-9c1e-8a7b6c5d4e3f","scope":"orders:read orders:write inventory:read billing:read",` +
 		`"client_id":"web-app","azp":"web-app","amr":["pwd","mfa"],"acr":"urn:example:loa:2","auth_time":1790000000,"email":"user@example.com"}`)
 	for _, bc := range []struct {
 		name string
 		f    func([]byte) error
-	}{{"scanner", verifyUniqueNames}, {"decoder_walk", verifyUniqueNamesDecoder}} {
+	}{{"scanner", UniqueNames}, {"decoder_walk", uniqueNamesDecoder}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
