@@ -1,8 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 
-	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/dpop/dpoptest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
@@ -186,15 +183,7 @@ func TestE2EDPoPReplicasShareRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
-	key := base64.StdEncoding.EncodeToString(raw)
+	pemBytes, key := replicaSecrets(t)
 	const public = "https://api.example.test"
 	start := func() *e2eGateway {
 		return startE2EWith(t, idp, orders, inventory, e2eOptions{

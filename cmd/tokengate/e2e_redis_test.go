@@ -57,15 +57,7 @@ func startReplicas(t *testing.T, n int, orders *e2eBackend) *e2eReplicas {
 		orders = newE2EBackend(t, "orders")
 	}
 	inventory := newE2EBackend(t, "inventory")
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw := make([]byte, 32)
-	if _, err := rand.Read(raw); err != nil {
-		t.Fatal(err)
-	}
-	key := base64.StdEncoding.EncodeToString(raw)
+	pemBytes, key := replicaSecrets(t)
 	rs := &e2eReplicas{redis: srv, orders: orders, idp: idp, cacheKey: key}
 	for range n {
 		rs.gws = append(rs.gws, startE2EWith(t, idp, orders, inventory, e2eOptions{
@@ -419,4 +411,19 @@ func TestE2ERedisReload(t *testing.T) {
 		resp, _ := g2.get(t, "/orders", tok)
 		return resp.StatusCode == 401
 	})
+}
+
+// replicaSecrets are what replicas of one deployment share: a signing key
+// (PEM) and the Redis encryption key (base64 of 32 random bytes).
+func replicaSecrets(t *testing.T) (signingKeyPEM []byte, redisKey string) {
+	t.Helper()
+	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		t.Fatal(err)
+	}
+	return pemBytes, base64.StdEncoding.EncodeToString(raw)
 }
