@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/logtest"
 )
 
 // itOpaque is an opaque umbrella token as an authorization server issues it.
@@ -129,14 +130,14 @@ type itEnv struct {
 	iss     config.Issuer
 	v       *Verifier
 	metrics *Metrics
-	logs    *vtLogBuffer
+	logs    *logtest.Buffer
 }
 
 // itNewEnv builds an introspection-only issuer (the AS's URL) with the
 // defaults config applies; mutate adjusts it first.
 func itNewEnv(t testing.TB, mutate func(*config.Issuer)) *itEnv {
 	t.Helper()
-	e := &itEnv{as: itNewAS(t), clock: vtNewClock(), logs: &vtLogBuffer{}}
+	e := &itEnv{as: itNewAS(t), clock: vtNewClock(), logs: &logtest.Buffer{}}
 	e.iss = config.Issuer{
 		Issuer:                e.as.URL(),
 		Leeway:                config.Duration(30 * time.Second),

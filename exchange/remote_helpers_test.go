@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/clocktest"
+	"github.com/tokengate/tokengate/internal/logtest"
 )
 
 // rtNow is the fake time of remote tests.
@@ -149,14 +150,14 @@ type rtEnv struct {
 	waits   *rtWaits
 	metrics *Metrics
 	reg     *prometheus.Registry
-	logs    *rtLogBuffer
+	logs    *logtest.Buffer
 }
 
 func newRTEnv(t testing.TB, cfg config.Remote, mutate ...func(*RemoteOptions)) *rtEnv {
 	t.Helper()
 	clock := clocktest.At(rtNow)
 	reg := prometheus.NewRegistry()
-	logs := &rtLogBuffer{}
+	logs := &logtest.Buffer{}
 	opts := RemoteOptions{
 		Config:     cfg,
 		TokenTTL:   rtTTL,
@@ -198,25 +199,6 @@ func rtWriteKey(t testing.TB) (string, *ecdsa.PrivateKey) {
 		t.Fatalf("GenerateKeyPEM(ES256) made a %T", signer)
 	}
 	return path, key
-}
-
-// rtLogBuffer collects log output from concurrent goroutines.
-type rtLogBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-func (b *rtLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	return len(p), nil
-}
-
-func (b *rtLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }
 
 func newRTLogger(w io.Writer) *slog.Logger {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/clocktest"
+	"github.com/tokengate/tokengate/internal/logtest"
 )
 
 // Audiences used across the verifier tests.
@@ -326,26 +327,8 @@ type vtEnv struct {
 	iss     config.Issuer
 	v       *Verifier
 	metrics *Metrics
-	logs    *vtLogBuffer
+	logs    *logtest.Buffer
 	sigs    atomic.Int64 // signature checks performed
-}
-
-// vtLogBuffer is a concurrency-safe log sink.
-type vtLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *vtLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *vtLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // vtNewEnv starts an IdP publishing an ES256 key "k1" (plus extra keys) and
@@ -357,7 +340,7 @@ func vtNewEnv(t testing.TB, mutate func(*config.Issuer), extra ...*vtKey) *vtEnv
 
 func vtNewEnvOpts(t testing.TB, mutate func(*config.Issuer), opts VerifierOptions, extra ...*vtKey) *vtEnv {
 	t.Helper()
-	e := &vtEnv{clock: vtNewClock(), key: vtNewKey(t, jose.ES256, "k1"), logs: &vtLogBuffer{}}
+	e := &vtEnv{clock: vtNewClock(), key: vtNewKey(t, jose.ES256, "k1"), logs: &logtest.Buffer{}}
 	e.idp = vtNewIdP(t, append([]*vtKey{e.key}, extra...)...)
 	e.iss = config.Issuer{
 		Issuer:             e.idp.URL(),

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -26,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/logtest"
 )
 
 // e2eIdP is a real HTTP identity provider whose signing keys can be rotated
@@ -126,23 +126,8 @@ func (b *e2eBackend) received() []*http.Request {
 	return append([]*http.Request(nil), b.reqs...)
 }
 
-// syncBuffer collects log output from concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer = logtest.Buffer
 
 type e2eGateway struct {
 	srv     *server
