@@ -74,9 +74,7 @@ routes:
 `
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, p, []byte(text))
 		return p
 	}
 	t.Run("valid", func(t *testing.T) {

@@ -206,18 +206,10 @@ type e2eOptions struct {
 func startE2EWith(t testing.TB, idp *e2eIdP, orders, inventory *e2eBackend, o e2eOptions) *e2eGateway {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pemBytes := o.keyPEM
-	if pemBytes == nil {
-		var err error
-		if pemBytes, err = exchange.GenerateKeyPEM("ES256", rand.Reader); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
+	if o.keyPEM == nil {
+		writeES256Key(t, filepath.Join(dir, "keys", "es256.pem"))
+	} else {
+		writeFile(t, filepath.Join(dir, "keys", "es256.pem"), o.keyPEM)
 	}
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -632,9 +624,7 @@ func TestE2EReload(t *testing.T) {
 	}
 
 	// An invalid file changes nothing and is counted.
-	if err := os.WriteFile(g.path, []byte("routes: [oops"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, g.path, []byte("routes: [oops"))
 	if err := g.srv.Reload(context.Background()); err == nil {
 		t.Fatal("reload of an invalid file succeeded")
 	}
@@ -647,9 +637,7 @@ func TestE2EReload(t *testing.T) {
 
 	// A valid change of the route's audience: no token cached under the old
 	// audience may be served.
-	if err := os.WriteFile(g.path, []byte(strings.Replace(g.cfgText, fmt.Sprintf("audience: %q", audOrders), fmt.Sprintf("audience: %q", newAud), 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, g.path, []byte(strings.Replace(g.cfgText, fmt.Sprintf("audience: %q", audOrders), fmt.Sprintf("audience: %q", newAud), 1)))
 	if err := g.srv.Reload(context.Background()); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -771,4 +759,27 @@ func repeat(tok string, n int) []string {
 		out[i] = tok
 	}
 	return out
+}
+
+// writeES256Key writes a fresh ES256 private key (PEM) to path, creating
+// its folder, and returns the PEM.
+func writeES256Key(t testing.TB, path string) []byte {
+	t.Helper()
+	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, path, pemBytes)
+	return pemBytes
+}
+
+// writeFile writes b to path (mode 0600), creating its folder.
+func writeFile(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

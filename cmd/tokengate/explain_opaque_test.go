@@ -23,9 +23,7 @@ func TestExplainOpaqueToken(t *testing.T) {
 	withIntrospection := strings.Replace(string(text), "    permissions_as_scopes: true\n",
 		"    permissions_as_scopes: true\n    introspection_endpoint: \""+endpoint+"\"\n"+
 			"    introspection: {client_id: gw, client_secret: s}\n", 1)
-	if err := os.WriteFile(path, []byte(withIntrospection), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(withIntrospection))
 	cfg, err := loadConfig(path)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tokengate/tokengate/exchange"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/explain/*.golden from the current output")
@@ -76,21 +73,10 @@ routes:
 func explainSetup(t *testing.T, idp *e2eIdP) (string, func() time.Time) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, filepath.Join(dir, "keys", "es256.pem"))
 	path := filepath.Join(dir, "tokengate.yaml")
 	text := fmt.Sprintf(explainConfig, idp.URL(), idp.URL()+"/jwks.json")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(text))
 	return path, func() time.Time { return explainNow }
 }
 
@@ -224,17 +210,11 @@ func TestCheckExplainCommand(t *testing.T) {
 	raw := idp.mint(t, map[string]any{"sub": "u", "azp": "spa", "aud": "https://orders.example.com", "scope": "orders:read"})
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token.txt")
-	if err := os.WriteFile(tokenFile, []byte("Bearer "+raw+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, tokenFile, []byte("Bearer "+raw+"\n"))
 	empty := filepath.Join(dir, "empty.txt")
-	if err := os.WriteFile(empty, []byte("  \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, empty, []byte("  \n"))
 	two := filepath.Join(dir, "two.txt")
-	if err := os.WriteFile(two, []byte(raw+" "+raw), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, two, []byte(raw+" "+raw))
 	tests := []struct {
 		name   string
 		args   []string

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/tokengate/tokengate/exchange"
 )
 
 // The interop tests run software nobody here wrote: node-oidc-provider as
@@ -266,9 +264,7 @@ func postForm(t *testing.T, endpoint, user, pass string, form url.Values) (int, 
 func startProvider(t *testing.T, node string, cfg []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "provider.json")
-	if err := os.WriteFile(path, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, cfg)
 	ready, _ := startNode(t, node, "provider.mjs", path)
 	issuer, _ := ready["issuer"].(string)
 	if !strings.HasPrefix(issuer, "http://127.0.0.1:") {
@@ -301,13 +297,8 @@ func clientCredentials(t *testing.T, issuer, resource, scope string) string {
 func ioLocalSide(t *testing.T, node string) (dir string, adminLn net.Listener, iss string, goBE *oidcBackend, nodeBE string) {
 	t.Helper()
 	dir = t.TempDir()
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "es256.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, filepath.Join(dir, "es256.pem"))
+	var err error
 	adminLn, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

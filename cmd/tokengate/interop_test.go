@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,9 +98,7 @@ func startIOGateway(t *testing.T, dir, text string, adminLn net.Listener) *ioGat
 		}
 	}
 	path := filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(text))
 	cfg, err := loadConfig(path)
 	if err != nil {
 		t.Fatalf("config: %v", err)
@@ -259,14 +255,8 @@ func TestInteropNodeOIDCProvider(t *testing.T) {
 	dir := t.TempDir()
 
 	// tokengate's client key for private_key_jwt, registered at the provider.
-	keyPEM, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyPath := filepath.Join(dir, "sts-client.pem")
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, keyPath)
 	clientKey, err := exchange.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
 	if err != nil {
 		t.Fatal(err)

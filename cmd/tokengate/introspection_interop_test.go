@@ -1,11 +1,9 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -28,14 +26,8 @@ const (
 // tokens and tokengate's introspection client.
 func ioIntrospectionProviderConfig(t *testing.T) []byte {
 	t.Helper()
-	keyPEM, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyPath := filepath.Join(t.TempDir(), "unused-client.pem")
-	if err := os.WriteFile(keyPath, keyPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, keyPath)
 	unused, err := exchange.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
 	if err != nil {
 		t.Fatal(err)

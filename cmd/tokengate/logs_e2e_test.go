@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 )
@@ -68,9 +67,7 @@ func TestE2EAccessLog(t *testing.T) {
 	if on == g.cfgText {
 		t.Fatal("the configuration template changed; fix the replacement")
 	}
-	if err := os.WriteFile(g.path, []byte(on), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, g.path, []byte(on))
 	if err := g.srv.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}

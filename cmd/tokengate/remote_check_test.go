@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,9 +14,7 @@ func TestCheckRemote(t *testing.T) {
 	if _, stderr, code := runCmd(t, "keys", "generate", "--alg", "ES256", "--out", filepath.Join(dir, "keys", "client.pem")); code != 0 {
 		t.Fatal(stderr)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "keys", "bad.pem"), []byte("not a pem"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "keys", "bad.pem"), []byte("not a pem"))
 	cfg := func(remote string) string {
 		return `issuers:
   - issuer: "https://idp.example.com/"
@@ -46,9 +43,7 @@ exchange:
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(dir, "c"+string(rune('a'+i))+".yaml")
-			if err := os.WriteFile(path, []byte(cfg(tt.remote)), 0o600); err != nil {
-				t.Fatal(err)
-			}
+			writeFile(t, path, []byte(cfg(tt.remote)))
 			stdout, stderr, code := runCmd(t, "check", "--config", path)
 			if code != tt.code || !strings.Contains(stdout+stderr, tt.want) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, tt.code, tt.want)

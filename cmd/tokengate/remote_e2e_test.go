@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -157,9 +156,7 @@ func startRemoteE2EWith(t *testing.T, idp *e2eIdP, endpoint string, orders, inve
 		text = edit(text)
 	}
 	path := filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(text))
 	cfg, err := loadConfig(path)
 	if err != nil {
 		t.Fatalf("config: %v", err)

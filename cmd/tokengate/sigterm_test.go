@@ -1,13 +1,11 @@
 package main
 
 import (
-	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -16,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/tokengate/tokengate/exchange"
 )
 
 // freeAddr is a loopback address nothing listens on (for a subprocess's config).
@@ -69,24 +65,13 @@ func TestSIGTERMLosesNoInFlightRequest(t *testing.T) {
 	inventory := newE2EBackend(t, "inventory")
 
 	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, filepath.Join(dir, "keys", "es256.pem"))
 	edge, admin := freeAddr(t), freeAddr(t)
 	text := fmt.Sprintf(e2eConfig, admin, idp.URL(), idp.URL()+"/jwks.json", "http://"+admin,
 		slow.srv.URL, inventory.srv.URL, audOrders, audInventory)
 	text = strings.Replace(text, `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", edge), 1)
 	path := filepath.Join(dir, "tokengate.yaml")
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(text))
 	logs := &syncBuffer{}
 	cmd := exec.Command(bin, "serve", "--config", path)
 	cmd.Stdout, cmd.Stderr = logs, logs

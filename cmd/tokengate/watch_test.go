@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
 )
 
 // watching starts the server with the file watcher on and a short debounce.
@@ -75,9 +73,7 @@ func TestWatchReloadsWhenTheFileOrAKeyChanges(t *testing.T) {
 	// The same bytes again, saved the way editors do (a new file renamed
 	// over the old): the watcher looks, and reloads nothing.
 	tmp := g.path + ".swp"
-	if err := os.WriteFile(tmp, []byte(g.cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, tmp, []byte(g.cfgText))
 	if err := os.Rename(tmp, g.path); err != nil {
 		t.Fatal(err)
 	}
@@ -89,9 +85,7 @@ func TestWatchReloadsWhenTheFileOrAKeyChanges(t *testing.T) {
 	// A rewritten file is reloaded, and no token cached under the old
 	// audience is served.
 	changed := strings.Replace(g.cfgText, fmt.Sprintf("audience: %q", audOrders), fmt.Sprintf("audience: %q", newAud), 1)
-	if err := os.WriteFile(g.path, []byte(changed), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, g.path, []byte(changed))
 	waitFor(t, func() bool { return reloadCount(g, "ok") == 1 })
 	if resp, body := g.get(t, "/orders", umbrella); resp.StatusCode != 200 {
 		t.Fatalf("after: %d %s", resp.StatusCode, body)
@@ -102,13 +96,7 @@ func TestWatchReloadsWhenTheFileOrAKeyChanges(t *testing.T) {
 
 	// A new signing key in the same file name: reloaded, published, used.
 	before := jwksKids(t, g)
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(g.dir, "keys", "es256.pem"), pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeES256Key(t, filepath.Join(g.dir, "keys", "es256.pem"))
 	waitFor(t, func() bool { return reloadCount(g, "ok") == 2 })
 	if after := jwksKids(t, g); after == before {
 		t.Errorf("the JWKS still publishes %s after the key file changed", after)
@@ -209,9 +197,7 @@ func TestReloadScopesChange(t *testing.T) {
 	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read orders:write"})
 	g.get(t, "/orders", umbrella)
 	first := bearerOf(orders.received()[0])
-	if err := os.WriteFile(g.path, []byte(strings.Replace(g.cfgText, "scopes: [orders:read, orders:write]", "scopes: [orders:read]", 1)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, g.path, []byte(strings.Replace(g.cfgText, "scopes: [orders:read, orders:write]", "scopes: [orders:read]", 1)))
 	if err := g.srv.Reload(t.Context()); err != nil {
 		t.Fatal(err)
 	}
