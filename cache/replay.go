@@ -20,6 +20,11 @@ import (
 // can be neither accepted (it may be a replay elsewhere) nor refused.
 var ErrReplayUnavailable = errors.New("dpop replay store unavailable")
 
+// ErrReplayFull is returned by MemoryReplay.Check when every key it holds
+// is still unexpired: evicting one would let that proof be replayed, so
+// the new proof is refused instead (fail closed).
+var ErrReplayFull = errors.New("dpop replay memory is full of unexpired proofs")
+
 // opReplay is the op label of the replay SET NX in the Redis metrics.
 const opReplay = "dpop_replay"
 
@@ -33,21 +38,35 @@ type ReplayMetrics struct {
 	// each one fell back to this replica's memory (or failed closed when
 	// cache.redis.required).
 	StoreErrors prometheus.Counter
+	// MemoryFull counts proofs refused because the memory store held
+	// server.dpop.replay_max_entries unexpired proofs (and no shared store
+	// could decide alone).
+	MemoryFull prometheus.Counter
 }
 
 // NewReplayMetrics registers the replay collectors on reg (nil registers nothing).
 func NewReplayMetrics(reg prometheus.Registerer) *ReplayMetrics {
-	return &ReplayMetrics{StoreErrors: promauto.With(reg).NewCounter(prometheus.CounterOpts{
-		Name: "tokengate_dpop_replay_store_errors_total",
-		Help: "DPoP replay checks whose shared store (Redis) failed; each fell back to memory, or failed closed when cache.redis.required.",
-	})}
+	f := promauto.With(reg)
+	return &ReplayMetrics{
+		StoreErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "tokengate_dpop_replay_store_errors_total",
+			Help: "DPoP replay checks whose shared store (Redis) failed; each fell back to memory, or failed closed when cache.redis.required.",
+		}),
+		MemoryFull: f.NewCounter(prometheus.CounterOpts{
+			Name: "tokengate_dpop_replay_memory_full_total",
+			Help: "DPoP proofs refused (503) because the memory replay store held server.dpop.replay_max_entries unexpired proofs.",
+		}),
+	}
 }
 
 // MemoryReplay remembers replay keys in this process: at most maxEntries,
-// each until its own expiry, least recently added evicted first. It is safe
-// for concurrent use.
+// each until its own expiry. An unexpired key is never evicted: when the
+// store is full of them a new key is refused (ErrReplayFull), since
+// forgetting a key would let its proof be replayed. It is safe for
+// concurrent use.
 type MemoryReplay struct {
 	now func() time.Time
+	max int
 	mu  sync.Mutex
 	lru *simplelru.LRU[string, time.Time]
 }
@@ -61,19 +80,19 @@ func NewMemoryReplay(maxEntries int, clock func() time.Time) (*MemoryReplay, err
 	if clock == nil {
 		clock = time.Now
 	}
-	return &MemoryReplay{now: clock, lru: l}, nil
+	return &MemoryReplay{now: clock, max: maxEntries, lru: l}, nil
 }
 
 // Fresh records key for ttl and reports whether it was not already
-// recorded (and unexpired): true the first time, false for a replay.
-func (m *MemoryReplay) Fresh(key string, ttl time.Duration) bool {
+// recorded (and unexpired): true the first time, false for a replay. The
+// error is ErrReplayFull: the key could not be recorded.
+func (m *MemoryReplay) Fresh(key string, ttl time.Duration) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if exp, ok := m.lru.Peek(key); ok && now.Before(exp) {
-		return false
+		return false, nil
 	}
-	m.lru.Add(key, now.Add(ttl))
 	// Expired keys at the cold end leave without a sweeper.
 	for range sweepPerSet {
 		_, exp, ok := m.lru.GetOldest()
@@ -82,7 +101,13 @@ func (m *MemoryReplay) Fresh(key string, ttl time.Duration) bool {
 		}
 		m.lru.RemoveOldest()
 	}
-	return true
+	if m.lru.Len() >= m.max && !m.lru.Contains(key) {
+		if _, exp, _ := m.lru.GetOldest(); now.Before(exp) {
+			return false, ErrReplayFull
+		}
+	}
+	m.lru.Add(key, now.Add(ttl))
+	return true, nil
 }
 
 // Len is the number of keys held (expired ones included until swept).
@@ -124,6 +149,7 @@ type ReplayGuard struct {
 	shared   SharedReplay // nil without cache.redis
 	required bool
 	errs     prometheus.Counter
+	full     prometheus.Counter
 	log      *slog.Logger
 	now      func() time.Time
 	lastWarn atomic.Int64
@@ -147,9 +173,10 @@ func NewReplayGuard(opts ReplayGuardOptions) (*ReplayGuard, error) {
 	}
 	g := &ReplayGuard{memory: opts.Memory, shared: opts.Shared, required: opts.Required, log: opts.Logger, now: opts.Clock}
 	if opts.Metrics != nil {
-		g.errs = opts.Metrics.StoreErrors
+		g.errs, g.full = opts.Metrics.StoreErrors, opts.Metrics.MemoryFull
 	} else {
 		g.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered_replay_errors"})
+		g.full = prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered_replay_memory_full"})
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -161,15 +188,24 @@ func NewReplayGuard(opts ReplayGuardOptions) (*ReplayGuard, error) {
 }
 
 // Fresh records key for ttl and reports whether no request recorded it
-// before. Its error is ErrReplayUnavailable (shared store down and
-// required); a shared-store failure otherwise falls back to memory.
+// before. Its error wraps ErrReplayUnavailable when no store could record
+// the key: the shared store down and required, or down while the memory
+// store is full, or the memory store full without a shared store. A
+// shared-store failure otherwise falls back to memory.
 func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	if !g.memory.Fresh(key, ttl) {
+	fresh, memErr := g.memory.Fresh(key, ttl)
+	switch {
+	case memErr == nil && !fresh:
 		return false, nil
-	}
-	if g.shared == nil {
+	case memErr != nil:
+		g.full.Inc()
+		if g.shared == nil {
+			return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, memErr)
+		}
+	case g.shared == nil:
 		return true, nil
 	}
+	// The shared store decides; with the memory full it decides alone.
 	fresh, err := g.shared.FreshProof(ctx, key, ttl)
 	if err == nil {
 		return fresh, nil
@@ -180,8 +216,8 @@ func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) 
 		g.log.LogAttrs(ctx, slog.LevelWarn, "dpop replay check: the shared store failed; checking this replica's memory only",
 			slog.Bool("required", g.required), slog.String("error", err.Error()))
 	}
-	if g.required {
-		return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, err)
+	if g.required || memErr != nil {
+		return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, errors.Join(err, memErr))
 	}
 	return true, nil
 }

@@ -33,8 +33,8 @@ func TestMemoryReplay(t *testing.T) {
 	}
 	for _, s := range steps {
 		now = now.Add(s.advance)
-		if got := m.Fresh(s.key, time.Minute); got != s.want {
-			t.Errorf("%s: Fresh(%q) = %v, want %v", s.name, s.key, got, s.want)
+		if got, err := m.Fresh(s.key, time.Minute); got != s.want || err != nil {
+			t.Errorf("%s: Fresh(%q) = %v, %v; want %v", s.name, s.key, got, err, s.want)
 		}
 	}
 	if m.Len() > 2 {
@@ -114,4 +114,74 @@ func TestReplayGuardRedisDown(t *testing.T) {
 		}
 		srv.Restart()
 	}
+}
+
+// TestMemoryReplayFullFailsClosed: an unexpired key is never evicted to
+// make room, since its proof could then be replayed; the new key is
+// refused until the oldest expires.
+func TestMemoryReplayFullFailsClosed(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	m, err := cache.NewMemoryReplay(2, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"a", "b"} {
+		if fresh, err := m.Fresh(k, time.Minute); !fresh || err != nil {
+			t.Fatalf("Fresh(%q) = %v, %v", k, fresh, err)
+		}
+	}
+	if fresh, err := m.Fresh("c", time.Minute); fresh || !errors.Is(err, cache.ErrReplayFull) {
+		t.Fatalf("third key in a full store: %v, %v; want ErrReplayFull", fresh, err)
+	}
+	if fresh, err := m.Fresh("a", time.Minute); fresh || err != nil {
+		t.Errorf("replay of a in a full store: %v, %v; want refused as a replay", fresh, err)
+	}
+	now = now.Add(61 * time.Second)
+	if fresh, err := m.Fresh("c", time.Minute); !fresh || err != nil {
+		t.Errorf("after the old keys expired: %v, %v; want room again", fresh, err)
+	}
+}
+
+// TestReplayGuardMemoryFull: a full memory store fails closed on its own,
+// and leaves the decision to Redis when there is one; Redis down then
+// fails closed even when Redis is optional.
+func TestReplayGuardMemoryFull(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	full := func(t *testing.T) *cache.MemoryReplay {
+		mem, _ := cache.NewMemoryReplay(1, nil)
+		if fresh, err := mem.Fresh("filler", time.Hour); !fresh || err != nil {
+			t.Fatal(fresh, err)
+		}
+		return mem
+	}
+	t.Run("memory only", func(t *testing.T) {
+		m := cache.NewReplayMetrics(prometheus.NewRegistry())
+		g, _ := cache.NewReplayGuard(cache.ReplayGuardOptions{Memory: full(t), Metrics: m})
+		if fresh, err := g.Fresh(ctx, "k", time.Minute); fresh || !errors.Is(err, cache.ErrReplayUnavailable) {
+			t.Errorf("fresh=%v, err=%v; want ErrReplayUnavailable", fresh, err)
+		}
+		if got := testutil.ToFloat64(m.MemoryFull); got != 1 {
+			t.Errorf("memory full = %v, want 1", got)
+		}
+	})
+	t.Run("Redis decides", func(t *testing.T) {
+		r := newRedisTier(t, newClient(t, srv.Addr()), tierOpts{prefix: freshPrefix()})
+		g, _ := cache.NewReplayGuard(cache.ReplayGuardOptions{Memory: full(t), Shared: r})
+		if fresh, err := g.Fresh(ctx, "k", time.Minute); !fresh || err != nil {
+			t.Errorf("first use: fresh=%v, err=%v", fresh, err)
+		}
+		if fresh, err := g.Fresh(ctx, "k", time.Minute); fresh || err != nil {
+			t.Errorf("replay: fresh=%v, err=%v; want refused by Redis", fresh, err)
+		}
+	})
+	t.Run("Redis down", func(t *testing.T) {
+		r := newRedisTier(t, newClient(t, srv.Addr()), tierOpts{timeout: 200 * time.Millisecond, backoff: time.Hour})
+		g, _ := cache.NewReplayGuard(cache.ReplayGuardOptions{Memory: full(t), Shared: r})
+		srv.Kill()
+		defer srv.Restart()
+		if fresh, err := g.Fresh(ctx, "k", time.Minute); fresh || !errors.Is(err, cache.ErrReplayUnavailable) {
+			t.Errorf("fresh=%v, err=%v; want ErrReplayUnavailable: no store recorded the key", fresh, err)
+		}
+	})
 }

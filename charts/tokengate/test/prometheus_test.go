@@ -23,7 +23,7 @@ var knownMetrics = func() map[string]bool {
 		"tokengate_config_reloads_total", "tokengate_build_info",
 		"tokengate_config_last_reload_successful", "tokengate_config_last_reload_success_timestamp_seconds",
 		"tokengate_redis_breaker_open", "tokengate_redis_errors_total", "tokengate_revocations_total",
-		"tokengate_introspections_total", "tokengate_dpop_replay_store_errors_total",
+		"tokengate_introspections_total", "tokengate_dpop_replay_store_errors_total", "tokengate_dpop_replay_memory_full_total",
 	} {
 		m[n] = true
 	}
