@@ -167,27 +167,13 @@ func (l *Local) localExchange(ctx context.Context, req Request) (*Result, error)
 		return nil, errors.New("local exchange: empty audience")
 	}
 	c := &req.Subject.Claims
-
-	sub := c.Subject
-	if sub == "" {
-		// RFC 9068 2.2: without a resource owner, sub is the client's id.
-		sub = c.ClientID
+	sub, err := tokenSubject(c)
+	if err != nil {
+		return nil, err
 	}
-	if sub == "" {
-		return nil, Reject(ReasonMalformed, "token has neither sub nor client_id", nil)
-	}
-	if c.Expiry.IsZero() {
-		return nil, Reject(ReasonMalformed, "token has no exp", nil)
-	}
-
-	now := l.clock()
-	exp := now.Add(l.ttl)
-	if c.Expiry.Before(exp) {
-		exp = c.Expiry
-	}
-	iat, expUnix := now.Unix(), exp.Unix()
-	if expUnix <= iat {
-		return nil, Reject(ReasonExpired, "token expires before an exchanged token could be used", nil)
+	iat, expUnix, err := tokenLifetime(l.clock(), l.ttl, c, "an exchanged token")
+	if err != nil {
+		return nil, err
 	}
 
 	var jti [16]byte // 128 bits: collisions are out of reach

@@ -156,8 +156,9 @@ func txnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, er
 	return out, nil
 }
 
-// txnSubject is the Txn-Token's sub: the umbrella's sub, else its client.
-func txnSubject(c *Claims) (string, error) {
+// tokenSubject is the sub of a token minted from the umbrella claims c: its
+// sub, else (no resource owner, RFC 9068 section 2.2) its client_id.
+func tokenSubject(c *Claims) (string, error) {
 	switch {
 	case c.Subject != "":
 		return c.Subject, nil
@@ -165,4 +166,22 @@ func txnSubject(c *Claims) (string, error) {
 		return c.ClientID, nil
 	}
 	return "", Reject(ReasonMalformed, "token has neither sub nor client_id", nil)
+}
+
+// tokenLifetime is the iat and exp (Unix seconds) of a token minted at now
+// from the umbrella claims c: ttl long, never outliving the umbrella token.
+// what names the token in the error when no useful lifetime is left.
+func tokenLifetime(now time.Time, ttl time.Duration, c *Claims, what string) (iat, exp int64, err error) {
+	if c.Expiry.IsZero() {
+		return 0, 0, Reject(ReasonMalformed, "token has no exp", nil)
+	}
+	end := now.Add(ttl)
+	if c.Expiry.Before(end) {
+		end = c.Expiry
+	}
+	iat, exp = now.Unix(), end.Unix()
+	if exp <= iat {
+		return 0, 0, Reject(ReasonExpired, "token expires before "+what+" could be used", nil)
+	}
+	return iat, exp, nil
 }

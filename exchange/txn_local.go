@@ -102,12 +102,13 @@ func (l *LocalTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult
 		return nil, Reject(ReasonMalformed, "no subject token", nil)
 	}
 	c := &req.Subject.Claims
-	sub, err := txnSubject(c)
+	sub, err := tokenSubject(c)
 	if err != nil {
 		return nil, err
 	}
-	if c.Expiry.IsZero() {
-		return nil, Reject(ReasonMalformed, "token has no exp", nil)
+	iat, expUnix, err := tokenLifetime(l.clock(), l.opts.TTL, c, "a transaction token")
+	if err != nil {
+		return nil, err
 	}
 	scope, err := txnScope(req)
 	if err != nil {
@@ -116,15 +117,6 @@ func (l *LocalTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult
 	tctx, err := txnContextClaims(c, l.opts.ContextClaims)
 	if err != nil {
 		return nil, err
-	}
-	now := l.clock()
-	exp := now.Add(l.opts.TTL)
-	if c.Expiry.Before(exp) {
-		exp = c.Expiry // never outlive the umbrella token
-	}
-	iat, expUnix := now.Unix(), exp.Unix()
-	if expUnix <= iat {
-		return nil, Reject(ReasonExpired, "token expires before a transaction token could be used", nil)
 	}
 	txn, err := newTxnID(l.random)
 	if err != nil {
