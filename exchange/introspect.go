@@ -51,8 +51,9 @@ type introspector struct {
 	now           func() time.Time
 	log           *slog.Logger
 	metrics       *IntrospectionMetrics
-	// keys finds the issuer's keys for a signed (RFC 9701) response.
-	keys func(ctx context.Context, h verifyHeader) ([]any, error)
+	// verifySignature checks a signed (RFC 9701) response with the
+	// issuer's keys, as the verifier checks the issuer's tokens.
+	verifySignature func(ctx context.Context, h verifyHeader, raw string) error
 
 	cache  *expirable.LRU[[32]byte, *introspectEntry]
 	flight singleflight.Group

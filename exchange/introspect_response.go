@@ -117,23 +117,8 @@ func (it *introspector) verifyJWTResponse(ctx context.Context, body []byte, now 
 	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.header.alg)) {
 		return fail("algorithm %q is not allowed for issuer %q", p.header.alg, iss.name)
 	}
-	keys, err := it.keys(ctx, p.header)
-	if err != nil {
+	if err := it.verifySignature(ctx, p.header, raw); err != nil {
 		return fail("%v", err)
-	}
-	jws, err := jose.ParseSigned(raw, iss.algs)
-	if err != nil {
-		return fail("not a valid JWS: %v", err)
-	}
-	verified := false
-	for _, k := range keys {
-		if _, err := jws.Verify(k); err == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return fail("signature verification failed")
 	}
 	pm := p.payload
 	if name, _, err := verifyString(pm, "iss"); err != nil || name != iss.name {

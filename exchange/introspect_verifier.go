@@ -23,7 +23,9 @@ func (v *Verifier) addIntrospector(ic config.Issuer, iss *verifyIssuer, opts Ver
 	if err != nil {
 		return err
 	}
-	it.keys = func(ctx context.Context, h verifyHeader) ([]any, error) { return v.verifyKeys(ctx, iss, h) }
+	it.verifySignature = func(ctx context.Context, h verifyHeader, raw string) error {
+		return v.verifySignature(ctx, iss, h, raw)
+	}
 	v.introspector = it
 	return nil
 }

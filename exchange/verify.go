@@ -13,7 +13,6 @@ import (
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
 )
@@ -316,26 +315,8 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 		return nil, err
 	}
 	p, iss, claims, notBefore := c.parsed, c.iss, c.claims, c.notBefore
-	keys, err := v.verifyKeys(ctx, iss, p.header)
-	if err != nil {
+	if err := v.verifySignature(ctx, iss, p.header, raw); err != nil {
 		return nil, err
-	}
-	jws, err := jwt.ParseSigned(raw, iss.algs)
-	if err != nil {
-		return nil, Reject(ReasonMalformed, "token is not a valid JWS", nil)
-	}
-	verified := false
-	for _, k := range keys {
-		if v.onSignatureCheck != nil {
-			v.onSignatureCheck()
-		}
-		if jws.Claims(k) == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return nil, Reject(ReasonSignature, "signature verification failed", nil)
 	}
 	tok := NewToken(raw, hash, claims, iss.umbrella)
 	if v.memo != nil {
@@ -346,6 +327,29 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 		})
 	}
 	return tok, nil
+}
+
+// verifySignature checks the JWS raw (header h, already parsed strictly)
+// with the issuer's keys that fit h. Errors as for Verify: a *RejectError,
+// or ErrKeysUnavailable.
+func (v *Verifier) verifySignature(ctx context.Context, iss *verifyIssuer, h verifyHeader, raw string) error {
+	keys, err := v.verifyKeys(ctx, iss, h)
+	if err != nil {
+		return err
+	}
+	jws, err := jose.ParseSignedCompact(raw, iss.algs)
+	if err != nil {
+		return Reject(ReasonMalformed, "token is not a valid JWS", nil)
+	}
+	for _, k := range keys {
+		if v.onSignatureCheck != nil {
+			v.onSignatureCheck()
+		}
+		if _, err := jws.Verify(k); err == nil {
+			return nil
+		}
+	}
+	return Reject(ReasonSignature, "signature verification failed", nil)
 }
 
 // verifyKeys finds the keys that may have signed a token with header h,
