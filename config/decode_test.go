@@ -123,15 +123,7 @@ func TestParseProblems(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse([]byte(tt.yaml), t.TempDir(), lookupTestEnv)
-			got := messages(t, err)
-			if len(got) != len(tt.want) {
-				t.Fatalf("problems:\n  %s\nwant %d:\n  %s", strings.Join(got, "\n  "), len(tt.want), strings.Join(tt.want, "\n  "))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("problem %d = %q, want it to start with %q", i, got[i], tt.want[i])
-				}
-			}
+			assertProblems(t, err, tt.want)
 		})
 	}
 }

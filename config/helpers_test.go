@@ -123,3 +123,23 @@ func missing(got []string, want ...string) []string {
 	}
 	return miss
 }
+
+// assertProblems checks the problems of err, in order, against want (each
+// a prefix), and that none repeats one of secrets.
+func assertProblems(t *testing.T, err error, want []string, secrets ...string) {
+	t.Helper()
+	got := messages(t, err)
+	if len(got) != len(want) {
+		t.Fatalf("problems:\n  %s\nwant %d:\n  %s", strings.Join(got, "\n  "), len(want), strings.Join(want, "\n  "))
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("problem %d:\n  got  %q\n  want %q...", i, got[i], want[i])
+		}
+		for _, s := range secrets {
+			if strings.Contains(got[i], s) {
+				t.Errorf("problem %d repeats a secret: %q", i, got[i])
+			}
+		}
+	}
+}

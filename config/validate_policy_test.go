@@ -57,18 +57,7 @@ func TestValidatePolicyKeys(t *testing.T) {
 			c := parseInDir(t, baseYAML)
 			c.src = nil
 			tt.change(c)
-			got := messages(t, c.Validate())
-			if len(got) != len(tt.want) {
-				t.Fatalf("problems:\n  %s\nwant %d:\n  %s", strings.Join(got, "\n  "), len(tt.want), strings.Join(tt.want, "\n  "))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("problem %d:\n  got  %q\n  want %q...", i, got[i], tt.want[i])
-				}
-				if strings.Contains(got[i], "pw-secret") {
-					t.Errorf("problem %d repeats a secret: %q", i, got[i])
-				}
-			}
+			assertProblems(t, c.Validate(), tt.want, "pw-secret")
 		})
 	}
 }

@@ -171,18 +171,7 @@ func TestValidateRemote(t *testing.T) {
 			c := parseInDir(t, remoteConfig(""))
 			c.src = nil // problems in the order found
 			tt.change(c)
-			got := messages(t, c.Validate())
-			if len(got) != len(tt.want) {
-				t.Fatalf("problems:\n  %s\nwant %d:\n  %s", strings.Join(got, "\n  "), len(tt.want), strings.Join(tt.want, "\n  "))
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.want[i]) {
-					t.Errorf("problem %d:\n  got  %q\n  want %q...", i, got[i], tt.want[i])
-				}
-				if strings.Contains(got[i], "pw-secret") || strings.Contains(got[i], testEnv["STS_SECRET"]) {
-					t.Errorf("problem %d repeats a secret: %q", i, got[i])
-				}
-			}
+			assertProblems(t, c.Validate(), tt.want, "pw-secret", testEnv["STS_SECRET"])
 		})
 	}
 }
