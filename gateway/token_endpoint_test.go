@@ -416,7 +416,7 @@ func TestTokenEndpointNotShadowed(t *testing.T) {
 	if n := len(be.requests()); n != 0 {
 		t.Fatalf("the root route received %d token endpoint requests", n)
 	}
-	for _, p := range []string{"/oauth2/token/x", "/oauth2/tokens", "/oauth2"} {
+	for _, p := range []string{"/oauth2/token/x", "/oauth2/token/", "/oauth2/tokens", "/oauth2"} {
 		if resp, body := env.do(t, http.MethodGet, p, bearer(umbrella)); resp.StatusCode != 200 {
 			t.Errorf("GET %s = %d %s, want the root route", p, resp.StatusCode, body)
 		}
