@@ -60,9 +60,8 @@ func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 	}
 }
 
-// newLocalSigner loads exchange.local's keys and builds the signer: for
-// serve, and for `check --explain` (which shows what it would mint).
-// metrics and logger may be nil.
+// newLocalSigner loads exchange.local's keys and builds the signer (which
+// `check --explain` also uses, to show what it would mint).
 func newLocalSigner(cfg *config.Config, clock func() time.Time, metrics *exchange.Metrics, logger *slog.Logger) (*exchange.Local, error) {
 	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
 	if err != nil {
