@@ -12,10 +12,23 @@ const maxTokenTTL = 24 * time.Hour
 // signingAlgorithms are the algorithms of exchange.local.signing_keys.
 func signingAlgorithms() []string { return []string{"ES256", "RS256", "PS256", "EdDSA"} }
 
-// reservedClaims are the claims tokengate sets on every exchanged token, so
+// setClaims are the claims tokengate sets on every exchanged token, so
 // copy_claims cannot name them.
-func reservedClaims() []string {
+func setClaims() []string {
 	return []string{"iss", "aud", "exp", "iat", "nbf", "jti", "scope", "act", "typ"}
+}
+
+// meaningClaims would change what an exchanged token means if copy_claims
+// copied them from the umbrella token: cnf would bind the token to the
+// umbrella's proof-of-possession key, txn and tctx would dress an access
+// token up as a Txn-Token (RFC draft-ietf-oauth-transaction-tokens).
+func meaningClaims() []string { return []string{"cnf", "txn", "tctx"} }
+
+// ReservedCopyClaim reports whether copy_claims may not name claim. The
+// local signer consults it too, so a configuration that bypassed Validate
+// still cannot copy such a claim.
+func ReservedCopyClaim(claim string) bool {
+	return slices.Contains(setClaims(), claim) || slices.Contains(meaningClaims(), claim)
 }
 
 func (v *validator) exchange() {
@@ -70,8 +83,11 @@ func (v *validator) local() {
 		switch {
 		case claim == "":
 			v.add(p, "is empty: remove the entry, or name a claim of the umbrella token")
-		case slices.Contains(reservedClaims(), claim):
+		case slices.Contains(setClaims(), claim):
 			v.addf(p, "%s is a claim tokengate sets itself on every exchanged token: remove it from copy_claims", quote(claim))
+		case slices.Contains(meaningClaims(), claim):
+			v.addf(p, "%s would change what the exchanged token means (cnf binds it to a key; txn and tctx belong "+
+				"to Txn-Tokens): remove it from copy_claims", quote(claim))
 		}
 	}
 }

@@ -39,6 +39,27 @@ func tokenEndpointPathProblem(p string) string {
 	return ""
 }
 
+// samePathFolded reports whether the token endpoint's path and a route's
+// path_prefix name the same path once trailing slashes, "." segments and
+// letter case are folded. The gateway matches the token endpoint exactly and
+// before any route, so a route on the same path would lose its root; the
+// case-folded twin is refused too, because upstreams that ignore case would
+// see "/Token" and "/token" as one path while the gateway sees two.
+func samePathFolded(endpoint, prefix string) bool {
+	return strings.EqualFold(foldPath(endpoint), foldPath(prefix))
+}
+
+// foldPath drops "." segments, empty segments and the trailing "/".
+func foldPath(p string) string {
+	var segs []string
+	for seg := range strings.SplitSeq(p, "/") {
+		if seg != "" && seg != "." {
+			segs = append(segs, seg)
+		}
+	}
+	return "/" + strings.Join(segs, "/")
+}
+
 func hasDotSegment(p string) bool {
 	for seg := range strings.SplitSeq(p, "/") {
 		if seg == "." || seg == ".." {
@@ -55,7 +76,7 @@ func (v *validator) routePolicy(p string, r Route) {
 		v.addf(p+".name", "%s is reserved: the gateway labels its own requests with it in metrics; name the route otherwise",
 			quote(r.Name))
 	}
-	if ep := v.c.Server.TokenEndpoint(); ep != "" && r.PathPrefix != "" && strings.TrimRight(ep, "/") == r.PathPrefix {
+	if ep := v.c.Server.TokenEndpoint(); ep != "" && r.PathPrefix != "" && samePathFolded(ep, r.PathPrefix) {
 		v.addf(p+".path_prefix", "%s is server.token_endpoint_path: the token endpoint answers there, so the route "+
 			"could never be reached; give the route another prefix, or move the endpoint with server.token_endpoint_path",
 			quote(r.PathPrefix))

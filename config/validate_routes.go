@@ -120,6 +120,8 @@ func pathPrefixProblem(pp string) string {
 		return fmt.Sprintf("%s contains whitespace: write the path without it", quote(pp))
 	case strings.Contains(pp, ".."):
 		return fmt.Sprintf(`%s contains "..": write the path without dot segments`, quote(pp))
+	case hasDotSegment(pp):
+		return fmt.Sprintf(`%s has a "." segment: requests are matched on their cleaned path, so write it without`, quote(pp))
 	case strings.Contains(pp, "//"):
 		return fmt.Sprintf(`%s contains "//": write single slashes`, quote(pp))
 	case pp != "/" && strings.HasSuffix(pp, "/"):

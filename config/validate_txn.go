@@ -43,6 +43,7 @@ func (v *validator) txnToken() {
 	case len(t.TrustDomain) > maxTxnTokenString || hasSpaceOrControl(t.TrustDomain):
 		v.addf(p+"trust_domain", "must be 1 to %d characters without whitespace, like trust-domain.example", maxTxnTokenString)
 	}
+	v.trustDomainNotAudience(t.TrustDomain)
 	switch w := t.WorkloadID; {
 	case w == "":
 		v.add(p+"workload_id", "is empty: name tokengate's workload (the req_wl claim), like apigateway.trust-domain.example, "+
@@ -71,6 +72,24 @@ func (v *validator) txnToken() {
 			v.addf(path, "%s is also context_claims[%d]: list each claim once", quote(name), first)
 		default:
 			seen[name] = i
+		}
+	}
+}
+
+// trustDomainNotAudience refuses a txn_token.trust_domain that is also a
+// route's audience: a Txn-Token's aud is the trust domain, so an upstream of
+// that route would accept a Txn-Token as its access token. A Txn-Token must
+// never be usable as an access token.
+func (v *validator) trustDomainNotAudience(td string) {
+	if td == "" {
+		return
+	}
+	for i, r := range v.c.Routes {
+		if r.Audience == td {
+			v.addf("txn_token.trust_domain", "%s is also routes[%d].audience: a Txn-Token (aud = trust_domain) "+
+				"would then be accepted as that route's access token; name the internal trust domain otherwise, "+
+				"like trust-domain.example", quote(td), i)
+			return
 		}
 	}
 }

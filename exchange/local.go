@@ -15,19 +15,22 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // localMode is the mode label of local exchanges in metrics.
 const localMode = "local"
 
-// localReservedClaim says whether Local sets the claim itself, so copy_claims
-// never overrides it.
+// localReservedClaim says whether Local sets the claim itself, or the claim
+// would change the exchanged token's meaning (config.ReservedCopyClaim), so
+// copy_claims never copies it.
 func localReservedClaim(name string) bool {
 	switch name {
-	case "iss", "aud", "sub", "client_id", "scope", "iat", "nbf", "exp", "jti", "act":
+	case "sub", "client_id":
 		return true
 	}
-	return false
+	return config.ReservedCopyClaim(name)
 }
 
 // LocalOptions configure a Local signer.

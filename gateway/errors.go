@@ -167,9 +167,11 @@ func (r response) atTokenEndpoint() response {
 	if r.code != "invalid_dpop_proof" && r.code != "use_dpop_nonce" {
 		r.code = "invalid_grant"
 	}
-	if r.reason == exchange.ReasonSTSDenied {
-		// The subject token is fine; the STS will not issue for this
-		// audience or scope: RFC 8693 section 2.2.2's invalid_target.
+	switch r.reason {
+	case exchange.ReasonSTSDenied, exchange.ReasonAudience:
+		// The STS will not issue for this audience or scope, or the
+		// subject token's aud does not allow the requested (configured)
+		// audience: RFC 8693 section 2.2.2's invalid_target.
 		r.code = "invalid_target"
 	}
 	r.challenge = ""

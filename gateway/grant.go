@@ -24,11 +24,24 @@ type target struct {
 type scopeError struct{ extra []string }
 
 func (e *scopeError) Error() string {
-	return "the requested scope is broader than the subject token grants for this audience: " + strings.Join(e.extra, " ")
+	shown := make([]string, len(e.extra))
+	for i, s := range e.extra {
+		// A scope is client input: its characters are checked (splitScope),
+		// its length is bounded here.
+		if len(s) > maxListedScopeLen {
+			s = s[:maxListedScopeLen] + "..."
+		}
+		shown[i] = s
+	}
+	return "the requested scope is broader than the subject token grants for this audience: " + strings.Join(shown, " ")
 }
 
-// maxListedScopes bounds how many refused scopes a description names.
-const maxListedScopes = 8
+// maxListedScopes bounds how many refused scopes a description names, and
+// maxListedScopeLen how much of each.
+const (
+	maxListedScopes   = 8
+	maxListedScopeLen = 64
+)
 
 // authorize is the decision shared by the edge, the token endpoint and
 // `tokengate check --explain`, so they can never disagree: verify raw for

@@ -71,7 +71,7 @@ func (g *Gateway) serveToken(r *http.Request, st *requestState) {
 	t := g.audiences[treq.audience]
 	if t == nil {
 		g.fail(w, r, st, &tokenEndpointError{badTokenRequest("invalid_target",
-			"the audience is not an API behind this gateway: use the audience of a configured route")})
+			"the audience (or resource) is not an API behind this gateway: use the audience of a configured route")})
 		return
 	}
 	res, err := g.grant(r.Context(), treq.subjectToken, t, treq.scopes, st)

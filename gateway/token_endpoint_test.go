@@ -285,7 +285,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{name: "scope names the subject token", ct: formType, body: with(good, "scope", umbrella).Encode(), status: 400, code: "invalid_scope", subject: umbrella},
 		{name: "bad signature", ct: formType, body: exchangeForm("tok-unknown-0123456", audOrders).Encode(), status: 400, code: "invalid_grant", reason: "signature", subject: "tok-unknown-0123456"},
 		{name: "expired", ct: formType, body: exchangeForm(tokExpired, audOrders).Encode(), status: 400, code: "invalid_grant", desc: "expired", reason: "expired", subject: tokExpired},
-		{name: "wrong audience", ct: formType, body: exchangeForm(tokWrongAud, audOrders).Encode(), status: 400, code: "invalid_grant", desc: "audience", reason: "audience", subject: tokWrongAud},
+		{name: "wrong audience", ct: formType, body: exchangeForm(tokWrongAud, audOrders).Encode(), status: 400, code: "invalid_target", desc: "audience", reason: "audience", subject: tokWrongAud},
 		{name: "description never echoes", ct: formType, body: exchangeForm(tokEcho, audOrders).Encode(), status: 400, code: "invalid_grant", desc: "[redacted]", reason: "malformed", subject: tokEcho},
 		{name: "too large", ct: formType, body: exchangeForm(strings.Repeat("a", 8193), audOrders).Encode(), status: 400, code: "invalid_grant", reason: "too_large"},
 		{name: "client not allowed", ct: formType, body: exchangeForm("tok-evil-client-0123", audOrders).Encode(), status: 400, code: "invalid_grant", desc: "client", reason: "policy"},
@@ -416,7 +416,7 @@ func TestTokenEndpointNotShadowed(t *testing.T) {
 	if n := len(be.requests()); n != 0 {
 		t.Fatalf("the root route received %d token endpoint requests", n)
 	}
-	for _, p := range []string{"/oauth2/token/x", "/oauth2/tokens", "/oauth2"} {
+	for _, p := range []string{"/oauth2/token/x", "/oauth2/token/", "/oauth2/tokens", "/oauth2"} {
 		if resp, body := env.do(t, http.MethodGet, p, bearer(umbrella)); resp.StatusCode != 200 {
 			t.Errorf("GET %s = %d %s, want the root route", p, resp.StatusCode, body)
 		}

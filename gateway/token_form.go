@@ -59,9 +59,9 @@ func parseTokenForm(body string) (tokenRequest, error) {
 		if len(form[name]) < 2 {
 			continue
 		}
-		if name == paramAudience {
+		if name == paramAudience || name == paramResource {
 			return tokenRequest{}, badTokenRequest("invalid_target",
-				"several audiences: tokengate issues single-audience tokens; ask for one audience per request")
+				"several "+name+"s: tokengate issues single-audience tokens; ask for one audience per request")
 		}
 		return tokenRequest{}, badTokenRequest("invalid_request", "the parameter "+name+" is repeated")
 	}
@@ -82,7 +82,7 @@ func parseTokenForm(body string) (tokenRequest, error) {
 	if get(paramActorToken) != "" || get(paramActorTokenType) != "" {
 		return tokenRequest{}, badTokenRequest("invalid_request", "delegation is not supported: remove actor_token and actor_token_type")
 	}
-	req := tokenRequest{subjectToken: get(paramSubjectToken), audience: get(paramAudience)}
+	req := tokenRequest{subjectToken: get(paramSubjectToken)}
 	if req.subjectToken == "" {
 		return tokenRequest{}, badTokenRequest("invalid_request", "subject_token is required: send the umbrella access token")
 	}
@@ -101,12 +101,11 @@ func parseTokenForm(body string) (tokenRequest, error) {
 		return tokenRequest{}, badTokenRequest("invalid_request",
 			"requested_token_type is not supported: use "+exchange.TokenTypeAccessToken+" or "+exchange.TokenTypeJWT)
 	}
-	if get(paramResource) != "" {
-		return tokenRequest{}, badTokenRequest("invalid_target", "resource is not supported: name the API with audience")
+	audience, err := requestedAudience(get(paramAudience), get(paramResource))
+	if err != nil {
+		return tokenRequest{}, err
 	}
-	if req.audience == "" {
-		return tokenRequest{}, badTokenRequest("invalid_request", "audience is required: name the API the token is for")
-	}
+	req.audience = audience
 	if s, ok := form[paramScope]; ok && len(s) == 1 && s[0] != "" {
 		scopes, ok := splitScope(s[0])
 		if !ok {
@@ -116,6 +115,25 @@ func parseTokenForm(body string) (tokenRequest, error) {
 		req.scopes = scopes
 	}
 	return req, nil
+}
+
+// requestedAudience is the target a request names: audience (RFC 8693), or
+// resource (RFC 8707), which names the same thing for a client that speaks
+// resource indicators. Both together must be the same string: tokengate
+// issues single-audience tokens, and cannot tell which of two targets the
+// client meant (invalid_target). Whether it is a route audience is up to the
+// caller; neither value is echoed.
+func requestedAudience(audience, resource string) (string, error) {
+	switch {
+	case audience != "" && resource != "" && audience != resource:
+		return "", badTokenRequest("invalid_target",
+			"audience and resource name different targets: send one of them, naming a configured route audience")
+	case audience != "":
+		return audience, nil
+	case resource != "":
+		return resource, nil
+	}
+	return "", badTokenRequest("invalid_request", "audience is required: name the API the token is for (or send it as resource)")
 }
 
 // splitScope splits an RFC 6749 section 3.3 scope: scope-tokens of

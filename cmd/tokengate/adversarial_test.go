@@ -21,6 +21,13 @@ const (
 	wwwInvalidToken = `Bearer error="invalid_token", error_description="`
 )
 
+// audienceRefused names the cases whose token is well-formed but whose aud
+// does not name the route's audience: invalid_target at the token endpoint.
+var audienceRefused = map[string]bool{
+	"aud missing": true, "aud empty string": true, "aud empty array": true,
+	"aud another API": true, "aud other APIs only": true, "aud with a trailing slash": true,
+}
+
 // advCase is one hostile request and why tokengate must refuse it.
 type advCase struct {
 	name   string
@@ -339,11 +346,17 @@ func TestAdversarialCorpus(t *testing.T) {
 					t.Errorf("the response echoes the token")
 				}
 			}
-			// The same subject token at the RFC 8693 endpoint is invalid_grant.
+			// The same subject token at the RFC 8693 endpoint is invalid_grant,
+			// or invalid_target when only its aud does not allow the requested
+			// audience (RFC 8693 section 2.2.2).
 			if tc.www == wwwInvalidToken && tc.token != "" {
+				want := "invalid_grant"
+				if audienceRefused[tc.name] {
+					want = "invalid_target"
+				}
 				resp, out := exchangeAt(t, w.g, teForm(tc.token, audOrders))
-				if resp.StatusCode != 400 || out["error"] != "invalid_grant" {
-					t.Errorf("token endpoint: %d %v, want 400 invalid_grant", resp.StatusCode, out)
+				if resp.StatusCode != 400 || out["error"] != want {
+					t.Errorf("token endpoint: %d %v, want 400 %s", resp.StatusCode, out, want)
 				}
 			}
 		})

@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
+	build "github.com/tokengate/tokengate/internal/server"
 )
 
 // runCheck implements `tokengate check --config FILE`: every problem on its
@@ -64,25 +67,35 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return nil
 }
 
-// loadConfig loads and validates a configuration file, then loads its signing
-// keys, so that a key file that cannot be used is reported like any other
-// configuration problem, before a server starts.
+// loadConfig loads and validates a configuration file, then builds it
+// offline through internal/server, the build serve runs, and releases it:
+// a file that cannot be used (a signing key, a client key, a TLS
+// certificate) is reported like any other configuration problem, with its
+// key path, and check, serve, a reload and the demo refuse exactly the same
+// configurations.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Exchange.Mode == config.ModeLocal {
-		if _, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys); err != nil {
-			return nil, &config.FieldError{Path: "exchange.local.signing_keys", Msg: err.Error()}
-		}
+	gen, err := buildOffline(context.Background(), cfg, build.ProcessOptions{}, build.Options{})
+	if err != nil {
+		return nil, err
 	}
-	if r := cfg.Exchange.Remote; cfg.Exchange.Mode == config.ModeRemote && r.AuthMethod == config.AuthPrivateKeyJWT {
-		if _, err := exchange.LoadClientKey(r.PrivateKey); err != nil {
-			return nil, &config.FieldError{Path: "exchange.remote.private_key", Msg: err.Error()}
-		}
-	}
+	gen.Close()
 	return cfg, nil
+}
+
+// buildOffline builds cfg through internal/server without starting
+// anything (no prefetch, no Redis listener: nothing is dialled), on a
+// process of its own whose metrics and logs go nowhere.
+func buildOffline(ctx context.Context, cfg *config.Config, po build.ProcessOptions, bo build.Options) (*build.Generation, error) {
+	p, err := build.NewProcess(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), po)
+	if err != nil {
+		return nil, err
+	}
+	bo.Offline = true
+	return build.Build(ctx, p, cfg, nil, bo)
 }
 
 // printProblems writes one line per problem (errors.Join keeps them apart).

@@ -29,7 +29,7 @@ func TestE2EThousandConcurrentFirstRequestsOneExchange(t *testing.T) {
 			t.Fatalf("request %d: status %d", i, c)
 		}
 	}
-	if got := testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok")); got != 1 {
+	if got := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok")); got != 1 {
 		t.Errorf("%d concurrent first requests caused %v exchanges; want exactly 1", n, got)
 	}
 	seen := map[string]bool{}

@@ -74,11 +74,11 @@ func startReplicas(t *testing.T, n int, orders *e2eBackend) *e2eReplicas {
 }
 
 func signings(g *e2eGateway) float64 {
-	return testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok"))
+	return testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok"))
 }
 
 func redisLookups(g *e2eGateway, result string) float64 {
-	return testutil.ToFloat64(g.srv.proc.cacheMetric.Requests.WithLabelValues(cache.TierRedis, result))
+	return testutil.ToFloat64(g.srv.proc.CacheMetrics.Requests.WithLabelValues(cache.TierRedis, result))
 }
 
 // redisDump is every key and every value, member and field in Redis.
@@ -190,7 +190,7 @@ func TestE2ERedisOutage(t *testing.T) {
 			}
 		}
 	}
-	if got := testutil.ToFloat64(g1.srv.proc.cacheMetric.BreakerOpen); got != 1 {
+	if got := testutil.ToFloat64(g1.srv.proc.CacheMetrics.BreakerOpen); got != 1 {
 		t.Errorf("tokengate_redis_breaker_open = %v with Redis down; want 1", got)
 	}
 	resp, body := get(t, g1.srv.AdminURL()+"/readyz")
@@ -285,10 +285,10 @@ func TestE2ERedisRevocation(t *testing.T) {
 			t.Errorf("bob after alice's revocation: %d; want 200", resp.StatusCode)
 		}
 	}
-	if got := testutil.ToFloat64(g2.srv.proc.cacheMetric.Revocations.WithLabelValues("sub", "peer")); got != 1 {
+	if got := testutil.ToFloat64(g2.srv.proc.CacheMetrics.Revocations.WithLabelValues("sub", "peer")); got != 1 {
 		t.Errorf("replica 2 tokengate_revocations_total{by=sub,source=peer} = %v; want 1", got)
 	}
-	if got := testutil.ToFloat64(g1.srv.proc.cacheMetric.Revocations.WithLabelValues("sub", "admin")); got != 1 {
+	if got := testutil.ToFloat64(g1.srv.proc.CacheMetrics.Revocations.WithLabelValues("sub", "admin")); got != 1 {
 		t.Errorf("replica 1 tokengate_revocations_total{by=sub,source=admin} = %v; want 1", got)
 	}
 	// A new login (issued after the revocation; within the issuer's leeway)

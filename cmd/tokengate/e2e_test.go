@@ -401,7 +401,7 @@ func TestE2ECacheReuseAndOneSigningUnderConcurrency(t *testing.T) {
 			t.Fatalf("a concurrent request got %d", c)
 		}
 	}
-	signed := testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok"))
+	signed := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "local", "ok"))
 	if signed != 1 {
 		t.Errorf("%d concurrent first requests caused %v signings, want 1", n, signed)
 	}
@@ -686,7 +686,7 @@ func TestE2EGracefulShutdownFinishesInFlight(t *testing.T) {
 	shutdown := make(chan error, 1)
 	go func() { shutdown <- g.srv.Shutdown(context.Background()) }()
 	// Readiness fails once shutdown begins.
-	waitFor(t, func() bool { return g.srv.proc.draining.Load() })
+	waitFor(t, func() bool { return g.srv.proc.Draining.Load() })
 	close(release)
 	if got := <-result; got != "200 done" {
 		t.Errorf("in-flight request during shutdown: %s", got)

@@ -19,6 +19,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/gateway"
+	build "github.com/tokengate/tokengate/internal/server"
 )
 
 // explainOptions are what `tokengate check --explain` needs; tests inject
@@ -42,14 +43,20 @@ var errKeysForExplain = errors.New("cannot verify the token's signature")
 // Nothing is sent to a route, and the token itself is never printed.
 func explain(ctx context.Context, o explainOptions) error {
 	cfg := o.cfg
-	verifier, err := exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
-		HTTPClient:    o.httpClient,
-		Clock:         o.now,
-		MaxTokenBytes: cfg.Server.MaxTokenBytes,
-	})
+	// The same build as serve, offline: --no-verify only swaps the
+	// verifier the gateway decides with.
+	gen, err := buildOffline(ctx, cfg, build.ProcessOptions{HTTPClient: o.httpClient, Clock: o.now},
+		build.Options{Verifier: func(v *exchange.Verifier) gateway.Verifier {
+			if o.noVerify {
+				return unverified{v}
+			}
+			return v
+		}})
 	if err != nil {
-		return fmt.Errorf("issuers: %w", err)
+		return err
 	}
+	defer gen.Close()
+	verifier := gen.Verifier()
 	w := &errWriter{w: o.out}
 	if iss, endpoint, ok := verifier.IntrospectionTarget(o.raw); ok {
 		explainOpaque(w, iss, endpoint)
@@ -62,10 +69,6 @@ func explain(ctx context.Context, o explainOptions) error {
 
 	// The token before any route: its claims as the verifier reads them.
 	info, infoErr := verifier.InspectUnverified(o.raw, "")
-	var gwVerifier gateway.Verifier = verifier
-	if o.noVerify {
-		gwVerifier = unverified{verifier}
-	}
 	signature := "signature NOT checked (--no-verify)"
 	if !o.noVerify && infoErr == nil {
 		switch aud := info.Claims.Audience; {
@@ -93,16 +96,9 @@ func explain(ctx context.Context, o explainOptions) error {
 		printClaims(w, cfg, &info.Claims, now)
 	}
 
-	gw, err := gateway.New(gateway.Options{Config: cfg, Verifier: gwVerifier, Exchanger: noExchange{}, Clock: o.now, TxnMinter: noTxn{}})
-	if err != nil {
-		return fmt.Errorf("routes: %w", err)
-	}
-	defer gw.Close()
-	ex := gw.Explain(ctx, o.raw)
-	mint, err := newMinter(cfg, o.now)
-	if err != nil {
-		return err
-	}
+	// Explain decides through the gateway's own code and exchanges nothing.
+	ex := gen.Edge().Explain(ctx, o.raw)
+	mint := &minter{local: gen.Local(), ttl: cfg.Exchange.TokenTTL.D(), now: o.now}
 
 	if ex.JKT != "" {
 		w.printf("\nDPoP-bound (cnf.jkt %s): every request below also needs a DPoP proof signed by that key, "+
@@ -244,22 +240,20 @@ func printClaims(w *errWriter, cfg *config.Config, c *exchange.Claims, now time.
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // minter signs with the configured local signer what an allowed route
-// would exchange, and prints the claims (never the token).
+// would exchange, and prints the claims (never the token). In remote mode
+// (local is nil) the STS would sign: nothing is sent to it.
 type minter struct {
 	local *exchange.Local
 	ttl   time.Duration
 	now   func() time.Time
 }
 
-func newMinter(cfg *config.Config, now func() time.Time) (*minter, error) {
-	local, err := newLocalSigner(cfg, now, nil, nil)
-	if err != nil {
-		return nil, err
-	}
-	return &minter{local: local, ttl: cfg.Exchange.TokenTTL.D(), now: now}, nil
-}
-
 func (m *minter) print(ctx context.Context, w *errWriter, req exchange.Request) {
+	if m.local == nil {
+		w.printf("      exchanged token: aud %q, %s, issued by the STS (exchange.mode remote; not contacted)\n",
+			req.Audience, scopeText(req.Scopes))
+		return
+	}
 	res, err := m.local.Exchange(ctx, req)
 	if err != nil {
 		w.printf("      the exchange would fail: %s\n", describe(err))
@@ -306,14 +300,6 @@ type unverified struct{ v *exchange.Verifier }
 func (u unverified) Verify(_ context.Context, raw, audience string) (*exchange.Token, error) {
 	return u.v.InspectUnverified(raw, audience)
 }
-
-// noExchange is the exchanger of an explanation: Explain never exchanges.
-type noExchange struct{}
-
-func (noExchange) Exchange(context.Context, exchange.Request) (*exchange.Result, error) {
-	return nil, errors.New("explain: no exchange")
-}
-func (noExchange) Invalidate(context.Context, exchange.Request) {}
 
 // errWriter keeps the first write error, so printing code stays linear.
 type errWriter struct {

@@ -154,7 +154,7 @@ func TestE2EMetricsAfterTraffic(t *testing.T) {
 	}
 
 	// Names, help and types pass promlint on the whole registry.
-	problems, err := testutil.GatherAndLint(g.srv.proc.reg)
+	problems, err := testutil.GatherAndLint(g.srv.proc.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,7 +208,7 @@ func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 	if calls := sts.calls.Load(); calls != 1 {
 		t.Fatalf("%d concurrent first requests made %d STS calls, want 1", n, calls)
 	}
-	if got := testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "remote", "ok")); got != 1 {
+	if got := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "remote", "ok")); got != 1 {
 		t.Errorf("exchanges{remote,ok} = %v, want 1", got)
 	}
 	reqs := orders.received()
@@ -288,7 +288,7 @@ func TestE2ERemoteSTSErrors(t *testing.T) {
 		t.Fatalf("inventory: %d %s", resp.StatusCode, body)
 	}
 	for result, want := range map[string]float64{"rejected": 3, "unavailable": 2} {
-		if got := testutil.ToFloat64(g.srv.proc.exMetrics.Exchanges.WithLabelValues(audOrders, "remote", result)); got != want {
+		if got := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "remote", result)); got != want {
 			t.Errorf("exchanges{remote,%s} = %v, want %v", result, got, want)
 		}
 	}

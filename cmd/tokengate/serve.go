@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/config"
+	build "github.com/tokengate/tokengate/internal/server"
 )
 
 // runServe implements `tokengate serve --config FILE`.
@@ -113,7 +114,7 @@ type serverOptions struct {
 type server struct {
 	opts     serverOptions
 	proc     *process
-	gen      atomic.Pointer[generation]
+	gen      atomic.Pointer[build.Generation]
 	reloadMu sync.Mutex
 	edge     *http.Server
 	admin    *http.Server
@@ -131,7 +132,7 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	gen, err := buildGeneration(ctx, proc, opts.Config, nil)
+	gen, err := build.Build(ctx, proc.Process, opts.Config, nil, build.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -141,26 +142,27 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	cfg := opts.Config.Server
 	edgeLn, err := listen(opts.EdgeListener, cfg.Listen)
 	if err != nil {
-		gen.close()
+		gen.Close()
 		return nil, err
 	}
 	adminLn, err := listen(opts.AdminListener, cfg.AdminListen)
 	if err != nil {
 		edgeLn.Close()
-		gen.close()
+		gen.Close()
 		return nil, err
 	}
 	s.edgeAddr, s.adminAdr = edgeLn.Addr(), adminLn.Addr()
 	errorLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	s.edge = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().edge.ServeHTTP(w, r) }),
+		TLSConfig:         gen.TLS(),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Edge().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       cfg.IdleTimeout.D(),
 		ErrorLog:          errorLog,
 	}
 	s.admin = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().admin.ServeHTTP(w, r) }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Admin().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       cfg.IdleTimeout.D(),
@@ -169,7 +171,9 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	go func() {
 		var err error
 		if cfg.TLS != nil {
-			err = s.edge.ServeTLS(edgeLn, cfg.TLS.CertFile, cfg.TLS.KeyFile)
+			// The certificate was loaded by the build (gen.TLS()), so a
+			// broken file failed before any listener was bound.
+			err = s.edge.ServeTLS(edgeLn, "", "")
 		} else {
 			err = s.edge.Serve(edgeLn)
 		}
@@ -207,7 +211,7 @@ func (s *server) AdminURL() string { return "http://" + s.adminAdr.String() }
 func (s *server) Reload(ctx context.Context) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
-	log := s.proc.logger
+	log := s.proc.Logger
 	fail := func(err error) error {
 		s.proc.reloaded(false)
 		return err
@@ -220,22 +224,21 @@ func (s *server) Reload(ctx context.Context) error {
 		return fail(fmt.Errorf("reload %s: %w", s.opts.ConfigPath, err))
 	}
 	old := s.gen.Load()
-	if cfg.Server.Listen != old.cfg.Server.Listen || cfg.Server.AdminListen != old.cfg.Server.AdminListen ||
-		(cfg.Server.TLS == nil) != (old.cfg.Server.TLS == nil) {
+	oldCfg := old.Config()
+	if cfg.Server.Listen != oldCfg.Server.Listen || cfg.Server.AdminListen != oldCfg.Server.AdminListen ||
+		(cfg.Server.TLS == nil) != (oldCfg.Server.TLS == nil) {
 		log.Warn("listener settings changed; they take effect only after a restart",
 			"listen", cfg.Server.Listen, "admin_listen", cfg.Server.AdminListen)
 	}
-	next, err := buildGeneration(ctx, s.proc, cfg, old)
+	// Build new, swap, release old: in-flight requests keep their
+	// reference to the old gateway and finish; only its idle upstream
+	// connections and its Redis client are closed.
+	next, err := build.Build(ctx, s.proc.Process, cfg, old, build.Options{})
 	if err != nil {
 		return fail(fmt.Errorf("reload %s: %w", s.opts.ConfigPath, err))
 	}
 	s.gen.Store(next)
-	// In-flight requests keep their reference to the old gateway and finish;
-	// only its idle upstream connections are closed.
-	old.edge.Close()
-	if next.redis != old.redis {
-		old.close()
-	}
+	old.Close()
 	s.proc.reloaded(true)
 	log.Info("configuration reloaded", "routes", len(cfg.Routes), "issuers", len(cfg.Issuers))
 	return nil
@@ -247,16 +250,16 @@ func (s *server) Reload(ctx context.Context) error {
 func (s *server) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
-		s.proc.draining.Store(true)
+		s.proc.Draining.Store(true)
 		// Clients on kept-alive connections reconnect, and so reach a pod
 		// that is not shutting down.
 		s.edge.SetKeepAlivesEnabled(false)
 		if s.watcher != nil {
 			s.watcher.Stop()
 		}
-		cfg := s.gen.Load().cfg.Server
+		cfg := s.gen.Load().Config().Server
 		if d := cfg.ShutdownDelay.D(); d > 0 {
-			s.proc.logger.Info("not ready any more; serving on while load balancers catch up", "shutdown_delay", d.String())
+			s.proc.Logger.Info("not ready any more; serving on while load balancers catch up", "shutdown_delay", d.String())
 			after := s.opts.After
 			if after == nil {
 				after = time.After
@@ -267,15 +270,14 @@ func (s *server) Shutdown(ctx context.Context) error {
 			}
 		}
 		grace := cfg.ShutdownGrace.D()
-		s.proc.logger.Info("closing the listeners; draining in-flight requests", "shutdown_grace", grace.String())
+		s.proc.Logger.Info("closing the listeners; draining in-flight requests", "shutdown_grace", grace.String())
 		ctx, cancel := context.WithTimeout(ctx, grace)
 		defer cancel()
 		err = s.edge.Shutdown(ctx)
 		if aerr := s.admin.Shutdown(ctx); err == nil {
 			err = aerr
 		}
-		s.gen.Load().edge.Close()
-		s.gen.Load().close()
+		s.gen.Load().Close()
 		if err != nil {
 			err = fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", grace, err)
 		}

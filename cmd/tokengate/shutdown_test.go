@@ -87,7 +87,7 @@ func TestShutdownUnderLoadLosesNoRequest(t *testing.T) {
 	for range 4 {
 		clients.Go(func() {
 			for !stop.Load() {
-				draining := g.srv.proc.draining.Load()
+				draining := g.srv.proc.Draining.Load()
 				if got := send("/inventory/x"); got != `200 {"backend":"inventory"}` {
 					mu.Lock()
 					failures = append(failures, got)
@@ -184,8 +184,8 @@ func TestSecondSignalCutsShutdownShort(t *testing.T) {
 
 	signals := make(chan os.Signal, 2)
 	done := make(chan error, 1)
-	go func() { done <- shutdownUntilSignal(g.srv, signals, g.srv.proc.logger) }()
-	waitFor(t, func() bool { return g.srv.proc.draining.Load() })
+	go func() { done <- shutdownUntilSignal(g.srv, signals, g.srv.proc.Logger) }()
+	waitFor(t, func() bool { return g.srv.proc.Draining.Load() })
 	signals <- syscall.SIGHUP // ignored while shutting down
 	signals <- syscall.SIGTERM
 	select {

@@ -63,12 +63,12 @@ func startWatcher(s *server, debounce time.Duration) (*configWatcher, error) {
 		srv:      s,
 		fsw:      fsw,
 		debounce: debounce,
-		log:      s.proc.logger,
+		log:      s.proc.Logger,
 		names:    map[string]map[string]bool{},
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	files := watchedFiles(s.opts.ConfigPath, s.gen.Load().cfg)
+	files := watchedFiles(s.opts.ConfigPath, s.gen.Load().Config())
 	if err := w.watch(files); err != nil {
 		fsw.Close()
 		return nil, err
@@ -173,7 +173,7 @@ func (w *configWatcher) loop() {
 // attempt. A failed reload is not retried until the files change again.
 func (w *configWatcher) check() {
 	defer w.checks.Add(1)
-	files := watchedFiles(w.srv.opts.ConfigPath, w.srv.gen.Load().cfg)
+	files := watchedFiles(w.srv.opts.ConfigPath, w.srv.gen.Load().Config())
 	sum := hashFiles(files)
 	if sum == w.last {
 		return
@@ -185,7 +185,7 @@ func (w *configWatcher) check() {
 		return
 	}
 	// The new configuration may name other key files.
-	next := watchedFiles(w.srv.opts.ConfigPath, w.srv.gen.Load().cfg)
+	next := watchedFiles(w.srv.opts.ConfigPath, w.srv.gen.Load().Config())
 	if err := w.watch(next); err != nil {
 		w.log.Warn("configuration watcher", "error", err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -29,10 +29,10 @@ type modeUpstream struct {
 }
 
 // buildUpstream builds the Local signer or the Remote STS client.
-func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
+func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 	switch cfg.Exchange.Mode {
 	case config.ModeLocal:
-		local, err := newLocalSigner(cfg, p.clock, p.exMetrics, p.logger)
+		local, err := newLocalSigner(cfg, p.Clock, p.ExchangeMetrics, p.Logger)
 		if err != nil {
 			return nil, err
 		}
@@ -42,10 +42,10 @@ func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
 		remote, err := exchange.NewRemote(exchange.RemoteOptions{
 			Config:     cfg.Exchange.Remote,
 			TokenTTL:   cfg.Exchange.TokenTTL.D(),
-			HTTPClient: p.httpClient,
-			Clock:      p.clock,
-			Metrics:    p.exMetrics,
-			Logger:     p.logger,
+			HTTPClient: p.HTTPClient,
+			Clock:      p.Clock,
+			Metrics:    p.ExchangeMetrics,
+			Logger:     p.Logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("exchange.remote: %w", err)
@@ -60,9 +60,8 @@ func buildUpstream(p *process, cfg *config.Config) (*modeUpstream, error) {
 	}
 }
 
-// newLocalSigner loads exchange.local's keys and builds the signer: for
-// serve, and for `check --explain` (which shows what it would mint).
-// metrics and logger may be nil.
+// newLocalSigner loads exchange.local's keys and builds the signer (which
+// `check --explain` also uses, to show what it would mint).
 func newLocalSigner(cfg *config.Config, clock func() time.Time, metrics *exchange.Metrics, logger *slog.Logger) (*exchange.Local, error) {
 	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
 	if err != nil {

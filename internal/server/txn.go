@@ -1,7 +1,6 @@
-package main
+package server
 
 import (
-	"context"
 	"fmt"
 	"slices"
 
@@ -13,7 +12,7 @@ import (
 // buildTxnMinter makes the Transaction Token minter of the exchange mode:
 // the local signer's first key, or the STS of exchange.remote. nil when no
 // route forwards a Txn-Token.
-func buildTxnMinter(p *process, cfg *config.Config, up *modeUpstream) (gateway.TxnMinter, error) {
+func buildTxnMinter(p *Process, cfg *config.Config, up *modeUpstream) (gateway.TxnMinter, error) {
 	if !slices.ContainsFunc(cfg.Routes, config.Route.ForwardsTxnToken) {
 		return nil, nil
 	}
@@ -24,7 +23,7 @@ func buildTxnMinter(p *process, cfg *config.Config, up *modeUpstream) (gateway.T
 	switch u := up.upstream.(type) {
 	case *exchange.Local:
 		m, err := exchange.NewLocalTxn(exchange.LocalTxnOptions{
-			TxnOptions: opts, Issuer: cfg.Exchange.Local.Issuer, Keys: u.Keys(), Clock: p.clock,
+			TxnOptions: opts, Issuer: cfg.Exchange.Local.Issuer, Keys: u.Keys(), Clock: p.Clock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("txn_token: %w", err)
@@ -39,12 +38,4 @@ func buildTxnMinter(p *process, cfg *config.Config, up *modeUpstream) (gateway.T
 	default:
 		return nil, fmt.Errorf("txn_token: exchange mode %q cannot make Transaction Tokens", cfg.Exchange.Mode)
 	}
-}
-
-// noTxn is the minter of `check --explain`, which builds a gateway to
-// explain its decisions but serves no request.
-type noTxn struct{}
-
-func (noTxn) MintTxnToken(context.Context, exchange.TxnRequest) (*exchange.TxnResult, error) {
-	return nil, fmt.Errorf("explain mints no Transaction Token: %w", exchange.ErrTxnUnavailable)
 }

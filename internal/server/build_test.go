@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokengate/tokengate/config"
+)
+
+// buildEnv is a configuration whose issuer and Redis are local listeners
+// that count who reaches them.
+type buildEnv struct {
+	cfg        *config.Config
+	idpHits    atomic.Int64
+	redisDials chan struct{}
+}
+
+func newBuildEnv(t *testing.T) *buildEnv {
+	t.Helper()
+	env := &buildEnv{redisDials: make(chan struct{}, 16)}
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		env.idpHits.Add(1)
+		http.Error(w, "down", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(idp.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			env.redisDials <- struct{}{}
+			c.Close()
+		}
+	}()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "es256.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf(`server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
+issuers:
+  - issuer: "https://idp.example.com/"
+    jwks_uri: %q
+    allow_insecure_http: true
+exchange:
+  local:
+    issuer: "https://gw.example.com"
+    signing_keys: [{file: es256.pem, alg: ES256}]
+cache:
+  redis:
+    addrs: [%q]
+    encryption_key: %q
+routes:
+  - {name: orders, path_prefix: /orders, upstream: "http://127.0.0.1:9001", audience: "https://orders.example.com"}
+`, idp.URL+"/jwks.json", ln.Addr().String(), base64.StdEncoding.EncodeToString(make([]byte, 32)))
+	path := filepath.Join(dir, "tokengate.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if env.cfg, err = config.Load(path); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+func newTestProcess(t *testing.T) *Process {
+	t.Helper()
+	p, err := NewProcess(slog.New(slog.DiscardHandler), prometheus.NewRegistry(), ProcessOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestBuildOfflineDialsNothing: an offline build (check, explain) fetches
+// no keys and dials no Redis, so a fresh `check` needs nothing reachable;
+// the online build (serve) prefetches keys and listens on Redis.
+func TestBuildOfflineDialsNothing(t *testing.T) {
+	env := newBuildEnv(t)
+	gen, err := Build(context.Background(), newTestProcess(t), env.cfg, nil, Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gen.Edge() == nil || gen.Admin() == nil || gen.Local() == nil || gen.Verifier() == nil {
+		t.Fatal("an offline build lacks components")
+	}
+	gen.Close()
+	gen.Close() // twice is harmless
+	if n := env.idpHits.Load(); n != 0 {
+		t.Errorf("offline build fetched from the IdP %d times", n)
+	}
+	select {
+	case <-env.redisDials:
+		t.Error("offline build dialled Redis")
+	default:
+	}
+
+	online, err := Build(context.Background(), newTestProcess(t), env.cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer online.Close()
+	if env.idpHits.Load() == 0 {
+		t.Error("online build did not prefetch the issuer's keys")
+	}
+	select {
+	case <-env.redisDials:
+	case <-time.After(10 * time.Second):
+		t.Error("online build never dialled Redis for revocations")
+	}
+}
+
+// TestBuildDonatesMemoryTiers: a reload's build takes over the previous
+// generation's memory cache and DPoP replay memory when their bounds are
+// unchanged, and makes new ones when they change.
+func TestBuildDonatesMemoryTiers(t *testing.T) {
+	env := newBuildEnv(t)
+	p := newTestProcess(t)
+	first, err := Build(context.Background(), p, env.cfg, nil, Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Build(context.Background(), p, env.cfg, first, Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	if second.memory != first.memory || second.dpopMemory != first.dpopMemory {
+		t.Error("same bounds: the memory tiers were not handed on")
+	}
+	changed := *env.cfg
+	changed.Cache.MaxEntries++
+	changed.Server.DPoP.ReplayMaxEntries++
+	third, err := Build(context.Background(), p, &changed, second, Options{Offline: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Close()
+	defer third.Close()
+	if third.memory == second.memory || third.dpopMemory == second.dpopMemory {
+		t.Error("changed bounds: the old memory tiers were kept")
+	}
+}

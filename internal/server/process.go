@@ -1,0 +1,87 @@
+// Package server is tokengate's ONE build path: it turns a validated
+// *config.Config into the running components (verifier, key sets, signer or
+// STS client, caches, exchanger, gateway, admin handler, TLS certificate)
+// with a cleanup stack. `serve`, a reload, `check`, `check --explain` and
+// `demo` all build through Build, so they can never disagree on what a
+// configuration means or which files it can load: `check` refuses exactly
+// what `serve` refuses. The package knows nothing of listeners or request
+// handling; cmd/tokengate binds and serves what it builds.
+package server
+
+import (
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/gateway"
+)
+
+// Process holds what lives as long as the process, across configuration
+// reloads: the collectors (a registry refuses the same name twice), the HTTP
+// client for IdP and STS fetches, the cache key secret (so a reload keeps
+// the cache warm), the revocation denylist, and the draining flag that
+// /readyz reports.
+type Process struct {
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry
+	GatewayMetrics  *gateway.Metrics
+	ExchangeMetrics *exchange.Metrics
+	CacheMetrics    *cache.Metrics
+	// ReplayMetrics count DPoP replay store failures (docs/dpop.md).
+	ReplayMetrics *cache.ReplayMetrics
+	HTTPClient    *http.Client
+	Clock         func() time.Time
+	Denylist      *cache.Denylist
+	// Draining is set when shutdown begins: /readyz fails from then on.
+	Draining atomic.Bool
+
+	cacheSecret []byte
+}
+
+// ProcessOptions vary NewProcess; zero values are the production choices.
+type ProcessOptions struct {
+	// HTTPClient fetches keys, metadata and exchanges; nil makes one.
+	HTTPClient *http.Client
+	// Clock is nil for time.Now.
+	Clock func() time.Time
+}
+
+// NewProcess registers the build's collectors on reg (which the caller
+// creates, with its own process-level collectors).
+func NewProcess(logger *slog.Logger, reg *prometheus.Registry, opts ProcessOptions) (*Process, error) {
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return nil, fmt.Errorf("cache key secret: %w", err)
+	}
+	client := opts.HTTPClient
+	if client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = 4
+		// Each fetch also carries its own context deadline
+		// (issuers[].fetch_timeout); this is the outer bound.
+		client = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	}
+	clock := opts.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Process{
+		Logger:          logger,
+		Registry:        reg,
+		GatewayMetrics:  gateway.NewMetrics(reg),
+		ExchangeMetrics: exchange.NewMetrics(reg),
+		CacheMetrics:    cache.NewMetrics(reg),
+		ReplayMetrics:   cache.NewReplayMetrics(reg),
+		HTTPClient:      client,
+		Clock:           clock,
+		Denylist:        cache.NewDenylist(clock),
+		cacheSecret:     secret,
+	}, nil
+}
