@@ -70,9 +70,9 @@ type dpopState struct {
 	algs     string       // the algs challenge parameter, quoted
 	base     string       // server.public_url without its trailing "/", or ""
 	proxies  trustedProxies
-	// listenHost and listenPort are server.listen when its host is concrete
-	// (config.Server.ListenAuthority); listenHost is "" otherwise. Port "0"
-	// is the port the listener picked, read from the connection.
+	// listenHost is server.listen's host when it is concrete
+	// (config.Server.ListenAuthority), else ""; listenPort its port ("0":
+	// the port the listener picked, read from the connection).
 	listenHost, listenPort string
 }
 
@@ -90,7 +90,10 @@ func newDPoP(s config.Server, proxies trustedProxies, opts DPoPOptions, clock fu
 		c.ReplayMaxEntries = config.DefaultDPoPReplayMaxEntries
 	}
 	d := &dpopState{replay: opts.Replay, base: strings.TrimRight(s.PublicURL, "/"), proxies: proxies}
-	d.listenHost, d.listenPort, _ = s.ListenAuthority()
+	d.listenHost, _, _ = s.ListenAuthority()
+	if _, port, err := net.SplitHostPort(s.Listen); err == nil {
+		d.listenPort = port
+	}
 	if c.Nonce {
 		secret := opts.NonceSecret
 		if secret == nil {

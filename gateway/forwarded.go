@@ -193,8 +193,10 @@ func lastValue(h http.Header, name string) string {
 //     Forwarded, X-Forwarded-Proto and -Host are kept (set by the gateway
 //     when the proxy sent none); classProxyOnly headers pass.
 //
-// Any non-canonical spelling of a forwarding header (x_real_ip) is removed
-// from every peer: a backend must never see two spellings of one header.
+// Any other spelling of a forwarding header (x-real-ip in a hand-built
+// header map, X_Real_IP, which Go keeps apart but CGI-style backends read
+// as X-Real-IP) is removed from every peer: a backend must never see two
+// spellings of one header.
 func (t trustedProxies) rewriteForwarded(in *http.Request, out http.Header) {
 	p := t.peerOf(in)
 	for name := range out {
@@ -202,7 +204,7 @@ func (t trustedProxies) rewriteForwarded(in *http.Request, out http.Header) {
 		case c == classOther:
 		case c == classAlwaysRemoved,
 			c == classProxyOnly && !p.trusted,
-			name != textproto.CanonicalMIMEHeaderKey(name):
+			strings.IndexByte(name, '_') >= 0, name != textproto.CanonicalMIMEHeaderKey(name):
 			delete(out, name)
 		}
 	}
