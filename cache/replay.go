@@ -66,9 +66,12 @@ func NewReplayMetrics(reg prometheus.Registerer) *ReplayMetrics {
 // concurrent use.
 type MemoryReplay struct {
 	now func() time.Time
-	max int
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, time.Time]
+	max int // the bound: no new key once this many are held
+	// capacity is the LRU's size, at least max: SetBound never shrinks it,
+	// since the LRU would then evict unexpired keys.
+	capacity int
+	lru      *simplelru.LRU[string, time.Time]
 }
 
 // NewMemoryReplay returns an empty store of at most maxEntries keys.
@@ -80,7 +83,25 @@ func NewMemoryReplay(maxEntries int, clock func() time.Time) (*MemoryReplay, err
 	if clock == nil {
 		clock = time.Now
 	}
-	return &MemoryReplay{now: clock, max: maxEntries, lru: l}, nil
+	return &MemoryReplay{now: clock, max: maxEntries, capacity: maxEntries, lru: l}, nil
+}
+
+// SetBound changes the bound in place (a reload that changes
+// server.dpop.replay_max_entries), keeping every key: forgetting one would
+// let its proof be replayed. A lower bound than the keys held refuses new
+// keys until enough expire.
+func (m *MemoryReplay) SetBound(maxEntries int) error {
+	if maxEntries < 1 {
+		return fmt.Errorf("memory replay store bound %d: must be positive", maxEntries)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.max = maxEntries
+	if maxEntries > m.capacity {
+		m.lru.Resize(maxEntries) // growing evicts nothing
+		m.capacity = maxEntries
+	}
+	return nil
 }
 
 // Fresh records key for ttl and reports whether it was not already

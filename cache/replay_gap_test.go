@@ -81,3 +81,45 @@ func TestReplayGuardOutageAfterMemoryFull(t *testing.T) {
 		}
 	}
 }
+
+// TestMemoryReplaySetBound: changing the bound keeps every key; a bound
+// below the keys held refuses new keys until enough expire.
+func TestMemoryReplaySetBound(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	m, err := cache.NewMemoryReplay(2, func() time.Time { return now })
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := func(key string) (bool, error) { return m.Fresh(key, time.Minute) }
+	steps := []struct {
+		name  string
+		bound int // 0: unchanged
+		key   string
+		fresh bool
+		full  bool
+	}{
+		{name: "a", key: "a", fresh: true},
+		{name: "b", key: "b", fresh: true},
+		{name: "shrunk: a still a replay", bound: 1, key: "a"},
+		{name: "shrunk: b still a replay", key: "b"},
+		{name: "shrunk below the keys held: c refused", key: "c", full: true},
+		{name: "grown: c fits", bound: 4, key: "c", fresh: true},
+		{name: "grown: a still a replay", key: "a"},
+		{name: "d fits", key: "d", fresh: true},
+		{name: "full at the new bound", key: "e", full: true},
+	}
+	for _, s := range steps {
+		if s.bound != 0 {
+			if err := m.SetBound(s.bound); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := fresh(s.key)
+		if got != s.fresh || errors.Is(err, cache.ErrReplayFull) != s.full {
+			t.Errorf("%s: fresh=%v err=%v; want fresh=%v full=%v", s.name, got, err, s.fresh, s.full)
+		}
+	}
+	if err := m.SetBound(0); err == nil {
+		t.Error("SetBound(0) accepted")
+	}
+}

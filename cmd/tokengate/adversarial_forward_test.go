@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -273,5 +274,36 @@ func TestCheckWarnsWhenDPoPCannotBeChecked(t *testing.T) {
 				t.Errorf("the warning does not name the fix (server.public_url):\n%s", stderr.String())
 			}
 		})
+	}
+}
+
+// TestAdversarialDPoPReplayAcrossReload: a reload that changes
+// server.dpop.replay_max_entries keeps the replay memory, so a proof used
+// before the reload is still refused after it (no Redis: memory is the only
+// replay store).
+func TestAdversarialDPoPReplayAcrossReload(t *testing.T) {
+	idp := newE2EIdP(t)
+	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
+	g := startE2E(t, idp, orders, inventory)
+	client := newDPoPClient(t)
+	bound := mintFor(t, idp, client.jkt)
+	htu := g.srv.EdgeURL() + "/orders/1"
+	proof := client.proof(t, "GET", htu, bound, "")
+	if code, body := sendDPoP(t, g.srv.EdgeURL(), "/orders/1", "", bound, proof); code != 200 {
+		t.Fatalf("first use: %d %s", code, body)
+	}
+	for _, entries := range []int{50000, 200000} {
+		text := strings.Replace(g.cfgText, "  shutdown_grace: 10s\n",
+			fmt.Sprintf("  shutdown_grace: 10s\n  dpop: {replay_max_entries: %d}\n", entries), 1)
+		writeFile(t, g.path, []byte(text))
+		if err := g.srv.Reload(context.Background()); err != nil {
+			t.Fatalf("reload: %v", err)
+		}
+		if code, body := sendDPoP(t, g.srv.EdgeURL(), "/orders/1", "", bound, proof); code != 401 || !strings.Contains(body, "already used") {
+			t.Errorf("replay after a reload to replay_max_entries %d: %d %s; want 401 already used", entries, code, body)
+		}
+	}
+	if n := len(orders.received()); n != 1 {
+		t.Errorf("orders received %d requests, want 1", n)
 	}
 }
