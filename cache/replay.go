@@ -66,9 +66,12 @@ func NewReplayMetrics(reg prometheus.Registerer) *ReplayMetrics {
 // concurrent use.
 type MemoryReplay struct {
 	now func() time.Time
-	max int
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, time.Time]
+	max int // the bound: no new key once this many are held
+	// capacity is the LRU's size, at least max: SetBound never shrinks it,
+	// since the LRU would then evict unexpired keys.
+	capacity int
+	lru      *simplelru.LRU[string, time.Time]
 }
 
 // NewMemoryReplay returns an empty store of at most maxEntries keys.
@@ -80,7 +83,25 @@ func NewMemoryReplay(maxEntries int, clock func() time.Time) (*MemoryReplay, err
 	if clock == nil {
 		clock = time.Now
 	}
-	return &MemoryReplay{now: clock, max: maxEntries, lru: l}, nil
+	return &MemoryReplay{now: clock, max: maxEntries, capacity: maxEntries, lru: l}, nil
+}
+
+// SetBound changes the bound in place (a reload that changes
+// server.dpop.replay_max_entries), keeping every key: forgetting one would
+// let its proof be replayed. A lower bound than the keys held refuses new
+// keys until enough expire.
+func (m *MemoryReplay) SetBound(maxEntries int) error {
+	if maxEntries < 1 {
+		return fmt.Errorf("memory replay store bound %d: must be positive", maxEntries)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.max = maxEntries
+	if maxEntries > m.capacity {
+		m.lru.Resize(maxEntries) // growing evicts nothing
+		m.capacity = maxEntries
+	}
+	return nil
 }
 
 // Fresh records key for ttl and reports whether it was not already
@@ -153,6 +174,11 @@ type ReplayGuard struct {
 	log      *slog.Logger
 	now      func() time.Time
 	lastWarn atomic.Int64
+	// memoryGapUntil (unix nanoseconds): until then, some key the shared
+	// store accepted is missing from memory (memory was full), so memory
+	// alone cannot refuse every replay and a shared-store failure must
+	// fail closed even when the store is optional.
+	memoryGapUntil atomic.Int64
 }
 
 // ReplayGuardOptions are the dependencies of NewReplayGuard.
@@ -190,8 +216,10 @@ func NewReplayGuard(opts ReplayGuardOptions) (*ReplayGuard, error) {
 // Fresh records key for ttl and reports whether no request recorded it
 // before. Its error wraps ErrReplayUnavailable when no store could record
 // the key: the shared store down and required, or down while the memory
-// store is full, or the memory store full without a shared store. A
-// shared-store failure otherwise falls back to memory.
+// store is full, or the memory store full without a shared store, or down
+// while memory misses a key it accepted when full (that proof could be
+// replayed here). A shared-store failure otherwise falls back to memory,
+// which holds every other key this replica accepted.
 func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	fresh, memErr := g.memory.Fresh(key, ttl)
 	switch {
@@ -208,6 +236,9 @@ func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) 
 	// The shared store decides; with the memory full it decides alone.
 	fresh, err := g.shared.FreshProof(ctx, key, ttl)
 	if err == nil {
+		if fresh && memErr != nil {
+			g.noteMemoryGap(ttl)
+		}
 		return fresh, nil
 	}
 	g.errs.Inc()
@@ -219,5 +250,22 @@ func (g *ReplayGuard) Fresh(ctx context.Context, key string, ttl time.Duration) 
 	if g.required || memErr != nil {
 		return false, fmt.Errorf("%w: %w", ErrReplayUnavailable, errors.Join(err, memErr))
 	}
+	if g.now().UnixNano() < g.memoryGapUntil.Load() {
+		// A proof accepted while memory was full is only in the shared
+		// store: memory accepting this key proves nothing.
+		return false, fmt.Errorf("%w: %w (and this replica's memory missed proofs while it was full)", ErrReplayUnavailable, err)
+	}
 	return true, nil
+}
+
+// noteMemoryGap records that a key valid for ttl is in the shared store
+// only.
+func (g *ReplayGuard) noteMemoryGap(ttl time.Duration) {
+	until := g.now().Add(ttl).UnixNano()
+	for {
+		cur := g.memoryGapUntil.Load()
+		if cur >= until || g.memoryGapUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
 }

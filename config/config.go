@@ -44,6 +44,12 @@ type Server struct {
 	// + TokenEndpointPath, and DPoP proofs name PublicURL + path in htu.
 	// Optional; see Server.TokenEndpointURL.
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the peers (CIDRs or single IP addresses) whose
+	// forwarding headers are believed: X-Forwarded-For is appended to, the
+	// rest they set is kept, and DPoP htu may come from their
+	// X-Forwarded-Proto/-Host. Default []: no peer is trusted, and the
+	// gateway sets X-Forwarded-* itself (gateway/forwarded.go).
+	TrustedProxies []string `yaml:"trusted_proxies"`
 	// MaxTokenBytes bounds a bearer token before any parsing. Default 8192.
 	MaxTokenBytes int `yaml:"max_token_bytes"`
 	// TLS, when set, serves the edge listener over TLS.

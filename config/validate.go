@@ -75,6 +75,7 @@ func (v *validator) server() {
 		}
 	}
 	v.publicURL()
+	v.trustedProxies()
 	v.dpop()
 	tokenOK := s.MaxTokenBytes >= minMaxTokenBytes && s.MaxTokenBytes <= maxMaxTokenBytes
 	if !tokenOK {

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -68,9 +69,14 @@ type dpopState struct {
 	nonces   *dpop.Nonces // nil unless server.dpop.nonce
 	algs     string       // the algs challenge parameter, quoted
 	base     string       // server.public_url without its trailing "/", or ""
+	proxies  trustedProxies
+	// listenHost is server.listen's host when it is concrete
+	// (config.Server.ListenAuthority), else ""; listenPort its port ("0":
+	// the port the listener picked, read from the connection).
+	listenHost, listenPort string
 }
 
-func newDPoP(s config.Server, opts DPoPOptions, clock func() time.Time) (*dpopState, error) {
+func newDPoP(s config.Server, proxies trustedProxies, opts DPoPOptions, clock func() time.Time) (*dpopState, error) {
 	c := s.DPoP
 	// A Config built in code (tests) may leave server.dpop empty: the
 	// defaults apply, as Load would have set them.
@@ -83,7 +89,11 @@ func newDPoP(s config.Server, opts DPoPOptions, clock func() time.Time) (*dpopSt
 	if c.ReplayMaxEntries <= 0 {
 		c.ReplayMaxEntries = config.DefaultDPoPReplayMaxEntries
 	}
-	d := &dpopState{replay: opts.Replay, base: strings.TrimRight(s.PublicURL, "/")}
+	d := &dpopState{replay: opts.Replay, base: strings.TrimRight(s.PublicURL, "/"), proxies: proxies}
+	d.listenHost, _, _ = s.ListenAuthority()
+	if _, port, err := net.SplitHostPort(s.Listen); err == nil {
+		d.listenPort = port
+	}
 	if c.Nonce {
 		secret := opts.NonceSecret
 		if secret == nil {
@@ -117,21 +127,65 @@ func newDPoP(s config.Server, opts DPoPOptions, clock func() time.Time) (*dpopSt
 	return d, nil
 }
 
-// htu is the request's URL as the client sent it (RFC 9449 section 4.3):
-// server.public_url when set (the edge behind a TLS terminator), else the
-// listener's scheme and the Host header, then the path as received (before
-// cleaning and strip_prefix), without the query. X-Forwarded-* is never read.
-func (d *dpopState) htu(r *http.Request) string {
-	path := r.URL.EscapedPath()
+// htu is the URL a DPoP proof for in must name (RFC 9449 section 4.3),
+// with the path as received (before cleaning and strip_prefix) and no query.
+// Its scheme and authority come from, in order: server.public_url; a
+// trusted proxy's X-Forwarded-Proto and X-Forwarded-Host (right-most
+// values); the listener's scheme with the matched route's host, or with
+// server.listen's concrete host, and the listener's port. Never from the
+// Host header: a proof made for another server could be replayed here by
+// sending that server's Host. ok is false when no rule applies (a route
+// without host, listen ":8080", no public_url, an untrusted peer) or a
+// trusted proxy's values are unusable: the proof cannot be checked.
+func (d *dpopState) htu(in *http.Request, routeHost string) (htu string, ok bool) {
+	path := in.URL.EscapedPath()
 	if d.base != "" {
-		return d.base + path
+		return d.base + path, true
+	}
+	if d.proxies.peerOf(in).trusted {
+		proto, host := lastValue(in.Header, "X-Forwarded-Proto"), lastValue(in.Header, "X-Forwarded-Host")
+		if proto != "" && host != "" {
+			origin, err := dpop.Origin(proto, host)
+			if err != nil {
+				return "", false
+			}
+			return origin + path, true
+		}
+	}
+	host := routeHost
+	if host == "" {
+		host = d.listenHost
+	}
+	port := d.listenPort
+	if port == "0" {
+		port = localPort(in)
+	}
+	if host == "" || port == "" || port == "0" {
+		return "", false
 	}
 	scheme := "http://"
-	if r.TLS != nil {
+	if in.TLS != nil {
 		scheme = "https://"
 	}
-	return scheme + r.Host + path
+	return scheme + net.JoinHostPort(host, port) + path, true
 }
+
+// localPort is the port of the listener that accepted in, "" when unknown.
+func localPort(in *http.Request) string {
+	a, ok := in.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return ""
+	}
+	return port
+}
+
+// descNoHTU is the refusal of a DPoP-bound token where no htu can be built.
+const descNoHTU = "this gateway cannot check DPoP proofs for this request: the URL clients use is not configured " +
+	"(server.public_url or server.trusted_proxies)"
 
 // dpopError is a request refused for DPoP reasons: it carries its whole
 // response (the challenge needs the configured algorithms).
@@ -206,8 +260,16 @@ func (g *Gateway) checkBinding(ctx context.Context, tok *exchange.Token, raw str
 			"the access token is DPoP-bound: send it with Authorization: DPoP and a DPoP proof")
 	}
 	in := st.in
+	routeHost := ""
+	if st.route != nil {
+		routeHost = st.route.host
+	}
+	htu, ok := d.htu(in, routeHost)
+	if !ok {
+		return d.reject(ReasonDPoPProof, "invalid_dpop_proof", descNoHTU)
+	}
 	proof, err := d.verifier.Verify(dpop.Request{
-		Proofs: in.Header[headerDPoP], Method: in.Method, URL: d.htu(in), AccessToken: raw, JKT: jkt,
+		Proofs: in.Header[headerDPoP], Method: in.Method, URL: htu, AccessToken: raw, JKT: jkt,
 	})
 	if err != nil {
 		var de *dpop.Error

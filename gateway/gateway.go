@@ -70,6 +70,7 @@ type Gateway struct {
 	audiences     map[string]*target     // token endpoint targets by audience
 	buffers       *bufferPool
 	dpop          *dpopState
+	proxies       trustedProxies // server.trusted_proxies (forwarded.go)
 	clock         func() time.Time
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
@@ -110,7 +111,10 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g.noRoute = g.metrics.forRoute(noRouteLabel)
 	var err error
-	if g.dpop, err = newDPoP(opts.Config.Server, opts.DPoP, g.clock); err != nil {
+	if g.proxies, err = newTrustedProxies(opts.Config.Server.TrustedProxies); err != nil {
+		return nil, err
+	}
+	if g.dpop, err = newDPoP(opts.Config.Server, g.proxies, opts.DPoP, g.clock); err != nil {
 		return nil, err
 	}
 
@@ -245,13 +249,15 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 10)
+	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs,
 		slog.String("route", obs.name),
 		slog.String("method", r.Method),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
 		slog.String("request_id", st.requestID),
+		// Who the client is follows server.trusted_proxies (forwarded.go).
+		slog.String("client_ip", g.proxies.clientIP(r)),
 	)
 	if st.clientRequestID != "" {
 		attrs = append(attrs, slog.String("client_request_id", st.clientRequestID))

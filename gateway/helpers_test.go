@@ -200,7 +200,9 @@ func newEnv(t testing.TB, routes []config.Route, edit func(*Options)) *testEnv {
 	}
 	env.metrics = NewMetrics(env.reg)
 	opts := Options{
-		Config:    &config.Config{Server: config.Server{MaxTokenBytes: 8192}, Routes: routes},
+		// Listen is the address httptest serves on: the DPoP htu is built
+		// from it (port 0: the port the connection arrived on).
+		Config:    &config.Config{Server: config.Server{MaxTokenBytes: 8192, Listen: "127.0.0.1:0"}, Routes: routes},
 		Verifier:  env.verifier,
 		Exchanger: env.exch,
 		Logger:    slog.New(slog.NewJSONHandler(env.logs, nil)),

@@ -49,7 +49,9 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:  rt.transport,
 		BufferPool: g.buffers,
-		Rewrite:    rt.rewrite,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			rt.rewrite(pr, g.proxies)
+		},
 		ModifyResponse: func(resp *http.Response) error {
 			g.upstreamResponse(rt, resp)
 			return nil
@@ -61,18 +63,16 @@ func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 }
 
 // rewrite builds the outbound request. ReverseProxy has already dropped the
-// client's hop-by-hop, Forwarded and X-Forwarded-* headers.
-func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+// client's hop-by-hop, Forwarded and X-Forwarded-* headers; rewriteForwarded
+// (forwarded.go) sets the forwarding headers for the peer's trust and
+// removes the client's DPoP proof, Txn-Token and request-rewrite headers.
+func (rt *route) rewrite(pr *httputil.ProxyRequest, proxies trustedProxies) {
 	st := stateFrom(pr.In.Context())
 	pr.Out.URL.Path, pr.Out.URL.RawPath = rt.forwardPath(pr.In.URL)
 	pr.Out.URL.RawQuery = stripAccessToken(pr.Out.URL.RawQuery)
 	pr.SetURL(rt.upstream)
-	pr.SetXForwarded()
+	proxies.rewriteForwarded(pr.In, pr.Out.Header)
 	h := pr.Out.Header
-	h.Del("X-Real-Ip") // another client-settable "who am I" header
-	h.Del(headerDPoP)  // the proof is for this hop: the backend gets a plain bearer token
-	// Only tokengate mints Txn-Tokens: a client's never reaches a service.
-	h.Del(headerTxnToken)
 	if st != nil {
 		// Replace the umbrella token: only the exchanged one leaves (none on
 		// forward: txn_token routes).

@@ -41,6 +41,9 @@ func runCheck(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 		printProblems(stderr, *path, err)
 		return &exitError{code: 1}
 	}
+	for _, w := range cfg.DPoPWarnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+	}
 	if *tokenFile == "" {
 		fmt.Fprintf(stdout, "%s: OK (%d issuers, %d routes, exchange mode %s)\n",
 			*path, len(cfg.Issuers), len(cfg.Routes), cfg.Exchange.Mode)

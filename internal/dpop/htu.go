@@ -2,6 +2,7 @@ package dpop
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -85,4 +86,24 @@ func unhex(c byte) byte {
 func isUnreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// Origin returns the normalized "scheme://authority" of a scheme and an
+// authority (host[:port]) that a trusted proxy reported (X-Forwarded-Proto,
+// X-Forwarded-Host), for building the htu a proof must name. It refuses a
+// scheme other than http(s) and an authority that is not a bare host and
+// port (a path, user information, a query, spaces).
+func Origin(scheme, authority string) (string, error) {
+	scheme = strings.ToLower(scheme)
+	if scheme != "http" && scheme != "https" {
+		return "", errors.New("the forwarded scheme is not http or https")
+	}
+	if authority == "" || strings.ContainsAny(authority, "/\\?#@ \t") {
+		return "", errors.New("the forwarded host is not a host and port")
+	}
+	u, err := NormalizeURL(scheme + "://" + authority + "/")
+	if err != nil {
+		return "", fmt.Errorf("the forwarded host is not a host and port: %w", err)
+	}
+	return strings.TrimSuffix(u, "/"), nil
 }

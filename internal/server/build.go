@@ -148,7 +148,9 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	var prevReplay *cache.MemoryReplay
-	if prev != nil && prev.cfg.Server.DPoP.ReplayMaxEntries == cfg.Server.DPoP.ReplayMaxEntries {
+	if prev != nil {
+		// The same replay memory even when its bound changes: a new one would
+		// forget the proofs already seen, and they could be replayed here.
 		prevReplay = prev.dpopMemory
 	}
 	dpopOpts, err := buildDPoP(p, cfg, prevReplay, shared, keySecret)

@@ -141,8 +141,9 @@ func TestBuildOfflineDialsNothing(t *testing.T) {
 }
 
 // TestBuildDonatesMemoryTiers: a reload's build takes over the previous
-// generation's memory cache and DPoP replay memory when their bounds are
-// unchanged, and makes new ones when they change.
+// generation's memory cache when its bound is unchanged and makes a new one
+// when it changes; the DPoP replay memory is always taken over (with the new
+// bound), so no proof seen before a reload can be replayed after it.
 func TestBuildDonatesMemoryTiers(t *testing.T) {
 	env := newBuildEnv(t)
 	p := newTestProcess(t)
@@ -167,7 +168,10 @@ func TestBuildDonatesMemoryTiers(t *testing.T) {
 	}
 	second.Close()
 	defer third.Close()
-	if third.memory == second.memory || third.dpopMemory == second.dpopMemory {
-		t.Error("changed bounds: the old memory tiers were kept")
+	if third.memory == second.memory {
+		t.Error("changed bound: the old memory cache was kept")
+	}
+	if third.dpopMemory != second.dpopMemory {
+		t.Error("changed bound: the DPoP replay memory was replaced, forgetting the proofs it saw")
 	}
 }

@@ -22,13 +22,17 @@ type dpopBuild struct {
 }
 
 // buildDPoP wires DPoP for one generation: the memory replay store (prev's,
-// when its bound is unchanged, so a reload forgets no proof), the Redis
+// with the new bound, so a reload forgets no proof), the Redis
 // replay store when cache.redis is set (so replicas refuse each other's
 // replays), and the nonce secret (derived from the cache key secret: per
 // process without Redis, shared by every replica with it).
 func buildDPoP(p *Process, cfg *config.Config, prev *cache.MemoryReplay, shared *redisTier, keySecret []byte) (dpopBuild, error) {
 	mem := prev
-	if mem == nil {
+	if mem != nil {
+		if err := mem.SetBound(cfg.Server.DPoP.ReplayMaxEntries); err != nil {
+			return dpopBuild{}, fmt.Errorf("server.dpop.replay_max_entries: %w", err)
+		}
+	} else {
 		var err error
 		if mem, err = cache.NewMemoryReplay(cfg.Server.DPoP.ReplayMaxEntries, p.Clock); err != nil {
 			return dpopBuild{}, fmt.Errorf("server.dpop: %w", err)
