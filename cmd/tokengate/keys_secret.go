@@ -45,8 +45,10 @@ type secretTarget struct {
 	namespace string
 	name      string
 	key       string // data key of the PEM file, e.g. signing.pem
+	copyFrom  string // Secret whose key a new Secret takes instead of a new key, if it has one
 	labels    map[string]string
 	client    *http.Client
+	copied    bool // ensure took the key from copyFrom
 }
 
 // runKeysEnsureSecret implements `tokengate keys ensure-secret`.
@@ -57,6 +59,7 @@ func runKeysEnsureSecret(args []string, stdout, stderr io.Writer) error {
 	namespace := fs.String("namespace", "", "namespace of the Secret (default: the pod's, from the service account)")
 	alg := fs.String("alg", "ES256", "algorithm of a new key: ES256, RS256, PS256 or EdDSA")
 	key := fs.String("key", "signing.pem", "data key of the PEM file in the Secret")
+	copyFrom := fs.String("copy-from", "", "when creating, take the key from this Secret if it holds one (an older chart's), instead of making a new key")
 	var labels labelFlag
 	fs.Var(&labels, "label", "label of a new Secret, KEY=VALUE (repeatable)")
 	server := fs.String("server", "", "API server URL (default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT)")
@@ -74,16 +77,19 @@ func runKeysEnsureSecret(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("keys ensure-secret: %w", err)
 	}
-	target.name, target.key, target.labels = *name, *key, labels.m
+	target.name, target.key, target.labels, target.copyFrom = *name, *key, labels.m, *copyFrom
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	created, err := target.ensure(ctx, *alg)
 	if err != nil {
 		return fmt.Errorf("keys ensure-secret: %w", err)
 	}
-	if created {
+	switch {
+	case created && target.copied:
+		fmt.Fprintf(stdout, "created Secret %s/%s with the key of Secret %s in %s\n", target.namespace, target.name, target.copyFrom, target.key)
+	case created:
 		fmt.Fprintf(stdout, "created Secret %s/%s with a new %s key in %s\n", target.namespace, target.name, *alg, target.key)
-	} else {
+	default:
 		fmt.Fprintf(stdout, "Secret %s/%s already holds %s: kept unchanged\n", target.namespace, target.name, target.key)
 	}
 	return nil
@@ -139,7 +145,7 @@ func newSecretTarget(server, namespace, tokenFile, caFile string) (*secretTarget
 // POST that the API server refuses with 409 when the name is taken, so two
 // Jobs racing cannot both write. An existing Secret must hold the key file.
 func (s *secretTarget) ensure(ctx context.Context, alg string) (created bool, err error) {
-	pemBytes, err := exchange.GenerateKeyPEM(alg, rand.Reader)
+	pemBytes, err := s.keyToStore(ctx, alg)
 	if err != nil {
 		return false, err
 	}
@@ -171,34 +177,72 @@ func (s *secretTarget) ensure(ctx context.Context, alg string) (created bool, er
 	return false, s.checkExisting(ctx)
 }
 
-// checkExisting reads the Secret that is already there and checks that it
-// holds a PEM private key under s.key. It never prints the key.
+// keyToStore is the key a new Secret gets: the one in copyFrom when that
+// Secret exists and holds one (the key an older chart version generated, so
+// that an upgrade does not rotate it), else a new key of alg.
+func (s *secretTarget) keyToStore(ctx context.Context, alg string) ([]byte, error) {
+	if _, err := exchange.GenerateKeyPEM(alg, rand.Reader); err != nil {
+		return nil, err // a bad --alg fails the same way with or without --copy-from
+	}
+	if s.copyFrom != "" && s.copyFrom != s.name {
+		pemBytes, err := s.readKey(ctx, s.copyFrom)
+		switch {
+		case err == nil:
+			s.copied = true
+			return pemBytes, nil
+		case !errors.Is(err, errNoSecret) && !errors.Is(err, errSecretLacksKey):
+			return nil, err
+		}
+	}
+	return exchange.GenerateKeyPEM(alg, rand.Reader)
+}
+
+// errNoSecret: the Secret does not exist.
+var errNoSecret = errors.New("does not exist")
+
+// checkExisting checks that the Secret that is already there holds a PEM
+// private key under s.key.
 func (s *secretTarget) checkExisting(ctx context.Context) error {
-	status, resp, err := s.call(ctx, http.MethodGet, s.collectionPath()+"/"+url.PathEscape(s.name), nil)
+	pemBytes, err := s.readKey(ctx, s.name)
+	if errors.Is(err, errNoSecret) { // deleted between the create and now
+		return fmt.Errorf("the Secret %s/%s was deleted while being created: run again", s.namespace, s.name)
+	}
+	clear(pemBytes)
+	return err
+}
+
+// readKey reads Secret name and returns the PEM private key under s.key. It
+// never prints the key.
+func (s *secretTarget) readKey(ctx context.Context, name string) ([]byte, error) {
+	status, resp, err := s.call(ctx, http.MethodGet, s.collectionPath()+"/"+url.PathEscape(name), nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer clear(resp)
-	if status != http.StatusOK {
-		return apiError("read", s.namespace, s.name, status, resp)
+	switch status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return nil, fmt.Errorf("the Secret %s/%s %w", s.namespace, name, errNoSecret)
+	default:
+		return nil, apiError("read", s.namespace, name, status, resp)
 	}
 	var secret struct {
 		Data map[string][]byte `json:"data"`
 	}
 	if err := json.Unmarshal(resp, &secret); err != nil {
-		return fmt.Errorf("read the Secret %s/%s: the API server's answer is not a Secret: %w", s.namespace, s.name, err)
+		return nil, fmt.Errorf("read the Secret %s/%s: the API server's answer is not a Secret: %w", s.namespace, name, err)
 	}
 	pemBytes, ok := secret.Data[s.key]
 	if !ok {
-		return fmt.Errorf("the Secret %s/%s %w: it has no %s; it was kept unchanged: add the key, or delete the Secret so a new one is made",
-			s.namespace, s.name, errSecretLacksKey, s.key)
+		return nil, fmt.Errorf("the Secret %s/%s %w: it has no %s; it was kept unchanged: add the key, or delete the Secret so a new one is made",
+			s.namespace, name, errSecretLacksKey, s.key)
 	}
-	defer clear(pemBytes)
 	if _, err := exchange.ParsePrivateKeyPEM(pemBytes); err != nil {
-		return fmt.Errorf("the Secret %s/%s %w: %s is not a PEM private key (%v); it was kept unchanged",
-			s.namespace, s.name, errSecretLacksKey, s.key, err)
+		clear(pemBytes)
+		return nil, fmt.Errorf("the Secret %s/%s %w: %s is not a PEM private key (%v); it was kept unchanged",
+			s.namespace, name, errSecretLacksKey, s.key, err)
 	}
-	return nil
+	return pemBytes, nil
 }
 
 func (s *secretTarget) collectionPath() string {

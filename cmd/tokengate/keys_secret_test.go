@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/json"
@@ -248,4 +249,34 @@ func TestKeysEnsureSecretRefuses(t *testing.T) {
 			t.Errorf("exit %d, stderr %q", code, stderr)
 		}
 	})
+}
+
+// TestKeysEnsureSecretCopiesAnOlderChartsKey: on the first upgrade from a
+// chart version that kept the key in another Secret, the new Secret takes
+// that key, so upgrading the chart does not rotate it; with no such Secret
+// (a fresh install) a new key is made.
+func TestKeysEnsureSecretCopiesAnOlderChartsKey(t *testing.T) {
+	old, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldSecret, _ := json.Marshal(map[string]any{"type": "Opaque", "metadata": map[string]any{"name": "tg-signing-keys"},
+		"data": map[string][]byte{"signing.pem": old, "extra.pem": []byte("x")}})
+	api := &fakeSecretsAPI{secrets: map[string]json.RawMessage{"shop/tg-signing-keys": oldSecret}}
+	flags := startFakeAPI(t, api)
+	args := append([]string{"keys", "ensure-secret", "--name", "tg-signing-key", "--copy-from", "tg-signing-keys"}, flags...)
+	stdout, stderr, code := runCmd(t, args...)
+	if code != 0 || !strings.Contains(stdout, "with the key of Secret tg-signing-keys") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if got := api.storedKey(t, "tg-signing-key", "signing.pem"); !bytes.Equal(got, old) {
+		t.Error("the new Secret does not hold the older chart's key")
+	}
+
+	fresh := &fakeSecretsAPI{}
+	flags = startFakeAPI(t, fresh)
+	args = append([]string{"keys", "ensure-secret", "--name", "tg-signing-key", "--copy-from", "tg-signing-keys"}, flags...)
+	if stdout, stderr, code := runCmd(t, args...); code != 0 || !strings.Contains(stdout, "with a new ES256 key") {
+		t.Fatalf("fresh install: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
 }
