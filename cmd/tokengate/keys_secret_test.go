@@ -2,9 +2,9 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"io"
