@@ -61,6 +61,8 @@ func TestNotes(t *testing.T) {
 			"https://api.example.org/", "https://tokengate-keys.example.org", "reload it in place",
 		}, []string{"WARNING", "replicaCount is"}},
 		{cases[2], []string{"NOTE: replicaCount is 1"}, []string{"WARNING", "Signing key: generated"}},
+		{caseNamed(t, "cert-manager"), []string{"Signing key: made by cert-manager", "Secret tg-tokengate-signing-cert"}, []string{"Signing key: generated"}},
+		{caseNamed(t, "gitops"), nil, []string{"WARNING", "Signing key:"}},
 	}
 	dir := copyChart(t)
 	notes, err := os.ReadFile(filepath.Join(dir, "templates", "NOTES.txt"))
