@@ -181,20 +181,27 @@ func (s *secretTarget) ensure(ctx context.Context, alg string) (created bool, er
 // Secret exists and holds one (the key an older chart version generated, so
 // that an upgrade does not rotate it), else a new key of alg.
 func (s *secretTarget) keyToStore(ctx context.Context, alg string) ([]byte, error) {
-	if _, err := exchange.GenerateKeyPEM(alg, rand.Reader); err != nil {
-		return nil, err // a bad --alg fails the same way with or without --copy-from
+	// Made first even when a key may be copied: a bad --alg fails the same
+	// way with or without --copy-from.
+	fresh, err := exchange.GenerateKeyPEM(alg, rand.Reader)
+	if err != nil {
+		return nil, err
 	}
-	if s.copyFrom != "" && s.copyFrom != s.name {
-		pemBytes, err := s.readKey(ctx, s.copyFrom)
-		switch {
-		case err == nil:
-			s.copied = true
-			return pemBytes, nil
-		case !errors.Is(err, errNoSecret) && !errors.Is(err, errSecretLacksKey):
-			return nil, err
-		}
+	if s.copyFrom == "" || s.copyFrom == s.name {
+		return fresh, nil
 	}
-	return exchange.GenerateKeyPEM(alg, rand.Reader)
+	old, err := s.readKey(ctx, s.copyFrom)
+	switch {
+	case err == nil:
+		clear(fresh)
+		s.copied = true
+		return old, nil
+	case errors.Is(err, errNoSecret) || errors.Is(err, errSecretLacksKey):
+		return fresh, nil // a fresh install, or an older Secret without a generated key
+	default:
+		clear(fresh)
+		return nil, err
+	}
 }
 
 // errNoSecret: the Secret does not exist.
