@@ -279,4 +279,17 @@ func TestKeysEnsureSecretCopiesAnOlderChartsKey(t *testing.T) {
 	if stdout, stderr, code := runCmd(t, args...); code != 0 || !strings.Contains(stdout, "with a new ES256 key") {
 		t.Fatalf("fresh install: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+
+	// An older Secret of keys without a generated one (signingKeys.values only).
+	valuesOnly, _ := json.Marshal(map[string]any{"type": "Opaque", "metadata": map[string]any{"name": "tg-signing-keys"},
+		"data": map[string][]byte{"es256-2026.pem": old}})
+	other := &fakeSecretsAPI{secrets: map[string]json.RawMessage{"shop/tg-signing-keys": valuesOnly}}
+	flags = startFakeAPI(t, other)
+	args = append([]string{"keys", "ensure-secret", "--name", "tg-signing-key", "--copy-from", "tg-signing-keys"}, flags...)
+	if stdout, stderr, code := runCmd(t, args...); code != 0 || !strings.Contains(stdout, "with a new ES256 key") {
+		t.Fatalf("older Secret without signing.pem: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if got := other.storedKey(t, "tg-signing-key", "signing.pem"); bytes.Equal(got, old) || len(got) == 0 {
+		t.Error("a key listed under another name was taken as the generated key")
+	}
 }
