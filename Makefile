@@ -15,7 +15,7 @@ SOAKTIME ?= 60s
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz soak clean chart-test chart-docs loadtest
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz soak clean chart-test chart-docs chart-schema loadtest
 
 all: build
 
@@ -73,16 +73,24 @@ CHART        := charts/tokengate
 bin/helm:
 	GOBIN=$(CURDIR)/bin $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-## chart-test: helm lint --strict and helm template (defaults and every feature on),
+CHART_CI_VALUES := $(wildcard $(CHART)/ci/*-values.yaml)
+
+## chart-test: schema up to date with package config, helm lint --strict and helm template (defaults and every ci/*-values.yaml),
 ## then the chart's Go tests (their own module: strict decoding into the Kubernetes
 ## API types, `tokengate check` on the rendered config, PromQL, README table)
 chart-test: build bin/helm
+	$(GO) run ./internal/configschema/chartschema -check -file $(CHART)/values.schema.json
 	$(HELM) lint --strict $(CHART)
-	$(HELM) lint --strict $(CHART) -f $(CHART)/ci/all-features-values.yaml
+	@set -e; for f in $(CHART_CI_VALUES); do echo "$(HELM) lint --strict $(CHART) -f $$f"; $(HELM) lint --strict $(CHART) -f $$f; done
 	$(HELM) template tg $(CHART) >/dev/null
-	$(HELM) template tg $(CHART) -f $(CHART)/ci/all-features-values.yaml >/dev/null
+	@set -e; for f in $(CHART_CI_VALUES); do $(HELM) template tg $(CHART) -f $$f >/dev/null; done
 	cd $(CHART)/test && $(GO) vet ./... && \
 	  HELM=$(HELM) TOKENGATE=$(CURDIR)/bin/tokengate $(GO) test -count=1 -timeout 5m ./...
+
+## chart-schema: regenerate the `config` part of charts/tokengate/values.schema.json
+## from the structs of package config (a test fails until it is run after a change)
+chart-schema:
+	$(GO) run ./internal/configschema/chartschema -file $(CHART)/values.schema.json
 
 ## chart-docs: regenerate the values table of charts/tokengate/README.md
 chart-docs:

@@ -13,18 +13,30 @@ import (
 	"github.com/tokengate/tokengate/exchange"
 )
 
-// runKeys implements `tokengate keys generate --alg ALG --out FILE`.
+const keysUsage = `usage:
+  tokengate keys generate --alg ES256|RS256|PS256|EdDSA --out FILE [--force]
+  tokengate keys ensure-secret --name SECRET [--namespace NS] [--alg ES256] [--key signing.pem]`
+
+// runKeys implements `tokengate keys generate` and `tokengate keys ensure-secret`.
 func runKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "generate" {
-		fmt.Fprintln(stderr, "usage: tokengate keys generate --alg ES256|RS256|PS256|EdDSA --out FILE [--force]")
-		return &exitError{code: 2}
+	switch {
+	case len(args) > 0 && args[0] == "generate":
+		return runKeysGenerate(args[1:], stdout, stderr)
+	case len(args) > 0 && args[0] == "ensure-secret":
+		return runKeysEnsureSecret(args[1:], stdout, stderr)
 	}
+	fmt.Fprintln(stderr, keysUsage)
+	return &exitError{code: 2}
+}
+
+// runKeysGenerate implements `tokengate keys generate --alg ALG --out FILE`.
+func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("keys generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	alg := fs.String("alg", "ES256", "signing algorithm: ES256, RS256, PS256 or EdDSA")
 	out := fs.String("out", "", "file to write the PEM (PKCS#8) private key to")
 	force := fs.Bool("force", false, "overwrite FILE if it exists")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2}
 	}
 	if *out == "" {

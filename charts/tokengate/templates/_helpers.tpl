@@ -95,8 +95,8 @@ signing keys that match what the chart mounts.
 {{- $_ = set $local "issuer" (include "tokengate.adminURL" .) }}
 {{- end }}
 {{- if not (get $local "signing_keys") }}
-{{- if not .Values.signingKeys.generate }}
-{{- fail "config.exchange.local.signing_keys is empty and signingKeys.generate is false: list your keys (mounted under signingKeys.mountPath) or set signingKeys.generate" }}
+{{- if not (or .Values.signingKeys.generate .Values.signingKeys.certManager.enabled) }}
+{{- fail "config.exchange.local.signing_keys is empty and neither signingKeys.generate nor signingKeys.certManager.enabled is set: list your keys (mounted under signingKeys.mountPath) or turn one on" }}
 {{- end }}
 {{- $_ = set $local "signing_keys" (list (dict "file" (printf "%s/%s" .Values.signingKeys.mountPath (include "tokengate.generatedKey" .)) "alg" "ES256")) }}
 {{- end }}
@@ -111,7 +111,103 @@ signing keys that match what the chart mounts.
 {{- default (printf "job=%q,namespace=%q" (include "tokengate.fullname" .) .Release.Namespace) .Values.prometheusRule.selector }}
 {{- end }}
 
-{{/* Whether the chart renders a Secret of signing keys. */}}
+{{/* Whether the chart renders a Secret of signing keys (signingKeys.values). */}}
 {{- define "tokengate.keysSecret" -}}
-{{- if or .Values.signingKeys.generate .Values.signingKeys.values }}true{{ end }}
+{{- if .Values.signingKeys.values }}true{{ end }}
+{{- end }}
+
+{{/* The Secret the key generator Job creates once (never rendered by Helm). */}}
+{{- define "tokengate.generatedKeySecret" -}}
+{{- printf "%s-signing-key" (include "tokengate.fullname" .) }}
+{{- end }}
+
+{{/* The Secret cert-manager writes the signing key to. */}}
+{{- define "tokengate.certKeySecret" -}}
+{{- printf "%s-signing-cert" (include "tokengate.fullname" .) }}
+{{- end }}
+
+{{/* The Secret an older chart version kept its generated key in, copied once by the generator. */}}
+{{- define "tokengate.legacyKeySecret" -}}
+{{- $c := .Values.signingKeys.generator.copyFrom }}
+{{- if eq $c "" }}{{ printf "%s-signing-keys" (include "tokengate.fullname" .) }}{{ else if ne $c "-" }}{{ $c }}{{ end }}
+{{- end }}
+
+{{/*
+The sources of the signing-keys volume, as a YAML list of projected volume
+sources: the generated key, cert-manager's key (tls.key as signing.pem), the
+chart's values Secret, and existingSecret.
+*/}}
+{{- define "tokengate.keysSources" -}}
+{{- $fullname := include "tokengate.fullname" . }}
+{{- $k := .Values.signingKeys }}
+{{- if and $k.generate $k.certManager.enabled }}
+{{- fail "signingKeys.generate and signingKeys.certManager.enabled are both set: pick one source for signing.pem" }}
+{{- end }}
+{{- $sources := list }}
+{{- if $k.generate }}
+{{- $sources = append $sources (dict "secret" (dict "name" (include "tokengate.generatedKeySecret" .))) }}
+{{- end }}
+{{- if $k.certManager.enabled }}
+{{- $sources = append $sources (dict "secret" (dict "name" (include "tokengate.certKeySecret" .) "items" (list (dict "key" "tls.key" "path" (include "tokengate.generatedKey" .))))) }}
+{{- end }}
+{{- if include "tokengate.keysSecret" . }}
+{{- $sources = append $sources (dict "secret" (dict "name" (printf "%s-signing-keys" $fullname))) }}
+{{- end }}
+{{- with $k.existingSecret }}
+{{- $sources = append $sources (dict "secret" (dict "name" .)) }}
+{{- end }}
+{{- if $sources }}{{ toYaml $sources }}{{ end }}
+{{- end }}
+
+{{/* The pod's environment (env and envFrom), shared by the check init container and tokengate. */}}
+{{- define "tokengate.env" -}}
+{{- $fullname := include "tokengate.fullname" . }}
+{{- with .Values.extraEnv }}
+env:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if or .Values.secretEnv.values .Values.secretEnv.existingSecret .Values.extraEnvFrom }}
+envFrom:
+  {{- if .Values.secretEnv.values }}
+  - secretRef:
+      name: {{ $fullname }}-env
+  {{- end }}
+  {{- with .Values.secretEnv.existingSecret }}
+  - secretRef:
+      name: {{ . }}
+  {{- end }}
+  {{- with .Values.extraEnvFrom }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The mounts of the configuration and secrets, shared by the check init container and tokengate. */}}
+{{- define "tokengate.volumeMounts" -}}
+{{- /* Folders, not subPath: the kubelet then swaps updated contents in and tokengate reloads them. */ -}}
+- name: config
+  mountPath: {{ include "tokengate.configDir" . }}
+  readOnly: true
+{{- if include "tokengate.keysSources" . }}
+- name: signing-keys
+  mountPath: {{ .Values.signingKeys.mountPath }}
+  readOnly: true
+{{- end }}
+{{- if or .Values.secretFiles.values .Values.secretFiles.existingSecret }}
+- name: secret-files
+  mountPath: {{ .Values.secretFiles.mountPath }}
+  readOnly: true
+{{- end }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of the key generator's hook resources: not the selector labels, so neither the Service nor the NetworkPolicy selects its pod. */}}
+{{- define "tokengate.generatorLabels" -}}
+helm.sh/chart: {{ include "tokengate.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: keys-generator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: tokengate
 {{- end }}

@@ -7,9 +7,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -37,6 +39,16 @@ func newObject(apiVersion, kind string) any {
 		return &networkingv1.Ingress{}
 	case "networking.k8s.io/v1/NetworkPolicy":
 		return &networkingv1.NetworkPolicy{}
+	case "batch/v1/Job":
+		return &batchv1.Job{}
+	case "rbac.authorization.k8s.io/v1/Role":
+		return &rbacv1.Role{}
+	case "rbac.authorization.k8s.io/v1/RoleBinding":
+		return &rbacv1.RoleBinding{}
+	case "cert-manager.io/v1/Certificate":
+		return &certificate{}
+	case "cert-manager.io/v1/Issuer":
+		return &issuer{}
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return &serviceMonitor{}
 	case "monitoring.coreos.com/v1/PrometheusRule":
@@ -87,18 +99,30 @@ func TestFeatureSets(t *testing.T) {
 		c    valuesCase
 		want []string
 	}{
+		// The generated key is no rendered Secret (it would change at every
+		// render): the keys-generator hook creates it once.
 		{cases[0], []string{
-			"ConfigMap/tg-tokengate", "Deployment/tg-tokengate", "Pod/tg-tokengate-test-readyz",
-			"PodDisruptionBudget/tg-tokengate", "Secret/tg-tokengate-signing-keys", "Service/tg-tokengate",
-			"ServiceAccount/tg-tokengate",
+			"ConfigMap/tg-tokengate", "Deployment/tg-tokengate", "Job/tg-tokengate-keys-generator", "Pod/tg-tokengate-test-readyz",
+			"PodDisruptionBudget/tg-tokengate", "Role/tg-tokengate-keys-generator", "RoleBinding/tg-tokengate-keys-generator",
+			"Service/tg-tokengate", "ServiceAccount/tg-tokengate", "ServiceAccount/tg-tokengate-keys-generator",
 		}},
 		{cases[1], []string{
 			"ConfigMap/gateway", "ConfigMap/gateway-dashboard", "Deployment/gateway", "HorizontalPodAutoscaler/gateway",
-			"Ingress/gateway", "NetworkPolicy/gateway", "Pod/gateway-test-readyz", "PodDisruptionBudget/gateway",
-			"PrometheusRule/gateway", "Secret/gateway-env", "Secret/gateway-files", "Secret/gateway-signing-keys",
-			"Service/gateway", "ServiceAccount/tokengate-sa", "ServiceMonitor/gateway",
+			"Ingress/gateway", "Job/gateway-keys-generator", "NetworkPolicy/gateway", "Pod/gateway-test-readyz", "PodDisruptionBudget/gateway",
+			"PrometheusRule/gateway", "Role/gateway-keys-generator", "RoleBinding/gateway-keys-generator", "Secret/gateway-env", "Secret/gateway-files",
+			"Service/gateway", "ServiceAccount/gateway-keys-generator", "ServiceAccount/tokengate-sa", "ServiceMonitor/gateway",
 		}},
 		{cases[2], []string{"ConfigMap/tg-tokengate", "Deployment/tg-tokengate", "Pod/tg-tokengate-test-readyz", "Service/tg-tokengate"}},
+		{cases[3], []string{
+			"ConfigMap/edge-gateway", "ConfigMap/edge-gateway-dashboard", "Deployment/edge-gateway", "NetworkPolicy/edge-gateway",
+			"Pod/edge-gateway-test-readyz", "PodDisruptionBudget/edge-gateway", "PrometheusRule/edge-gateway",
+			"Service/edge-gateway", "ServiceAccount/edge-gateway", "ServiceMonitor/edge-gateway",
+		}},
+		{cases[4], []string{
+			"Certificate/tg-tokengate-signing-key", "ConfigMap/tg-tokengate", "Deployment/tg-tokengate",
+			"Issuer/tg-tokengate-signing-key-issuer", "Pod/tg-tokengate-test-readyz", "PodDisruptionBudget/tg-tokengate",
+			"Service/tg-tokengate", "ServiceAccount/tg-tokengate",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.c.name, func(t *testing.T) {
@@ -118,8 +142,8 @@ func TestDeploymentHardening(t *testing.T) {
 			var d appsv1.Deployment
 			decodeInto(t, find(t, ms, "Deployment", c.fullname), &d)
 			pod := d.Spec.Template.Spec
-			if len(pod.Containers) != 1 {
-				t.Fatalf("%d containers", len(pod.Containers))
+			if len(pod.Containers) != 1 || len(pod.InitContainers) != 1 {
+				t.Fatalf("%d containers and %d init containers, want tokengate and check", len(pod.Containers), len(pod.InitContainers))
 			}
 			ct := pod.Containers[0]
 
@@ -259,7 +283,7 @@ func TestAllFeatures(t *testing.T) {
 			}
 		}
 	}
-	if !slices.Equal(projected["signing-keys"], []string{"gateway-signing-keys", "tokengate-previous-keys"}) ||
+	if !slices.Equal(projected["signing-keys"], []string{"gateway-signing-key", "tokengate-previous-keys"}) ||
 		!slices.Equal(projected["secret-files"], []string{"gateway-files", "tokengate-tls"}) {
 		t.Errorf("projected volumes = %v", projected)
 	}
@@ -329,8 +353,8 @@ func checkNetworkPolicy(t *testing.T, np networkingv1.NetworkPolicy, d appsv1.De
 		mon.PodSelector == nil || mon.PodSelector.MatchLabels["app.kubernetes.io/name"] != "prometheus" {
 		t.Errorf("admin is not limited to the monitoring namespace's Prometheus: %+v", mon)
 	}
-	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Spec.Egress) != 2 {
-		t.Errorf("egress = %+v, want DNS plus the configured rule", np.Spec.Egress)
+	if !slices.Contains(np.Spec.PolicyTypes, networkingv1.PolicyTypeEgress) || len(np.Spec.Egress) < 2 {
+		t.Errorf("egress = %+v, want DNS plus the configured rules", np.Spec.Egress)
 	}
 }
 
@@ -385,5 +409,43 @@ type prometheusRule struct {
 				Annotations   map[string]string `json:"annotations,omitempty"`
 			} `json:"rules"`
 		} `json:"groups"`
+	} `json:"spec"`
+}
+
+// certificate mirrors the cert-manager.io/v1 Certificate fields the chart
+// renders (cert-manager's API types, not imported: its module is large).
+type certificate struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SecretName     string `json:"secretName"`
+		SecretTemplate *struct {
+			Labels      map[string]string `json:"labels,omitempty"`
+			Annotations map[string]string `json:"annotations,omitempty"`
+		} `json:"secretTemplate,omitempty"`
+		CommonName string   `json:"commonName,omitempty"`
+		DNSNames   []string `json:"dnsNames,omitempty"`
+		Duration   string   `json:"duration,omitempty"`
+		Usages     []string `json:"usages,omitempty"`
+		PrivateKey *struct {
+			Algorithm      string `json:"algorithm,omitempty"`
+			Size           int    `json:"size,omitempty"`
+			Encoding       string `json:"encoding,omitempty"`
+			RotationPolicy string `json:"rotationPolicy,omitempty"`
+		} `json:"privateKey,omitempty"`
+		IssuerRef struct {
+			Name  string `json:"name"`
+			Kind  string `json:"kind,omitempty"`
+			Group string `json:"group,omitempty"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// issuer mirrors a cert-manager.io/v1 self-signed Issuer.
+type issuer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		SelfSigned *struct{} `json:"selfSigned,omitempty"`
 	} `json:"spec"`
 }

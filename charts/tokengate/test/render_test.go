@@ -41,12 +41,27 @@ type valuesCase struct {
 	fullname string
 }
 
-// cases are rendered by every test: the defaults, every feature on, and a
-// minimal install that brings its own keys and turns extras off.
+// cases are rendered by every test: the defaults, every feature on, a
+// minimal install that brings its own keys and turns extras off, a GitOps
+// install (existing Secrets only), and the signing key from cert-manager.
 var cases = []valuesCase{
 	{name: "default", fullname: "tg-tokengate"},
 	{name: "all-features", files: []string{"ci/all-features-values.yaml"}, fullname: "gateway"},
 	{name: "own-keys", files: []string{"test/testdata/own-keys-values.yaml"}, fullname: "tg-tokengate"},
+	{name: "gitops", files: []string{"ci/gitops-values.yaml"}, fullname: "edge-gateway"},
+	{name: "cert-manager", files: []string{"test/testdata/cert-manager-values.yaml"}, fullname: "tg-tokengate"},
+}
+
+// caseNamed returns the case of that name.
+func caseNamed(t *testing.T, name string) valuesCase {
+	t.Helper()
+	for _, c := range cases {
+		if c.name == name {
+			return c
+		}
+	}
+	t.Fatalf("no case %q", name)
+	return valuesCase{}
 }
 
 // manifest is one rendered document.

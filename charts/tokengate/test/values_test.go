@@ -28,7 +28,7 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"duration", "serviceMonitor.interval=30", "/serviceMonitor/interval"},
 		{"listen set by hand", "config.server.listen=:1234", "config.server.listen is set by the chart from ports.edge"},
 		{"admin listen set by hand", "config.server.admin_listen=:1234", "set ports.admin instead"},
-		{"no keys at all", "signingKeys.generate=false", "config.exchange.local.signing_keys is empty and signingKeys.generate is false"},
+		{"no keys at all", "signingKeys.generate=false", "config.exchange.local.signing_keys is empty and neither signingKeys.generate nor signingKeys.certManager.enabled is set"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,13 +53,16 @@ func TestNotes(t *testing.T) {
 	}{
 		{cases[0], []string{
 			"http://tg-tokengate.shop.svc:80", "http://tg-tokengate.shop.svc:9090", "helm test tg -n shop",
-			"WARNING: config.issuers still holds the chart's placeholder issuer", "Signing key: generated at install",
+			"WARNING: config.issuers still holds the chart's placeholder issuer", "Signing key: generated once by the pre-install hook Job",
+			"Secret tg-tokengate-signing-key",
 			"the pods roll (checksum/config)",
 		}, nil},
 		{cases[1], []string{
 			"https://api.example.org/", "https://tokengate-keys.example.org", "reload it in place",
 		}, []string{"WARNING", "replicaCount is"}},
 		{cases[2], []string{"NOTE: replicaCount is 1"}, []string{"WARNING", "Signing key: generated"}},
+		{caseNamed(t, "cert-manager"), []string{"Signing key: made by cert-manager", "Secret tg-tokengate-signing-cert"}, []string{"Signing key: generated"}},
+		{caseNamed(t, "gitops"), nil, []string{"WARNING", "Signing key:"}},
 	}
 	dir := copyChart(t)
 	notes, err := os.ReadFile(filepath.Join(dir, "templates", "NOTES.txt"))
@@ -121,9 +124,13 @@ func copyChart(t *testing.T) string {
 	must(t, err)
 	// -f paths of the cases are relative to the chart: keep the test values too.
 	must(t, os.MkdirAll(filepath.Join(dst, "test", "testdata"), 0o755))
-	b, err := os.ReadFile(filepath.Join("testdata", "own-keys-values.yaml"))
+	entries, err := os.ReadDir("testdata")
 	must(t, err)
-	must(t, os.WriteFile(filepath.Join(dst, "test", "testdata", "own-keys-values.yaml"), b, 0o600))
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("testdata", e.Name()))
+		must(t, err)
+		must(t, os.WriteFile(filepath.Join(dst, "test", "testdata", e.Name()), b, 0o600))
+	}
 	return dst
 }
 
