@@ -157,6 +157,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Denylist:      p.denylist,
 		RevocationTTL: cfg.Cache.RevocationTTL.D(),
 		Revocations:   p.cacheMetric.Revocations,
+		OpaqueTokens:  verifier.Introspects(),
 	})
 	if err != nil {
 		shared.close()
@@ -181,6 +182,9 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		Clock:     p.clock,
 		DPoP:      dpopOpts,
 		TxnMinter: txn,
+		// Revocation is checked on every verified token, whatever the
+		// route forwards, not only where a token is exchanged.
+		Revocations: caching,
 	})
 	if err != nil {
 		shared.close()
