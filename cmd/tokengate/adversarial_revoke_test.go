@@ -183,3 +183,43 @@ func TestE2ERedisRevokeRespelled(t *testing.T) {
 	assertRevoked(t, b, "/orders", other)
 	assertRevoked(t, a, "/orders", other)
 }
+
+// TestAdversarialRevokeIntrospectedOpaque: with an issuer that introspects,
+// /admin/revoke takes an opaque token value, and the revoked token is
+// refused on its next use, answered from the introspection cache (the AS is
+// not asked again), on a txn_token route and at the token endpoint.
+func TestAdversarialRevokeIntrospectedOpaque(t *testing.T) {
+	idp, as := newE2EIdP(t), newE2EAS(t)
+	t.Setenv("TOKENGATE_TEST_INTROSPECTION_SECRET", e2eASSecret)
+	g := startE2EWith(t, idp, newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"), e2eOptions{
+		adminToken: e2eAdminToken,
+		edit: func(text, edge string) string {
+			block := fmt.Sprintf("    min_refresh_interval: 1s\n    introspection_endpoint: %q\n    introspection:\n"+
+				"      client_id: %s\n      client_secret: \"${TOKENGATE_TEST_INTROSPECTION_SECRET}\"\n      timeout: 1s\n",
+				as.srv.URL+"/introspect", e2eASClientID)
+			return withTxn(strings.Replace(text, "    min_refresh_interval: 1s\n", block, 1), edge)
+		},
+	})
+	const opaque = "opaque-revoke-Qm4T8wZp1KcV6nB3xR9yL2dF7hJ0sG5a"
+	as.issue(opaque, map[string]any{"sub": "user-9", "aud": []string{audOrders, audInventory},
+		"scope": "orders:read inventory:read"})
+	for _, p := range []string{"/orders/1", "/inventory/1"} {
+		if resp, body := g.get(t, p, opaque); resp.StatusCode != http.StatusOK {
+			t.Fatalf("before the revocation, %s: %d %s", p, resp.StatusCode, body)
+		}
+	}
+	calls := as.calls.Load()
+	resp, body := adminPost(t, g, e2eAdminToken, `{"token":"`+opaque+`"}`)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"revoked":"token"`) || strings.Contains(body, opaque) {
+		t.Fatalf("revoke = %d %s", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/orders/1", "/inventory/1"} {
+		assertRevoked(t, g, p, opaque)
+	}
+	if status, body := tokenEndpoint(t, g, opaque, audOrders); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("token endpoint: %d %v; want 400 invalid_grant", status, body)
+	}
+	if n := as.calls.Load(); n != calls {
+		t.Errorf("the AS was asked %d more times; want 0 (the introspection cache answers)", n-calls)
+	}
+}
