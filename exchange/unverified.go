@@ -91,6 +91,12 @@ var (
 // raw for anything but naming what to refuse: a forged token can only get
 // itself refused.
 func unverifiedIdentity(raw string, opaque bool) ([32]byte, error) {
+	// A padded copy of a JWS is read as the JWS, unless an issuer
+	// introspects: then, like the verifier, a value that is not JWT-shaped
+	// as written is an opaque token and keyed on its value.
+	if c, ok := canonicalJWS(raw); ok && !opaque {
+		raw = c
+	}
 	switch {
 	case strings.TrimSpace(raw) == "":
 		return [32]byte{}, errRevokeBlank
@@ -133,4 +139,27 @@ func token68(s string) bool {
 		}
 	}
 	return true
+}
+
+// canonicalJWS rewrites a three-segment value whose segments are base64 in
+// any common spelling (padded, standard alphabet) as unpadded base64url, the
+// only spelling the verifier accepts, so an operator who pastes a padded
+// copy of a token revokes the token. ok is false when raw is not such a
+// value; the result is only ever used to name what to refuse.
+func canonicalJWS(raw string) (string, bool) {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return "", false
+	}
+	for i, p := range parts {
+		p = strings.TrimRight(p, "=")
+		p = strings.NewReplacer("+", "-", "/", "_").Replace(p)
+		b, err := base64.RawURLEncoding.DecodeString(p)
+		if err != nil || len(b) == 0 {
+			return "", false
+		}
+		parts[i] = base64.RawURLEncoding.EncodeToString(b)
+	}
+	c := strings.Join(parts, ".")
+	return c, jwtShaped(c)
 }

@@ -83,12 +83,13 @@ func assertRevoked(t *testing.T, g *e2eGateway, path, tok string) {
 // every forward kind and at the token endpoint.
 func TestAdversarialRevokeRespelled(t *testing.T) {
 	tests := []struct {
-		name          string
-		jti           string
-		revokeRespell bool // revoke the re-encoded spelling, present the original too
+		name   string
+		jti    string
+		revoke func(t testing.TB, tok, respelled string) string // the spelling sent to /admin/revoke
 	}{
-		{"with jti, revoke the original", "jti-revoke-1", false},
-		{"without jti, revoke the re-encoded spelling", "", true},
+		{"with jti, revoke the original", "jti-revoke-1", func(_ testing.TB, tok, _ string) string { return tok }},
+		{"without jti, revoke the re-encoded spelling", "", func(_ testing.TB, _, other string) string { return other }},
+		{"without jti, revoke a padded copy", "", func(t testing.TB, tok, _ string) string { return reencode(t, tok, base64.URLEncoding) }},
 	}
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
@@ -116,11 +117,7 @@ func TestAdversarialRevokeRespelled(t *testing.T) {
 					}
 				}
 			}
-			revoke := tok
-			if tc.revokeRespell {
-				revoke = other
-			}
-			resp, body := adminPost(t, g, e2eAdminToken, `{"token":"`+revoke+`"}`)
+			resp, body := adminPost(t, g, e2eAdminToken, `{"token":"`+tc.revoke(t, tok, other)+`"}`)
 			if resp.StatusCode != http.StatusOK || !strings.Contains(body, `"revoked":"token"`) {
 				t.Fatalf("revoke = %d %s", resp.StatusCode, body)
 			}
