@@ -188,7 +188,7 @@ func (c *Caching) Revoke(ctx context.Context, r Revocation) (RevokeResult, error
 			return RevokeResult{}, err
 		}
 		rev.By, rev.Hash = cache.ByToken, c.revocationHash(cache.ByToken, id[:])
-		if exp, ok := unverifiedExpiry(r.Token); ok && exp.After(rev.Until) {
+		if exp, ok := unverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
 			rev.Until = exp // refused for as long as it could be presented
 		}
 	}

@@ -5,9 +5,13 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokengate/tokengate/cache"
 )
 
 // rvReencode returns the other valid spelling of an ES256 JWS: the
@@ -188,5 +192,20 @@ func TestRevokeBadTokenValues(t *testing.T) {
 				t.Errorf("the error names the token value: %v", err)
 			}
 		})
+	}
+}
+
+// A padded copy of a token is refused for as long as the token lives, as
+// the token itself is.
+func TestRevokePaddedCopyUntilItsExpiry(t *testing.T) {
+	env := ctSetup(t, func(o *CachingOptions) { o.Denylist = cache.NewDenylist(nil) })
+	exp := ctStart.Add(72 * time.Hour).Unix()
+	raw := vtB64(`{"alg":"ES256"}`) + "." + vtB64(fmt.Sprintf(`{"iss":"https://a","sub":"alice","exp":%d}`, exp)) + ".c2lnbmF0dXJl"
+	res, err := env.c.Revoke(context.Background(), Revocation{Token: rvBase64(t, raw, base64.URLEncoding)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Until.Unix() != exp {
+		t.Errorf("Until = %s; want the token's exp %s", res.Until, time.Unix(exp, 0))
 	}
 }

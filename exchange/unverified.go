@@ -91,12 +91,7 @@ var (
 // raw for anything but naming what to refuse: a forged token can only get
 // itself refused.
 func unverifiedIdentity(raw string, opaque bool) ([32]byte, error) {
-	// A padded copy of a JWS is read as the JWS, unless an issuer
-	// introspects: then, like the verifier, a value that is not JWT-shaped
-	// as written is an opaque token and keyed on its value.
-	if c, ok := canonicalJWS(raw); ok && !opaque {
-		raw = c
-	}
+	raw = revocationSpelling(raw, opaque)
 	switch {
 	case strings.TrimSpace(raw) == "":
 		return [32]byte{}, errRevokeBlank
@@ -139,6 +134,17 @@ func token68(s string) bool {
 		}
 	}
 	return true
+}
+
+// revocationSpelling is the spelling of raw that a revocation reads: a
+// padded or standard-base64 copy of a JWS is read as the JWS, unless an
+// issuer introspects: then, like the verifier, a value that is not
+// JWT-shaped as written is an opaque token, keyed on its value.
+func revocationSpelling(raw string, opaque bool) string {
+	if c, ok := canonicalJWS(raw); ok && !opaque {
+		return c
+	}
+	return raw
 }
 
 // canonicalJWS rewrites a three-segment value whose segments are base64 in
