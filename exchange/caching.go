@@ -63,6 +63,10 @@ type CachingOptions struct {
 	RevocationTTL time.Duration
 	// Revocations, when set, counts Revoke calls by (by, source="admin").
 	Revocations *prometheus.CounterVec
+	// OpaqueTokens: an issuer introspects opaque tokens, so Revoke accepts
+	// a token value that is not a JWT (keyed on its raw value). Without it
+	// such a value is a *BadRevocationError: it could never be presented.
+	OpaqueTokens bool
 }
 
 const (
@@ -102,6 +106,7 @@ type Caching struct {
 	revokeKey     []byte // HMAC key of revocation hashes, derived from KeySecret
 	revocationTTL time.Duration
 	revocations   *prometheus.CounterVec
+	opaqueTokens  bool
 
 	refreshMu  sync.Mutex
 	refreshing map[string]struct{} // keys with a background refresh under way
@@ -152,6 +157,7 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		deny:          opts.Denylist,
 		revocationTTL: opts.RevocationTTL,
 		revocations:   opts.Revocations,
+		opaqueTokens:  opts.OpaqueTokens,
 	}
 	if c.revocationTTL == 0 {
 		c.revocationTTL = defaultRevocationTTL

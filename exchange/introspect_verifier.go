@@ -45,3 +45,7 @@ func (v *Verifier) IntrospectionTarget(raw string) (issuer, endpoint string, ok 
 	}
 	return it.iss.name, endpoint, true
 }
+
+// Introspects reports whether an issuer introspects opaque tokens: then an
+// opaque token value is something /admin/revoke can revoke.
+func (v *Verifier) Introspects() bool { return v.introspector != nil }

@@ -25,8 +25,19 @@ const defaultRevocationTTL = 24 * time.Hour
 const revocationHashDomain = "tokengate/exchange/revocation-hash/v1"
 
 // ErrBadRevocation: a revocation request that names nothing, or more than
-// one thing, to revoke.
+// one thing, to revoke, or a token value that cannot be a token the gateway
+// accepts. Revoke's errors match it with errors.Is and are a
+// *BadRevocationError, whose Description is safe to show.
 var ErrBadRevocation = errors.New("bad revocation request")
+
+// BadRevocationError says what is wrong with a revocation request. Its
+// Description names the problem, never the value given.
+type BadRevocationError struct{ Description string }
+
+func (e *BadRevocationError) Error() string { return ErrBadRevocation.Error() + ": " + e.Description }
+
+// Is makes errors.Is(err, ErrBadRevocation) hold.
+func (e *BadRevocationError) Is(target error) bool { return target == ErrBadRevocation }
 
 // Denylist is what the caching exchanger needs to refuse revoked umbrella
 // tokens (declared where consumed; *cache.Denylist implements it).
@@ -51,7 +62,9 @@ type LocalCache interface {
 }
 
 // Revocation asks to revoke exactly one of: every token of a subject (sub),
-// of a session (sid), or one umbrella token (its raw compact JWS).
+// of a session (sid), or one umbrella token (a compact JWS, or an opaque
+// token when an issuer introspects). A token is revoked by its identity
+// (Token.RevocationID), so every spelling of it is refused.
 type Revocation struct {
 	Subject string
 	Session string
@@ -91,7 +104,8 @@ func (c *Caching) hashesOf(t *Token) *tokenHashes {
 	if h := t.hashes.Load(); h != nil && h.owner == c {
 		return h
 	}
-	h := &tokenHashes{owner: c, tok: c.revocationHash(cache.ByToken, t.Hash[:])}
+	id := t.RevocationID()
+	h := &tokenHashes{owner: c, tok: c.revocationHash(cache.ByToken, id[:])}
 	if t.Claims.Subject != "" {
 		h.sub = c.revocationHash(cache.BySubject, []byte(t.Claims.Subject))
 	}
@@ -131,6 +145,18 @@ func (c *Caching) revoked(t *Token) bool {
 // errRevoked is the rejection of a revoked token: 401 invalid_token.
 var errRevoked = Reject(ReasonRevoked, "the access token has been revoked", nil)
 
+// CheckRevoked returns a *RejectError with ReasonRevoked when t is refused
+// by a revocation, else nil. It is the gateway's revocation step, run on
+// every verified token whatever is done with it next (exchange, Txn-Token,
+// token endpoint); Exchange checks again so a Caching used alone is safe.
+// One atomic load while nothing is revoked.
+func (c *Caching) CheckRevoked(t *Token) error {
+	if t != nil && c.revoked(t) {
+		return errRevoked
+	}
+	return nil
+}
+
 // Revoke revokes r: the denylist refuses the umbrella tokens it covers
 // (issued at or before now, for a subject or session; the token itself, for
 // a token) until they have expired, and every cached token exchanged from
@@ -152,14 +178,19 @@ func (c *Caching) Revoke(ctx context.Context, r Revocation) (RevokeResult, error
 	}
 	if r.Token != "" {
 		n++
-		hash := verifyHash(r.Token)
-		rev.By, rev.Hash = cache.ByToken, c.revocationHash(cache.ByToken, hash[:])
-		if exp, ok := unverifiedExpiry(r.Token); ok && exp.After(rev.Until) {
-			rev.Until = exp // refused for as long as it could be presented
-		}
 	}
 	if n != 1 {
-		return RevokeResult{}, fmt.Errorf("%w: name exactly one of sub, sid or token (got %d)", ErrBadRevocation, n)
+		return RevokeResult{}, &BadRevocationError{Description: fmt.Sprintf("name exactly one of sub, sid or token (got %d)", n)}
+	}
+	if r.Token != "" {
+		id, err := unverifiedIdentity(r.Token, c.opaqueTokens)
+		if err != nil {
+			return RevokeResult{}, err
+		}
+		rev.By, rev.Hash = cache.ByToken, c.revocationHash(cache.ByToken, id[:])
+		if exp, ok := unverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
+			rev.Until = exp // refused for as long as it could be presented
+		}
 	}
 	res := RevokeResult{By: rev.By, Until: rev.Until}
 	if c.deny != nil {

@@ -34,6 +34,8 @@ func rvSetup(t *testing.T) (*ctEnv, *cache.Denylist, *prometheus.CounterVec) {
 	counter := cache.NewMetrics(prometheus.NewRegistry()).Revocations
 	env := ctSetup(t, func(o *CachingOptions) {
 		o.Denylist, o.Revocations, o.KeySecret = deny, counter, []byte("0123456789abcdef0123456789abcdef")
+		// The tokens of these tests are opaque values, as an introspecting issuer has.
+		o.OpaqueTokens = true
 	})
 	return env, deny, counter
 }

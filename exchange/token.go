@@ -41,7 +41,8 @@ type Claims struct {
 // printing path is redacted, so it cannot reach a log line by accident.
 type Token struct {
 	raw string
-	// Hash is SHA-256 of the raw token: the identity used by memo and cache keys.
+	// Hash is SHA-256 of the raw token: it names the spelling, for the
+	// verification memo and cache keys. Revocation uses RevocationID.
 	Hash   [32]byte
 	Claims Claims
 	// UmbrellaAudience is the issuer's umbrella_audience ("" when not configured).
@@ -55,6 +56,18 @@ type Token struct {
 // NewToken builds a Token; the verifier and tests use it.
 func NewToken(raw string, hash [32]byte, c Claims, umbrellaAudience string) *Token {
 	return &Token{raw: raw, Hash: hash, Claims: c, UmbrellaAudience: umbrellaAudience}
+}
+
+// RevocationID is the token's identity for revocation: SHA-256 over
+// (iss, jti) when the token has a jti, else over (iss, "header.payload") for
+// a JWT, else over the raw value of an opaque token. Every spelling of one
+// token (a re-encoded signature) has the same identity, so revoking one
+// refuses all; Hash, by contrast, names the spelling (memo and cache keys).
+func (t *Token) RevocationID() [32]byte {
+	if jwtShaped(t.raw) {
+		return jwtIdentity(t.raw, t.Claims.Issuer, t.Claims.ID)
+	}
+	return revocationIdentity(identityOpaque, t.raw)
 }
 
 // SubjectToken returns the raw umbrella token, for an RFC 8693 STS request only.

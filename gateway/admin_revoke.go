@@ -64,7 +64,9 @@ func (a *admin) adminAuthorized(r *http.Request) bool {
 
 // revoke serves POST /admin/revoke. Disabled (404) without an admin token
 // or a revoker; 401 without the right bearer token; 400 unless the body
-// names exactly one of sub, sid or token. Values are never echoed or logged.
+// names exactly one of sub, sid or token with a usable value (not blank; a
+// token must be a JWT, or an opaque token when an issuer introspects).
+// Values are never echoed or logged.
 func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
 	if a.revoker == nil || !a.adminTokenSet {
 		http.NotFound(w, r)
@@ -92,8 +94,12 @@ func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
 	res, err := a.revoker.Revoke(ctx, exchange.Revocation{Subject: req.Sub, Session: req.Sid, Token: req.Token})
 	switch {
 	case errors.Is(err, exchange.ErrBadRevocation):
-		writeJSON(w, http.StatusBadRequest, "application/json", "no-store",
-			adminError{"invalid_request", "give exactly one of sub, sid or token"})
+		msg := "give exactly one of sub, sid or token"
+		var bad *exchange.BadRevocationError
+		if errors.As(err, &bad) {
+			msg = bad.Description // names the problem, never the value
+		}
+		writeJSON(w, http.StatusBadRequest, "application/json", "no-store", adminError{"invalid_request", msg})
 		return
 	case err != nil && res.By == 0:
 		a.logger.LogAttrs(r.Context(), slog.LevelError, "revocation failed", slog.Any("error", err))
@@ -154,14 +160,31 @@ func readRevokeRequest(w http.ResponseWriter, r *http.Request) (revokeRequest, s
 	default:
 		return req, "send application/json or application/x-www-form-urlencoded"
 	}
+	return req, checkRevokeRequest(&req)
+}
+
+// checkRevokeRequest says what a decoded body lacks ("" when it names
+// exactly one usable thing), so a body that would revoke nothing is a 400,
+// never a 200. A token value loses surrounding white space (a pasted line
+// end); whether it is a token at all is the revoker's call (a JWT, or an
+// opaque token when an issuer introspects).
+func checkRevokeRequest(req *revokeRequest) string {
 	n := 0
-	for _, v := range []string{req.Sub, req.Sid, req.Token} {
-		if v != "" {
+	for _, f := range []struct{ name, value string }{{"sub", req.Sub}, {"sid", req.Sid}, {"token", req.Token}} {
+		switch {
+		case f.value == "":
+		case strings.TrimSpace(f.value) == "":
+			return `"` + f.name + `" is blank: give the value to revoke`
+		default:
 			n++
 		}
 	}
-	if n != 1 {
-		return req, "give exactly one of sub, sid or token"
+	req.Token = strings.TrimSpace(req.Token)
+	switch n {
+	case 0:
+		return `the body names nothing to revoke: give exactly one of "sub", "sid" or "token"`
+	case 1:
+		return ""
 	}
-	return req, ""
+	return `give exactly one of "sub", "sid" or "token", not several`
 }

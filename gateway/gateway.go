@@ -35,6 +35,16 @@ type Exchanger interface {
 	Invalidate(ctx context.Context, req exchange.Request)
 }
 
+// Revocations refuses revoked umbrella tokens (exchange.Caching). It is a
+// step of authorize, the one decision path, so every entry point (edge
+// routes of every forward kind, the token endpoint) refuses a revoked token,
+// memo and introspection-cache hits included. CheckRevoked returns a
+// *exchange.RejectError (reason revoked) or nil, and must be cheap while
+// nothing is revoked.
+type Revocations interface {
+	CheckRevoked(t *exchange.Token) error
+}
+
 // Options are the dependencies of New.
 type Options struct {
 	// Config is a validated configuration; New reads Server and Routes.
@@ -53,6 +63,9 @@ type Options struct {
 	DPoP DPoPOptions
 	// TxnMinter makes Transaction Tokens; required when a route forwards one.
 	TxnMinter TxnMinter
+	// Revocations, when set, refuses revoked tokens in authorize. Nil means
+	// nothing is ever revoked (tests, `tokengate check`).
+	Revocations Revocations
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -75,7 +88,8 @@ type Gateway struct {
 	maxTokenBytes int
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
-	txnMinter   TxnMinter // nil when no route forwards a Txn-Token
+	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
+	revocations Revocations // nil: nothing is revoked
 	// closed is set by Close: requests still running on this gateway (a
 	// reload replaced it) then drop their upstream connections when done.
 	closed atomic.Bool
@@ -99,6 +113,7 @@ func New(opts Options) (*Gateway, error) {
 		maxTokenBytes: opts.Config.Server.MaxTokenBytes,
 		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
+		revocations:   opts.Revocations,
 	}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)

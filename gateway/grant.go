@@ -45,7 +45,7 @@ const (
 
 // authorize is the decision shared by the edge, the token endpoint and
 // `tokengate check --explain`, so they can never disagree: verify raw for
-// t's audience, apply the policy of every route of t, downscope to the
+// t's audience, refuse it if revoked, apply the policy of every route of t, downscope to the
 // scopes every one of them gives, and narrow to requested when it is not nil
 // (the token endpoint's scope parameter). It returns what to exchange; it
 // exchanges nothing. Errors are mapped by errorResponse; none holds raw.
@@ -64,6 +64,14 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 	}
 	if tok == nil {
 		return exchange.Request{}, errors.New("verify: verifier returned no token")
+	}
+	// Revocation is part of verification: checked on the verified token
+	// (memo and introspection-cache hits included) by its identity, not its
+	// spelling, before anything else may use it.
+	if g.revocations != nil {
+		if err := g.revocations.CheckRevoked(tok); err != nil {
+			return exchange.Request{}, fmt.Errorf("verify: %w", err)
+		}
 	}
 	req := exchange.Request{Subject: tok, Audience: t.audience}
 	if presented != nil {

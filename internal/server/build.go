@@ -143,6 +143,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		Denylist:      p.Denylist,
 		RevocationTTL: cfg.Cache.RevocationTTL.D(),
 		Revocations:   p.CacheMetrics.Revocations,
+		OpaqueTokens:  g.verifier.Introspects(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -175,6 +176,9 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		Clock:     p.Clock,
 		DPoP:      dpopOpts.options,
 		TxnMinter: txn,
+		// Revocation is checked on every verified token, whatever the
+		// route forwards, not only where a token is exchanged.
+		Revocations: caching,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
