@@ -131,9 +131,9 @@ type response struct {
 	retryAfter  bool
 	// retryAfterValue replaces retryAfterSeconds when retryAfter is set.
 	retryAfterValue string
-	reason      string // tokengate_token_rejections_total reason, "" when not a rejection
-	silent      bool   // client gone: write nothing
-	allow       string // Allow header of a 405
+	reason          string // tokengate_token_rejections_total reason, "" when not a rejection
+	silent          bool   // client gone: write nothing
+	allow           string // Allow header of a 405
 	// DPoP (RFC 9449): a second WWW-Authenticate value, and a fresh nonce.
 	extraChallenge string
 	dpopNonce      string
