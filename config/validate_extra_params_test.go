@@ -88,3 +88,29 @@ func TestRemoteExtraParamsReservedList(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteCustomSubjectTokenType: an STS profile's own subject token type
+// URI (Auth0 Custom Token Exchange) is accepted; other urn:ietf types and
+// non-URIs are not.
+func TestRemoteCustomSubjectTokenType(t *testing.T) {
+	tests := []struct {
+		value string
+		want  []string
+	}{
+		{"urn:acme:umbrella-token", nil},
+		{"https://acme.example.com/umbrella-token", nil},
+		{"urn:ietf:params:oauth:token-type:id_token", []string{`exchange.remote.subject_token_type: "urn:ietf:params:oauth:token-type:id_token" is not a token type tokengate can use`}},
+		{"umbrella token", []string{`exchange.remote.subject_token_type: "umbrella token" is not a token type tokengate can use`}},
+	}
+	for _, tc := range tests {
+		c := parseInDir(t, remoteConfig("    subject_token_type: \""+tc.value+"\"\n"))
+		err := c.Validate()
+		if tc.want == nil {
+			if err != nil {
+				t.Errorf("%s: %v", tc.value, err)
+			}
+			continue
+		}
+		assertProblems(t, err, tc.want)
+	}
+}

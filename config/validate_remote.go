@@ -56,7 +56,7 @@ func (v *validator) remote() {
 		v.addf(p+".assertion_audience", "is only used with auth_method: %s: remove it", AuthPrivateKeyJWT)
 	}
 
-	v.tokenType(p+".subject_token_type", r.SubjectTokenType)
+	v.subjectTokenType(p+".subject_token_type", r.SubjectTokenType)
 	v.tokenType(p+".requested_token_type", r.RequestedTokenType)
 	v.resourceSetting(p+".resource", r.Resource)
 	v.extraParams(p+".extra_params", r.ExtraParams)
@@ -104,6 +104,22 @@ func (v *validator) tokenType(path, t string) {
 		return
 	}
 	v.addf(path, "%s is not a token type tokengate can use: use %s or %s", quote(t), TokenTypeAccessToken, TokenTypeJWT)
+}
+
+// subjectTokenType checks the type URI the umbrella token is sent as: an
+// RFC 8693 type tokengate's umbrella tokens are (access_token, jwt), or a
+// custom absolute URI outside the urn:ietf namespace, which some STSs
+// require to select their exchange profile (Auth0's Custom Token Exchange
+// refuses the urn:ietf types and maps its own URI to an Action).
+func (v *validator) subjectTokenType(path, t string) {
+	if t == "" || slices.Contains(exchangeTokenTypes(), t) || strings.HasPrefix(strings.ToLower(t), "urn:ietf:") {
+		v.tokenType(path, t)
+		return
+	}
+	if !absoluteURI(t) {
+		v.addf(path, "%s is not a token type tokengate can use: use %s or %s, or a custom absolute URI outside urn:ietf "+
+			"(like urn:acme:umbrella-token) that your STS maps to an exchange profile", quote(t), TokenTypeAccessToken, TokenTypeJWT)
+	}
 }
 
 // resourceSetting checks exchange.remote.resource: RFC 8707 wants each

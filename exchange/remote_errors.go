@@ -13,7 +13,8 @@ import (
 var ErrExchangeDenied = errors.New("token exchange denied")
 
 // ErrSTSConfig: the STS refused tokengate's own request (invalid_request,
-// invalid_client, unauthorized_client, unsupported_grant_type): the
+// invalid_client, unauthorized_client, unsupported_grant_type,
+// unsupported_token_type): the
 // configuration at tokengate or at the STS needs fixing. Neither the
 // caller's fault nor transient, so the gateway answers 503 with a long
 // Retry-After. It wraps ErrExchangeUnavailable.
@@ -97,14 +98,15 @@ const (
 // request itself, not the subject token: tokengate's client, credentials,
 // grant or parameters.
 func stsConfigCodes() []string {
-	return []string{"invalid_request", "invalid_client", "unauthorized_client", "unsupported_grant_type"}
+	return []string{"invalid_request", "invalid_client", "unauthorized_client", "unsupported_grant_type", "unsupported_token_type"}
 }
 
 // outcome classifies the error by the STS's answer. invalid_grant (and
 // invalid_token, which some STSs use) refuse the subject token; invalid_target,
 // invalid_scope and access_denied refuse this audience or these scopes;
-// invalid_request, invalid_client, unauthorized_client and
-// unsupported_grant_type refuse tokengate's request (stsConfig). Everything
+// invalid_request, invalid_client, unauthorized_client,
+// unsupported_grant_type and unsupported_token_type refuse tokengate's
+// request (stsConfig). Everything
 // else (5xx, no answer, a 4xx without an RFC 6749 error) is about the STS,
 // not the caller's token: an outage for the caller, fail closed.
 func (e *STSError) outcome() stsOutcome {

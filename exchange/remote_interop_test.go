@@ -192,7 +192,7 @@ func TestRemoteTxnTokenAudience(t *testing.T) {
 // logged at error with the STS's description, not retried, not a breaker
 // failure, and the STS is degraded until it accepts a request again.
 func TestRemoteSTSConfigErrors(t *testing.T) {
-	for _, code := range []string{"invalid_request", "invalid_client", "unauthorized_client", "unsupported_grant_type"} {
+	for _, code := range []string{"invalid_request", "invalid_client", "unauthorized_client", "unsupported_grant_type", "unsupported_token_type"} {
 		t.Run(code, func(t *testing.T) {
 			status := http.StatusBadRequest
 			if code == "invalid_client" {
