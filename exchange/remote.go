@@ -285,8 +285,8 @@ func (r *Remote) Degraded(context.Context) error {
 	if p := r.configProblem.Load(); p != nil {
 		return errors.New(*p)
 	}
-	if r.breaker.current() == breakerOpen {
-		return fmt.Errorf("%w", errCircuitOpen)
+	if left, open := r.breaker.openRemaining(); open {
+		return fmt.Errorf("%w; next try in %s", errCircuitOpen, left.Round(time.Millisecond))
 	}
 	return nil
 }

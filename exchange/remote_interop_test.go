@@ -252,6 +252,11 @@ func TestRemoteDegradedWhileBreakerOpen(t *testing.T) {
 	if err := env.remote.Degraded(context.Background()); err == nil || !strings.Contains(err.Error(), "circuit open") {
 		t.Errorf("Degraded = %v, want circuit open", err)
 	}
+	// Once the open period is over, the next call is a probe: not degraded.
+	env.clock.Advance(time.Minute)
+	if err := env.remote.Degraded(context.Background()); err != nil {
+		t.Errorf("Degraded after the open period = %v", err)
+	}
 }
 
 // TestSTSErrorPublicDescription: the STS's description reaches the client
