@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -36,7 +37,7 @@ func checkIssuedJWT(token, audience string, now time.Time) error {
 		return fmt.Errorf("%w: aud: %w", errIssuedTokenMismatch, err)
 	case len(auds) == 0:
 		return fmt.Errorf("%w: it has no aud; want %q", errIssuedTokenMismatch, stsSanitize(audience))
-	case !containsString(auds, audience):
+	case !slices.Contains(auds, audience):
 		return fmt.Errorf("%w: its aud %s does not name %q", errIssuedTokenMismatch, showAudiences(auds), stsSanitize(audience))
 	}
 	if raw, ok := claims["exp"]; ok {
@@ -96,15 +97,6 @@ func audienceList(raw json.RawMessage) ([]string, error) {
 		return nil, errors.New("not a string or an array of strings")
 	}
 	return many, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // showAudiences writes an aud for a log line: sanitized and bounded (the
