@@ -15,7 +15,7 @@ SOAKTIME ?= 60s
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server bench fuzz soak clean chart-test chart-docs chart-schema loadtest
+.PHONY: all build demo test lint vet fmt-check unit e2e-deps redis-server python-deps bench fuzz soak clean chart-test chart-docs chart-schema loadtest
 
 all: build
 
@@ -41,9 +41,10 @@ vet:
 
 # The Redis tests start their own redis-server on free loopback ports; under
 # TOKENGATE_REQUIRE_REDIS=1 a missing redis-server fails them instead of
-# skipping them. The interop tests need Node (TOKENGATE_E2E_NODE=require).
-unit: e2e-deps redis-server
-	TOKENGATE_E2E_NODE=require TOKENGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
+# skipping them. The interop tests need Node (TOKENGATE_E2E_NODE=require)
+# and Debian's Python JWT libraries (TOKENGATE_E2E_PYTHON=require).
+unit: e2e-deps redis-server python-deps
+	TOKENGATE_E2E_NODE=require TOKENGATE_E2E_PYTHON=require TOKENGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## e2e-deps: install the interop tests' Node packages (e2e/package-lock.json)
 e2e-deps: $(E2E_STAMP)
@@ -62,6 +63,16 @@ redis-server:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } || \
 	    { echo "could not install redis-server: run 'sudo apt-get install -y redis-server'"; exit 1; }; \
 	  systemctl stop redis-server >/dev/null 2>&1 || service redis-server stop >/dev/null 2>&1 || true; \
+	}
+
+## python-deps: install Debian's python3-jwt (PyJWT) and python3-authlib if
+## /usr/bin/python3 cannot import them: the backend matrix verifies tokens
+## with them (e2e/python/verify.py, run with /usr/bin/python3, not a pyenv shim)
+python-deps:
+	@/usr/bin/python3 -c 'import jwt, authlib.jose, cryptography' >/dev/null 2>&1 || { \
+	  echo "installing python3-jwt and python3-authlib for the tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-jwt python3-authlib python3-cryptography >/dev/null; } || \
+	    { echo "could not install them: run 'sudo apt-get install -y python3-jwt python3-authlib'"; exit 1; }; \
 	}
 
 # Helm is built from source through the Go module proxy (about 2 minutes, once):

@@ -200,6 +200,11 @@ type Remote struct {
 	// AllowInsecureHTTP permits plain-http STS URLs on hosts other than
 	// loopback. Default false.
 	AllowInsecureHTTP bool `yaml:"allow_insecure_http"`
+	// ExtraParams are form parameters added to every request to the STS
+	// (exchanges and Txn-Token requests): what an STS needs beyond RFC 8693,
+	// like Dex's connector_id or Keycloak's requested_issuer. They never
+	// replace a parameter tokengate sets (validation refuses those names).
+	ExtraParams map[string]string `yaml:"extra_params"`
 }
 
 // Cache configures the exchanged-token cache.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -55,9 +56,10 @@ func (v *validator) remote() {
 		v.addf(p+".assertion_audience", "is only used with auth_method: %s: remove it", AuthPrivateKeyJWT)
 	}
 
-	v.tokenType(p+".subject_token_type", r.SubjectTokenType)
+	v.subjectTokenType(p+".subject_token_type", r.SubjectTokenType)
 	v.tokenType(p+".requested_token_type", r.RequestedTokenType)
 	v.resourceSetting(p+".resource", r.Resource)
+	v.extraParams(p+".extra_params", r.ExtraParams)
 
 	switch {
 	case r.Timeout <= 0:
@@ -104,6 +106,22 @@ func (v *validator) tokenType(path, t string) {
 	v.addf(path, "%s is not a token type tokengate can use: use %s or %s", quote(t), TokenTypeAccessToken, TokenTypeJWT)
 }
 
+// subjectTokenType checks the type URI the umbrella token is sent as: an
+// RFC 8693 type tokengate's umbrella tokens are (access_token, jwt), or a
+// custom absolute URI outside the urn:ietf namespace, which some STSs
+// require to select their exchange profile (Auth0's Custom Token Exchange
+// refuses the urn:ietf types and maps its own URI to an Action).
+func (v *validator) subjectTokenType(path, t string) {
+	if t == "" || slices.Contains(exchangeTokenTypes(), t) || strings.HasPrefix(strings.ToLower(t), "urn:ietf:") {
+		v.tokenType(path, t)
+		return
+	}
+	if !absoluteURI(t) {
+		v.addf(path, "%s is not a token type tokengate can use: use %s or %s, or a custom absolute URI outside urn:ietf "+
+			"(like urn:acme:umbrella-token) that your STS maps to an exchange profile", quote(t), TokenTypeAccessToken, TokenTypeJWT)
+	}
+}
+
 // resourceSetting checks exchange.remote.resource: RFC 8707 wants each
 // resource to be an absolute URI without a fragment, and a listed audience
 // must be one that a route exchanges for.
@@ -136,4 +154,57 @@ func (v *validator) resourceSetting(path string, r Resource) {
 func absoluteURI(s string) bool {
 	u, err := url.Parse(s)
 	return err == nil && u.Scheme != "" && u.Fragment == "" && !strings.Contains(s, "#") && !hasSpaceOrControl(s)
+}
+
+// reservedSTSParams are the form parameters tokengate sets itself on a
+// request to the STS (RFC 8693 2.1, RFC 6749 2.3 and RFC 7523 client
+// authentication, RFC 8707, the Txn-Token request): an extra parameter of
+// the same name would replace or duplicate one of them, and so change what
+// is exchanged, for whom, or who asks.
+func reservedSTSParams() []string {
+	return []string{
+		"grant_type", "subject_token", "subject_token_type", "audience", "scope", "resource",
+		"requested_token_type", "actor_token", "actor_token_type",
+		"client_id", "client_secret", "client_assertion", "client_assertion_type",
+		"request_context", "request_details",
+	}
+}
+
+// reservedSTSParamPrefixes: every parameter of these families is tokengate's
+// to set (client_assertion*, actor_token*).
+func reservedSTSParamPrefixes() []string { return []string{"client_assertion", "actor_token"} }
+
+// extraParams checks exchange.remote.extra_params: names are plain form
+// parameter names, none of them one tokengate sets. Names are compared
+// without case: an STS that reads parameters case-insensitively must not get
+// a second grant_type. Values are never repeated: they may be secrets.
+func (v *validator) extraParams(path string, params map[string]string) {
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		p := keyPath(path, name)
+		lower := strings.ToLower(name)
+		switch {
+		case name == "":
+			v.add(p, "is an empty parameter name: remove it")
+		case !validParamName(name):
+			v.add(p, "is not a plain parameter name: use letters, digits and . _ - : only, like connector_id")
+		case slices.Contains(reservedSTSParams(), lower) ||
+			slices.ContainsFunc(reservedSTSParamPrefixes(), func(pre string) bool { return strings.HasPrefix(lower, pre) }):
+			v.addf(p, "is a parameter tokengate sets itself (RFC 8693 exchange or client authentication): "+
+				"an extra parameter may not replace it; remove it, and configure it with its own key "+
+				"(client_id, auth_method, requested_token_type, resource, the routes' audience and scopes)")
+		}
+	}
+}
+
+// validParamName: a conservative form parameter name, so that a typo (a
+// space, a "=", a "&") is caught here and not at the STS.
+func validParamName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c == '_' || c == '-' || c == '.' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

@@ -101,6 +101,8 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string) {
 			return
 		}
 		w.mapping(n, t, path, newMergeTarget())
+	case t.Kind() == reflect.Map:
+		w.stringMap(n, t, path)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			w.problemf(n, path, `must be a list, not %s: write [a, b] or one "- item" per line`, kindName(n))
@@ -114,6 +116,46 @@ func (w *walker) value(n *yaml.Node, t reflect.Type, path string) {
 		}
 	default:
 		w.scalar(n, t, path)
+	}
+}
+
+// stringMap checks a mapping of free-form names to values (a map[string]T
+// field, like exchange.remote.extra_params): every key is a plain scalar set
+// once, and every value is checked (and ${VAR}-expanded) as a T. Keys are
+// never expanded: they are names, not values. Merge keys are refused, so what
+// the map holds is what the file shows.
+func (w *walker) stringMap(n *yaml.Node, t reflect.Type, path string) {
+	if n.Kind != yaml.MappingNode {
+		w.problemf(n, path, "must be a mapping (name: value lines), not %s", kindName(n))
+		w.bad[n] = true
+		return
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key, v := n.Content[i], n.Content[i+1]
+		k := resolveAlias(key)
+		if k == nil || !w.visit(k) {
+			return
+		}
+		if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+			w.problem(k, path, `"<<" merges are not supported here: write each name: value`)
+			w.drop[key] = true
+			continue
+		}
+		if k.Kind != yaml.ScalarNode {
+			w.problemf(k, path, "a key must be a plain name, not %s", kindName(k))
+			w.drop[key] = true
+			continue
+		}
+		kp := keyPath(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			w.problemf(k, kp, "is set twice (first on line %d): keep one", first)
+			w.drop[key] = true
+			continue
+		}
+		seen[k.Value] = k.Line
+		w.setSpan(kp, k, v)
+		w.value(v, t.Elem(), kp)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/url"
@@ -27,8 +28,10 @@ const remoteMode = "remote"
 // Metric results of remote exchanges: what the caller got.
 const (
 	remoteResultOK          = "ok"
-	remoteResultRejected    = "rejected"    // the STS refused: 401 / 403
-	remoteResultUnavailable = "unavailable" // no usable answer: 503
+	remoteResultRejected    = "rejected"         // the STS refused: 401 / 403
+	remoteResultUnavailable = "unavailable"      // no answer, or a failure: 503
+	remoteResultInvalid     = "invalid_response" // a 200 that cannot be used (malformed, another audience): 503
+	remoteResultConfig      = "sts_config_error" // the STS refused tokengate's own request: 503
 )
 
 // Retry defaults.
@@ -95,6 +98,15 @@ type Remote struct {
 	logger       *slog.Logger
 	fingerprint  string
 	usesDiscover bool
+	// extra are exchange.remote.extra_params, sorted by name.
+	extra [][2]string
+	// sts names the STS in logs: its issuer, else its token endpoint.
+	sts string
+
+	// configProblem is the last refusal of tokengate's own request by the
+	// STS (ErrSTSConfig), cleared by the next success: /readyz shows it as
+	// degraded. nil when there is none.
+	configProblem atomic.Pointer[string]
 
 	// lastFailureLog is when an STS failure was last logged above debug
 	// (UnixNano), so an outage does not write a line per request.
@@ -138,6 +150,8 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		metrics:      opts.Metrics,
 		logger:       opts.Logger,
 		usesDiscover: cfg.TokenEndpoint == "",
+		extra:        sortedParams(cfg.ExtraParams),
+		sts:          orDefault(cfg.Issuer, cfg.TokenEndpoint),
 	}
 	if r.timeout <= 0 {
 		r.timeout = defaultRemoteTimeout
@@ -192,6 +206,16 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	return r, nil
 }
 
+// sortedParams lists a parameter map by name: a stable order for the
+// fingerprint and the wire.
+func sortedParams(m map[string]string) [][2]string {
+	out := make([][2]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		out = append(out, [2]string{k, m[k]})
+	}
+	return out
+}
+
 func orDefault(v, def string) string {
 	if v == "" {
 		return def
@@ -201,9 +225,10 @@ func orDefault(v, def string) string {
 
 // remoteFingerprint hashes every setting that changes the tokens the STS
 // issues: where they come from, who asks, how, for what type, with what
-// resource, for how long they are kept. The client secret enters only as a
-// hash, so rotating it changes the fingerprint without the fingerprint
-// revealing it.
+// resource and extra parameters, for how long they are kept. The client
+// secret enters only as a hash, so rotating it changes the fingerprint
+// without the fingerprint revealing it (the extra parameters' values, which
+// may be secrets too, only enter the SHA-256 of the whole).
 func (r *Remote) remoteFingerprint(cfg config.Remote) string {
 	h := sha256.New()
 	resource := "false"
@@ -219,12 +244,16 @@ func (r *Remote) remoteFingerprint(cfg config.Remote) string {
 	} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
 	}
+	fmt.Fprintf(h, "extra_params:%d;", len(r.extra))
+	for _, kv := range r.extra {
+		fmt.Fprintf(h, "%d:%s=%d:%s;", len(kv[0]), kv[0], len(kv[1]), kv[1])
+	}
 	return "remote:" + base64.RawURLEncoding.EncodeToString(h.Sum(nil))
 }
 
 // Fingerprint identifies the STS settings; cache keys include it, so a
-// change of STS, client, credential, token types or resource setting never
-// serves a token obtained under the old settings.
+// change of STS, client, credential, token types, resource setting or extra
+// parameters never serves a token obtained under the old settings.
 func (r *Remote) Fingerprint() string { return r.fingerprint }
 
 // Prefetch resolves the token endpoint from the STS's metadata now (when
@@ -247,26 +276,50 @@ func (r *Remote) Ready(ctx context.Context) error {
 	return nil
 }
 
+// Degraded reports what is wrong with the STS while requests may still
+// succeed: its circuit breaker is open, or it refused tokengate's own
+// request last time (ErrSTSConfig). /readyz names it under "degraded" and
+// stays 200: the STS's state is not the replica's, and taking every replica
+// out of service would not fix it.
+func (r *Remote) Degraded(context.Context) error {
+	if p := r.configProblem.Load(); p != nil {
+		return errors.New(*p)
+	}
+	if left, open := r.breaker.openRemaining(); open {
+		return fmt.Errorf("%w; next try in %s", errCircuitOpen, left.Round(time.Millisecond))
+	}
+	return nil
+}
+
 // Exchange asks the STS for a token for req.Audience with req.Scopes. Errors:
 // a *RejectError (the STS refused the subject token: 401),
-// ErrExchangeDenied (not for this audience or scopes: 403), else
-// ErrExchangeUnavailable (503); each wraps the *STSError.
+// ErrExchangeDenied (not for this audience or scopes: 403), ErrSTSConfig
+// (the STS refused tokengate's request: 503), else ErrExchangeUnavailable
+// (503); each wraps the *STSError.
 func (r *Remote) Exchange(ctx context.Context, req Request) (*Result, error) {
 	start := time.Now()
 	res, err := r.remoteExchange(ctx, req)
 	if m := r.metrics; m != nil {
-		result := remoteResultOK
-		switch {
-		case err == nil:
-		case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrExchangeDenied):
-			result = remoteResultRejected
-		default:
-			result = remoteResultUnavailable
-		}
-		m.Exchanges.WithLabelValues(req.Audience, remoteMode, result).Inc()
+		m.Exchanges.WithLabelValues(req.Audience, remoteMode, remoteResult(err)).Inc()
 		m.ExchangeDuration.WithLabelValues(remoteMode).Observe(time.Since(start).Seconds())
 	}
 	return res, err
+}
+
+// remoteResult is the result label of an exchange's outcome.
+func remoteResult(err error) string {
+	var se *STSError
+	switch {
+	case err == nil:
+		return remoteResultOK
+	case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrExchangeDenied):
+		return remoteResultRejected
+	case errors.Is(err, ErrSTSConfig):
+		return remoteResultConfig
+	case errors.As(err, &se) && se.invalidResponse():
+		return remoteResultInvalid
+	}
+	return remoteResultUnavailable
 }
 
 func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, error) {
@@ -314,6 +367,7 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 		res, retryAfter, err := send(ctx, endpoint)
 		if err == nil {
 			ticket.done(breakerSuccess)
+			r.configProblem.Store(nil)
 			return res, nil
 		}
 		var se *STSError
@@ -345,7 +399,16 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 		}
 	}
 	out := stsClientError(last)
-	if last.outcome() == stsUnavailable {
+	switch last.outcome() {
+	case stsRejected, stsDenied:
+		// A considered answer about the caller's token: the STS accepted
+		// tokengate's request itself.
+		r.configProblem.Store(nil)
+	case stsConfig:
+		p := fmt.Sprintf("the STS refused tokengate's request: %s", last.Error())
+		r.configProblem.Store(&p)
+		fallthrough
+	case stsUnavailable:
 		level := slog.LevelWarn
 		if last.Status >= 400 && last.Status < 500 {
 			// A 4xx the caller cannot cause: tokengate's configuration at
@@ -358,7 +421,8 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 			level = slog.LevelDebug
 		}
 		r.logger.Log(ctx, level, "token exchange at the sts failed",
-			"audience", audience, "status", last.Status, "error", last.Code, "error_description", last.Description,
+			"sts", r.sts, "endpoint", endpoint, "audience", audience, "result", remoteResult(out),
+			"status", last.Status, "error", last.Code, "error_description", last.Description,
 			"cause", errString(last.Err))
 	}
 	return nil, out
@@ -413,10 +477,14 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 	if len(req.Scopes) > 0 {
 		form.Set("scope", strings.Join(req.Scopes, " "))
 	}
+	r.addExtraParams(form)
 	return r.post(ctx, endpoint, form, func(resp *http.Response, now time.Time) (*Result, error) {
 		res, err := stsParseSuccess(resp, now, r.ttl, notAfter)
 		if err != nil {
 			return nil, err
+		}
+		if err := checkIssuedJWT(res.AccessToken, req.Audience, r.clock()); err != nil {
+			return nil, &STSError{Status: resp.StatusCode, Description: "unusable token response", Err: err}
 		}
 		if res.Scope == "" && len(req.Scopes) > 0 {
 			// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
@@ -424,6 +492,18 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 		}
 		return res, nil
 	})
+}
+
+// addExtraParams adds exchange.remote.extra_params to form. Validation
+// refused the names tokengate sets; Add (not Set) could still never replace
+// one of them, should a name slip through.
+func (r *Remote) addExtraParams(form url.Values) {
+	for _, kv := range r.extra {
+		if _, taken := form[kv[0]]; taken {
+			continue
+		}
+		form.Add(kv[0], kv[1])
+	}
 }
 
 // post sends form to the STS with tokengate's client authentication and

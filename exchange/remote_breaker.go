@@ -156,6 +156,19 @@ func (b *breaker) set(s breakerState) {
 	}
 }
 
+// openRemaining reports whether the breaker refuses calls now, and for how
+// much longer: an open breaker whose period is over admits the next call as
+// a probe, so it no longer counts as degraded even before that call comes.
+func (b *breaker) openRemaining() (time.Duration, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != breakerOpen {
+		return 0, false
+	}
+	left := b.openUntil.Sub(b.now())
+	return left, left > 0
+}
+
 // current returns the state, for readiness and tests.
 func (b *breaker) current() breakerState {
 	b.mu.Lock()

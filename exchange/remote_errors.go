@@ -12,6 +12,14 @@ import (
 // these scopes to this (valid) subject token; 403, never a forward.
 var ErrExchangeDenied = errors.New("token exchange denied")
 
+// ErrSTSConfig: the STS refused tokengate's own request (invalid_request,
+// invalid_client, unauthorized_client, unsupported_grant_type,
+// unsupported_token_type): the
+// configuration at tokengate or at the STS needs fixing. Neither the
+// caller's fault nor transient, so the gateway answers 503 with a long
+// Retry-After. It wraps ErrExchangeUnavailable.
+var ErrSTSConfig = fmt.Errorf("the token exchange service refused tokengate's request (a configuration problem): %w", ErrExchangeUnavailable)
+
 // Rejection reasons of STS answers (tokengate_token_rejections_total).
 const (
 	// ReasonSTSRejected: the STS refused the subject token itself (401).
@@ -83,14 +91,24 @@ const (
 	stsUnavailable stsOutcome = iota // 503 + Retry-After
 	stsRejected                      // 401 invalid_token: the subject token is refused
 	stsDenied                        // 403: not for this audience / scope
+	stsConfig                        // 503 + a long Retry-After: tokengate's request was refused
 )
+
+// stsConfigCodes are the RFC 6749 5.2 errors by which an STS refuses the
+// request itself, not the subject token: tokengate's client, credentials,
+// grant or parameters.
+func stsConfigCodes() []string {
+	return []string{"invalid_request", "invalid_client", "unauthorized_client", "unsupported_grant_type", "unsupported_token_type"}
+}
 
 // outcome classifies the error by the STS's answer. invalid_grant (and
 // invalid_token, which some STSs use) refuse the subject token; invalid_target,
-// invalid_scope and access_denied refuse this audience or these scopes.
-// Everything else (invalid_client, unauthorized_client, invalid_request,
-// unsupported_*, 5xx, no answer) is about tokengate, its configuration or
-// the STS, not the caller's token: an outage for the caller, fail closed.
+// invalid_scope and access_denied refuse this audience or these scopes;
+// invalid_request, invalid_client, unauthorized_client,
+// unsupported_grant_type and unsupported_token_type refuse tokengate's
+// request (stsConfig). Everything
+// else (5xx, no answer, a 4xx without an RFC 6749 error) is about the STS,
+// not the caller's token: an outage for the caller, fail closed.
 func (e *STSError) outcome() stsOutcome {
 	if e.Status < 400 || e.Status >= 500 {
 		return stsUnavailable
@@ -101,12 +119,50 @@ func (e *STSError) outcome() stsOutcome {
 	case "invalid_target", "invalid_scope", "access_denied":
 		return stsDenied
 	}
+	for _, c := range stsConfigCodes() {
+		if e.Code == c {
+			return stsConfig
+		}
+	}
 	return stsUnavailable
 }
 
+// invalidResponse reports an unusable 200 answer: malformed, or a token that
+// is not for what was asked.
+func (e *STSError) invalidResponse() bool { return e.Status == http.StatusOK }
+
+// stsMaxPublicDescription bounds the STS's error_description shown to a
+// client.
+const stsMaxPublicDescription = 160
+
+// PublicDescription is the STS's error_description when it is safe to show
+// to the client: printable ASCII (stsSanitize made it so), at most 160
+// characters, and nothing that looks like a token (a run of 40 or more
+// base64/base64url characters, or a JWT's "eyJ"). Otherwise "".
+func (e *STSError) PublicDescription() string {
+	d := strings.TrimSpace(e.Description)
+	if d == "" || len(d) > stsMaxPublicDescription || strings.Contains(d, "eyJ") || strings.Contains(d, "[redacted]") {
+		return ""
+	}
+	run := 0
+	for i := 0; i < len(d); i++ {
+		c := d[i]
+		if c == '-' || c == '_' || c == '+' || c == '/' || c == '=' || c == '.' ||
+			(c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') {
+			run++
+			if run >= 40 {
+				return ""
+			}
+			continue
+		}
+		run = 0
+	}
+	return d
+}
+
 // stsClientError turns an STS failure into the error the caller branches
-// on: a *RejectError (401), ErrExchangeDenied (403) or ErrExchangeUnavailable
-// (503), each wrapping e.
+// on: a *RejectError (401), ErrExchangeDenied (403), ErrSTSConfig or
+// ErrExchangeUnavailable (503), each wrapping e.
 func stsClientError(e *STSError) error {
 	switch e.outcome() {
 	case stsRejected:
@@ -117,6 +173,8 @@ func stsClientError(e *STSError) error {
 		}
 	case stsDenied:
 		return fmt.Errorf("remote exchange: %w: %w", ErrExchangeDenied, e)
+	case stsConfig:
+		return fmt.Errorf("remote exchange: %w: %w", ErrSTSConfig, e)
 	default:
 		return fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, e)
 	}

@@ -253,7 +253,7 @@ func TestRemoteResourceAndScope(t *testing.T) {
 // shape matters to the expiry reader).
 func rtJWT(exp int64) string {
 	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"RS256","typ":"at+jwt"}`)) + "." + enc([]byte(`{"sub":"u","exp":`+strconv.FormatInt(exp, 10)+`}`)) + ".sig"
+	return enc([]byte(`{"alg":"RS256","typ":"at+jwt"}`)) + "." + enc([]byte(`{"sub":"u","aud":"`+rtAudience+`","exp":`+strconv.FormatInt(exp, 10)+`}`)) + ".sig"
 }
 
 func TestRemoteSuccessResponses(t *testing.T) {

@@ -104,12 +104,13 @@ func (t *RemoteTxn) form(req TxnRequest, scope string) (url.Values, error) {
 		}
 		form.Set("request_details", string(b))
 	}
+	r.addExtraParams(form)
 	return form, nil
 }
 
 // parse reads a Txn-Token Response (draft "Txn-Token Response"): issued_token_type
 // must be the Txn-Token URI (anything else, an access token say, is refused),
-// token_type N_A. The token's txn claim is read without verification: it is
+// token_type N_A, aud the trust domain, exp (if any) in the future. The token's txn claim is read without verification: it is
 // only the request id in logs; the services verify the token itself.
 func (t *RemoteTxn) parse(resp *http.Response, now time.Time, notAfter time.Time) (*Result, string, error) {
 	malformed := stsMalformed(resp)
@@ -126,6 +127,11 @@ func (t *RemoteTxn) parse(resp *http.Response, now time.Time, notAfter time.Time
 	txn, ok := unverifiedTxn(tr.AccessToken)
 	if !ok {
 		return nil, "", malformed("the Txn-Token has no usable txn claim (1 to %d printable characters)", maxTxnIDLen)
+	}
+	// A Txn-Token is a JWT for the trust domain: one for another audience
+	// would be refused by every service, or accepted where it must not be.
+	if err := checkIssuedJWT(tr.AccessToken, t.opts.TrustDomain, t.remote.clock()); err != nil {
+		return nil, "", &STSError{Status: resp.StatusCode, Description: "unusable Txn-Token response", Err: err}
 	}
 	exp, err := stsExpiry(tr, now, t.opts.TTL, notAfter, malformed)
 	if err != nil {

@@ -20,6 +20,9 @@ const defaultReadyTimeout = 3 * time.Second
 const (
 	pathJWKS      = "/.well-known/jwks.json"
 	pathDiscovery = "/.well-known/openid-configuration"
+	// pathASMetadata is RFC 8414's well-known path; for an issuer with a
+	// path it is inserted before the path (RFC 8414 section 3.1).
+	pathASMetadata = "/.well-known/oauth-authorization-server"
 	// grantTokenExchange is the RFC 8693 grant type.
 	grantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
@@ -104,17 +107,21 @@ func NewAdmin(opts AdminOptions) http.Handler {
 	}
 
 	a.paths = map[string]func(http.ResponseWriter, *http.Request){
-		"/metrics":    a.metrics.ServeHTTP,
-		"/healthz":    a.healthz,
-		"/readyz":     a.readyz,
-		pathJWKS:      a.serveJWKS,
-		pathDiscovery: a.serveDiscovery,
+		"/metrics":     a.metrics.ServeHTTP,
+		"/healthz":     a.healthz,
+		"/readyz":      a.readyz,
+		pathJWKS:       a.serveJWKS,
+		pathDiscovery:  a.serveDiscovery,
+		pathASMetadata: a.serveDiscovery,
 	}
-	// OIDC discovery looks under the issuer's path: issuer + "/.well-known/...".
+	// OIDC discovery looks under the issuer's path (issuer +
+	// "/.well-known/openid-configuration"); RFC 8414 inserts the well-known
+	// segment before it ("/.well-known/oauth-authorization-server" + path).
 	if u, err := url.Parse(opts.Issuer); err == nil {
 		if base := strings.TrimRight(u.Path, "/"); base != "" {
 			a.paths[base+pathJWKS] = a.serveJWKS
 			a.paths[base+pathDiscovery] = a.serveDiscovery
+			a.paths[pathASMetadata+base] = a.serveDiscovery
 		}
 	}
 	return a
@@ -226,24 +233,42 @@ func (a *admin) serveDiscovery(w http.ResponseWriter, r *http.Request) {
 	writeRaw(w, http.StatusOK, "application/json", "public, max-age=300", a.discovery)
 }
 
-// discovery is the subset of OIDC Discovery / RFC 8414 metadata that lets
-// JWT libraries in the backends find the keys from the issuer URL.
+// discovery is the OIDC Discovery / RFC 8414 metadata of tokengate's
+// issuer: what JWT libraries in the backends need to find the keys from
+// the issuer URL, plus every member that the two specifications call
+// REQUIRED, so that strict discovery clients (authlib, openid-client,
+// oauth4webapi) accept the document. tokengate has no authorization
+// endpoint and issues no ID tokens; the members about them say so as far
+// as the specifications allow (see docs/operations.md, "Discovery").
 type discovery struct {
-	Issuer            string   `json:"issuer"`
-	JWKSURI           string   `json:"jwks_uri"`
-	TokenEndpoint     string   `json:"token_endpoint,omitempty"`
-	SigningAlgs       []string `json:"id_token_signing_alg_values_supported"`
+	Issuer        string `json:"issuer"`
+	JWKSURI       string `json:"jwks_uri"`
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
+	// ResponseTypes is REQUIRED and must not be empty (RFC 8414 2, OIDC
+	// Discovery 3): "none" (the registered response type that returns no
+	// credential) is the honest value for a server without an
+	// authorization endpoint.
+	ResponseTypes []string `json:"response_types_supported"`
+	// GrantTypes is always written: RFC 8414's default for a missing
+	// member is authorization_code and implicit, which tokengate does not
+	// offer.
+	GrantTypes        []string `json:"grant_types_supported"`
 	TokenEndpointAuth []string `json:"token_endpoint_auth_methods_supported,omitempty"`
-	GrantTypes        []string `json:"grant_types_supported,omitempty"`
 	SubjectTypes      []string `json:"subject_types_supported"`
+	// SigningAlgs are the algorithms of the local signing keys: OIDC names
+	// the member after ID tokens, and libraries (go-oidc) read it to decide
+	// which algorithms to accept.
+	SigningAlgs []string `json:"id_token_signing_alg_values_supported"`
 }
 
 func discoveryDocument(opts AdminOptions) []byte {
 	d := discovery{
-		Issuer:       opts.Issuer,
-		JWKSURI:      strings.TrimRight(opts.Issuer, "/") + pathJWKS,
-		SigningAlgs:  opts.Algorithms,
-		SubjectTypes: []string{"public"},
+		Issuer:        opts.Issuer,
+		JWKSURI:       strings.TrimRight(opts.Issuer, "/") + pathJWKS,
+		ResponseTypes: []string{"none"},
+		GrantTypes:    []string{},
+		SigningAlgs:   opts.Algorithms,
+		SubjectTypes:  []string{"public"},
 	}
 	if d.SigningAlgs == nil {
 		d.SigningAlgs = []string{}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,12 @@ import (
 // retryAfterSeconds is the Retry-After of 503 responses: long enough for a
 // JWKS refresh or an STS blip, short enough that clients come back soon.
 const retryAfterSeconds = "5"
+
+// retryAfterConfigSeconds is the Retry-After of a 503 caused by the STS
+// refusing tokengate's own request (exchange.ErrSTSConfig): only a
+// configuration change fixes it, so clients that honour Retry-After should
+// not come back every few seconds and multiply the refused calls.
+const retryAfterConfigSeconds = "30"
 
 // statusClientClosed is recorded (never written) when the client went
 // away before a response could be made; nginx's convention.
@@ -122,9 +129,11 @@ type response struct {
 	code        string // JSON "error"
 	description string // JSON "error_description"
 	retryAfter  bool
-	reason      string // tokengate_token_rejections_total reason, "" when not a rejection
-	silent      bool   // client gone: write nothing
-	allow       string // Allow header of a 405
+	// retryAfterValue replaces retryAfterSeconds when retryAfter is set.
+	retryAfterValue string
+	reason          string // tokengate_token_rejections_total reason, "" when not a rejection
+	silent          bool   // client gone: write nothing
+	allow           string // Allow header of a 405
 	// DPoP (RFC 9449): a second WWW-Authenticate value, and a fresh nonce.
 	extraChallenge string
 	dpopNonce      string
@@ -255,13 +264,30 @@ func classify(err error) response {
 		// The token is valid, but the STS will not issue a token for this
 		// API (invalid_target, invalid_scope, access_denied): RFC 6750's
 		// "requires higher privileges than provided by the access token".
-		const desc = "the token exchange service does not issue a token for this API to this access token"
+		// The STS's own reason goes along when it is safe to show.
+		desc := "the token exchange service does not issue a token for this API to this access token"
+		var se *exchange.STSError
+		if errors.As(err, &se) {
+			if pd := se.PublicDescription(); pd != "" {
+				desc += ": " + pd
+			}
+		}
 		return response{
 			status:      http.StatusForbidden,
 			challenge:   `Bearer error="insufficient_scope", error_description=` + quote(desc),
 			code:        "insufficient_scope",
 			description: desc,
 			reason:      exchange.ReasonSTSDenied,
+		}
+	case errors.Is(err, exchange.ErrSTSConfig):
+		// The STS refused tokengate's own request: an outage for the
+		// client, with a long Retry-After (retryAfterConfigSeconds).
+		return response{
+			status:          http.StatusServiceUnavailable,
+			code:            "temporarily_unavailable",
+			description:     "the token exchange service refused the gateway's request; retry later",
+			retryAfter:      true,
+			retryAfterValue: retryAfterConfigSeconds,
 		}
 	case errors.Is(err, exchange.ErrIntrospectionUnavailable):
 		return response{
@@ -359,7 +385,7 @@ func writeResponse(w http.ResponseWriter, resp response) {
 		h.Set(headerDPoPNonce, resp.dpopNonce)
 	}
 	if resp.retryAfter {
-		h.Set("Retry-After", retryAfterSeconds)
+		h.Set("Retry-After", cmp.Or(resp.retryAfterValue, retryAfterSeconds))
 	}
 	if resp.allow != "" {
 		h.Set("Allow", resp.allow)

@@ -287,7 +287,7 @@ func TestE2ERemoteSTSErrors(t *testing.T) {
 	if resp, body := g.get(t, "/inventory", umbrella); resp.StatusCode != 200 {
 		t.Fatalf("inventory: %d %s", resp.StatusCode, body)
 	}
-	for result, want := range map[string]float64{"rejected": 3, "unavailable": 2} {
+	for result, want := range map[string]float64{"rejected": 3, "unavailable": 1, "sts_config_error": 1} {
 		if got := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "remote", result)); got != want {
 			t.Errorf("exchanges{remote,%s} = %v, want %v", result, got, want)
 		}

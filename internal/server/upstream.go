@@ -54,6 +54,9 @@ func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 		if cfg.Exchange.Remote.Issuer != "" {
 			up.checks = []gateway.ReadinessCheck{{Name: "sts_metadata", Check: remote.Ready}}
 		}
+		// An open breaker or a refused request is named under "degraded":
+		// the STS's state is not this replica's, /readyz stays 200.
+		up.checks = append(up.checks, gateway.ReadinessCheck{Name: "sts", Check: remote.Degraded, Optional: true})
 		return up, nil
 	default:
 		return nil, fmt.Errorf("exchange.mode %q is not an exchange mode", cfg.Exchange.Mode)
