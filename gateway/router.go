@@ -22,16 +22,19 @@ const defaultRouteTimeout = 30 * time.Second
 
 // route is one compiled config.Route.
 type route struct {
-	name        string
-	host        string // lower case, without port; "" matches any host
-	prefix      string // normalised: leading "/", no trailing "/" unless it is "/"
-	stripPrefix bool
-	upstream    *url.URL
-	audience    string
-	scopes      map[string]struct{} // the audience's scopes, for downscoping
-	scopePrefix string              // umbrella scopes with this prefix belong here too
-	stripScope  bool                // carry those without scopePrefix
-	policy      policy
+	name   string
+	host   string // lower case, without port; "" matches any host
+	prefix string // normalised: leading "/", no trailing "/" unless it is "/"
+	// foldedPrefix is prefix as a case-folding, dot-trimming backend reads
+	// it (foldPath): the fold rule compares request paths with it.
+	foldedPrefix string
+	stripPrefix  bool
+	upstream     *url.URL
+	audience     string
+	scopes       map[string]struct{} // the audience's scopes, for downscoping
+	scopePrefix  string              // umbrella scopes with this prefix belong here too
+	stripScope   bool                // carry those without scopePrefix
+	policy       policy
 	// self is the target of an edge request on this route: its audience,
 	// and its own policy alone.
 	self    target
@@ -63,18 +66,19 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			return nil, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
 		}
 		rt := &route{
-			name:        c.Name,
-			host:        normalizeHost(c.Host),
-			prefix:      normalizePrefix(c.PathPrefix),
-			stripPrefix: c.StripPrefix,
-			upstream:    u,
-			audience:    c.Audience,
-			scopes:      make(map[string]struct{}, len(c.Scopes)),
-			scopePrefix: c.ScopePrefix,
-			stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
-			policy:      newPolicy(c),
-			timeout:     c.Timeout.D(),
-			requireDPoP: c.RequireDPoP,
+			name:         c.Name,
+			host:         normalizeHost(c.Host),
+			prefix:       normalizePrefix(c.PathPrefix),
+			foldedPrefix: foldPath(normalizePrefix(c.PathPrefix)),
+			stripPrefix:  c.StripPrefix,
+			upstream:     u,
+			audience:     c.Audience,
+			scopes:       make(map[string]struct{}, len(c.Scopes)),
+			scopePrefix:  c.ScopePrefix,
+			stripScope:   c.StripScopePrefix && c.ScopePrefix != "",
+			policy:       newPolicy(c),
+			timeout:      c.Timeout.D(),
+			requireDPoP:  c.RequireDPoP,
 		}
 		rt.self = target{audience: rt.audience, routes: []*route{rt}}
 		if rt.name == "" {
@@ -178,13 +182,13 @@ func normalizePrefix(p string) string {
 }
 
 func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(stripPort(h)), ".")
+	return strings.TrimRight(strings.ToLower(stripPort(h)), ".")
 }
 
 // hostEqual compares a request Host (which may carry a port, brackets or a
 // trailing dot) with a normalised route host, case-insensitively.
 func hostEqual(requestHost, routeHost string) bool {
-	h := strings.TrimSuffix(stripPort(requestHost), ".")
+	h := strings.TrimRight(stripPort(requestHost), ".")
 	return strings.EqualFold(h, routeHost)
 }
 

@@ -208,6 +208,7 @@ func buildGeneration(ctx context.Context, p *process, cfg *config.Config, prev *
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.logger,
+		BodyTimeout:   cfg.Server.BodyTimeout.D(),
 	}
 	if up.keys != nil {
 		admin.JWKS, admin.Algorithms = up.keys.PublicJWKSJSON(), up.keys.Algorithms()
