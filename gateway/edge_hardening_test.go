@@ -70,6 +70,7 @@ func TestRequestPath(t *testing.T) {
 		"http://h.example":          "/",
 		"https://h.example:8443/x/": "/x/",
 		"*":                         "*",
+		"edge.example:443":          "*", // CONNECT's authority form
 	} {
 		r := &http.Request{RequestURI: uri, URL: &url.URL{Path: "/ignored"}}
 		if got := requestPath(r); got != want {

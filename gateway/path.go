@@ -99,27 +99,38 @@ func unhex(c byte) byte {
 }
 
 // requestPath is the path of r as the client sent it, still escaped:
-// the request-target of HTTP/1.x (origin or absolute form) or HTTP/2's
-// :path, less the query. r.URL.Path is decoded and RawPath is kept only
-// when it is a valid encoding, so neither can show every spelling.
+// the request-target of HTTP/1.x or HTTP/2's :path (rawPathOf). r.URL.Path
+// is decoded and RawPath is kept only when it is a valid encoding, so
+// neither can show every spelling.
 func requestPath(r *http.Request) string {
-	uri := r.RequestURI
-	if uri == "" { // a request made in process (tests): its URL is all there is
+	if r.RequestURI == "" { // a request made in process (tests): its URL is all there is
 		return r.URL.EscapedPath()
 	}
-	if i := strings.Index(uri, "://"); i >= 0 && !strings.HasPrefix(uri, "/") {
-		// absolute form: scheme://authority[/path][?query]
-		rest := uri[i+3:]
-		if j := strings.IndexAny(rest, "/?"); j >= 0 && rest[j] == '/' {
-			uri = rest[j:]
+	return rawPathOf(r.RequestURI)
+}
+
+// rawPathOf is the escaped path of a request-target, for checkPath: an
+// origin-form target ("/a/b?q") less its query; an absolute-form one
+// ("http://host/a/b?q", as in X-Original-URL) less its scheme, authority
+// and query ("/" when it has no path). "*" and a CONNECT's authority-form
+// target have no path: "*", which checkPath accepts (no route matches them).
+func rawPathOf(target string) string {
+	switch {
+	case strings.HasPrefix(target, "/"):
+	case strings.Contains(target, "://"):
+		rest := target[strings.Index(target, "://")+3:]
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 && rest[j] == '/' {
+			target = rest[j:]
 		} else {
-			uri = "/"
+			return "/"
 		}
+	default:
+		return "*"
 	}
-	if i := strings.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
+	if i := strings.IndexAny(target, "?#"); i >= 0 {
+		target = target[:i]
 	}
-	return uri
+	return target
 }
 
 // foldPath is p as a backend that folds case and trims trailing dots (and
