@@ -210,9 +210,9 @@ func stripPort(h string) string {
 // segments. Routing and forwarding both use this path, so "/orders/../admin"
 // is matched, policed and forwarded as "/admin", and cannot reach the orders
 // upstream under the orders policy. The decoded path is what is cleaned, so
-// "%2e%2e" and "%2F" cannot hide a dot segment. Nothing is redirected (a
-// redirect would echo the query string, which may hold an access_token, and
-// turn a POST into a GET). Already-clean paths, the common case, cost nothing.
+// "%2e%2e" cannot hide a dot segment (checkPath has refused "%2F" already).
+// Nothing is redirected (a redirect would echo the query string, which may
+// hold an access_token, and turn a POST into a GET). Already-clean paths, the common case, cost nothing.
 func canonicalRequest(r *http.Request) *http.Request {
 	if isCleanPath(r.URL.Path) {
 		return r
@@ -277,8 +277,9 @@ func (rt *route) forwardPath(u *url.URL) (p, raw string) {
 	if u.RawPath == "" {
 		return p, ""
 	}
-	// Keep the client's encoding (e.g. %2F inside a segment) when the prefix
-	// appears literally in it; otherwise fall back to the decoded path.
+	// Keep the client's encoding (e.g. %20; checkPath has refused %2F) when
+	// the prefix appears literally in it; otherwise fall back to the decoded
+	// path.
 	escPrefix := (&url.URL{Path: rt.prefix}).EscapedPath()
 	if hasSegmentPrefix(u.RawPath, escPrefix) {
 		raw = strings.TrimPrefix(u.RawPath, escPrefix)
