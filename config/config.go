@@ -57,6 +57,12 @@ type Server struct {
 	// ReadHeaderTimeout bounds how long a client may take to send headers
 	// (slowloris). Default 10s.
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// BodyTimeout bounds how long a client may take to send a body the
+	// gateway reads itself (token endpoint, admin, authz; at most 64 KiB
+	// each): a slower client is answered 408 and its connection closed, so
+	// it cannot hold a worker. Proxied bodies stream and are not bounded by
+	// it. Default 10s.
+	BodyTimeout Duration `yaml:"body_timeout"`
 	// MaxHeaderBytes bounds request headers. Default 65536.
 	MaxHeaderBytes int `yaml:"max_header_bytes"`
 	// IdleTimeout closes idle client keep-alive connections. Default 120s.

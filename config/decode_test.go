@@ -227,7 +227,7 @@ func TestDefaults(t *testing.T) {
 	want := &Config{
 		Server: Server{
 			Listen: DefaultListen, AdminListen: DefaultAdminListen, MaxTokenBytes: 8192,
-			ReadHeaderTimeout: Duration(10 * time.Second), MaxHeaderBytes: 65536,
+			ReadHeaderTimeout: Duration(10 * time.Second), BodyTimeout: Duration(10 * time.Second), MaxHeaderBytes: 65536,
 			IdleTimeout: Duration(120 * time.Second), ShutdownGrace: Duration(25 * time.Second),
 			DPoP: DPoP{
 				Algorithms: []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"},

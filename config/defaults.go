@@ -19,6 +19,7 @@ const (
 	DefaultAdminListen       = "127.0.0.1:9090"
 	DefaultMaxTokenBytes     = 8192
 	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultBodyTimeout       = 10 * time.Second
 	DefaultMaxHeaderBytes    = 65536
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultShutdownGrace     = 25 * time.Second
@@ -93,6 +94,7 @@ func (c *Config) applyDefaults() {
 	setDefault(c, &s.AdminListen, "server.admin_listen", DefaultAdminListen)
 	setDefault(c, &s.MaxTokenBytes, "server.max_token_bytes", DefaultMaxTokenBytes)
 	setDefault(c, &s.ReadHeaderTimeout, "server.read_header_timeout", Duration(DefaultReadHeaderTimeout))
+	setDefault(c, &s.BodyTimeout, "server.body_timeout", Duration(DefaultBodyTimeout))
 	setDefault(c, &s.MaxHeaderBytes, "server.max_header_bytes", DefaultMaxHeaderBytes)
 	setDefault(c, &s.IdleTimeout, "server.idle_timeout", Duration(DefaultIdleTimeout))
 	setDefault(c, &s.ShutdownGrace, "server.shutdown_grace", Duration(DefaultShutdownGrace))

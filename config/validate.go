@@ -98,6 +98,7 @@ func (v *validator) server() {
 			"set both cert_file and key_file, or remove server.tls")
 	}
 	v.positive("server.read_header_timeout", s.ReadHeaderTimeout, "how long a client may take to send its headers", DefaultReadHeaderTimeout)
+	v.positive("server.body_timeout", s.BodyTimeout, "how long a client may take to send a body the gateway reads itself", DefaultBodyTimeout)
 	v.nonNegative("server.idle_timeout", s.IdleTimeout, DefaultIdleTimeout)
 	v.nonNegative("server.shutdown_grace", s.ShutdownGrace, DefaultShutdownGrace)
 	v.adminToken()

@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // defaultReadyTimeout is AdminOptions.ReadyTimeout when unset.
@@ -61,6 +63,9 @@ type AdminOptions struct {
 	AdminToken string
 	// Revoker serves POST /admin/revoke; nil disables it.
 	Revoker Revoker
+	// BodyTimeout bounds reading a request body (server.body_timeout);
+	// 0 means config.DefaultBodyTimeout.
+	BodyTimeout time.Duration
 }
 
 // admin serves the admin listener: nothing else, and nothing is proxied.
@@ -74,6 +79,7 @@ type admin struct {
 	logger    *slog.Logger
 
 	revoker        Revoker
+	bodyTimeout    time.Duration
 	adminTokenSet  bool
 	adminTokenHash [sha256.Size]byte
 }
@@ -87,6 +93,11 @@ func NewAdmin(opts AdminOptions) http.Handler {
 		jwks:    opts.JWKS,
 		logger:  opts.Logger,
 		revoker: opts.Revoker,
+
+		bodyTimeout: opts.BodyTimeout,
+	}
+	if a.bodyTimeout <= 0 {
+		a.bodyTimeout = config.DefaultBodyTimeout
 	}
 	if opts.AdminToken != "" {
 		a.adminTokenSet, a.adminTokenHash = true, sha256.Sum256([]byte(opts.AdminToken))

@@ -84,6 +84,10 @@ func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
 			adminError{"method_not_allowed", "use POST"})
 		return
 	}
+	if err := bufferBody(w, r, MaxBodyBytes, a.bodyTimeout); err != nil {
+		writeBodyError(w, err)
+		return
+	}
 	req, msg := readRevokeRequest(w, r)
 	if msg != "" {
 		writeJSON(w, http.StatusBadRequest, "application/json", "no-store", adminError{"invalid_request", msg})

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -29,7 +31,8 @@ const (
 // any run of spaces or tabs may separate it from exactly one token68 value.
 // A single credential of another scheme (Basic ...) means no bearer token;
 // another scheme with parameters or several credentials is malformed. The
-// query parameter access_token is never read.
+// query parameter access_token is never read here: requestCredentials
+// refuses it.
 func accessToken(h http.Header) (scheme, token string, err error) {
 	values := h["Authorization"]
 	switch len(values) {
@@ -121,4 +124,108 @@ func isToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// Tokens sent another way than the Authorization header (RFC 6750 section
+// 3.1: a request must not use more than one method). A query token alone
+// is no credential at all: 401 with the realm challenge, so the client
+// learns where the token belongs.
+var (
+	errTokenInQueryAndHeader = &bearerError{reason: ReasonCredentials,
+		description: "the request sends a token both in the Authorization header and as the access_token query parameter: use the header only"}
+	errTokenInQueryOnly = &bearerError{missing: true, reason: ReasonCredentials,
+		description: "an access_token query parameter is not accepted: send the token in the Authorization header"}
+	errTokenInSubprotocol = &bearerError{reason: ReasonCredentials,
+		description: "Sec-WebSocket-Protocol holds a token: send it only in the Authorization header"}
+)
+
+// requestCredentials is the one access token of an edge request, with
+// every other place a token could travel checked: an access_token query
+// parameter (beside the header: 400; alone: 401, never used, never
+// forwarded) and the WebSocket subprotocols (a token there would reach the
+// upstream: 400). A form-body access_token is never read; the gateway does
+// not buffer proxied bodies.
+func requestCredentials(r *http.Request) (scheme, token string, err error) {
+	inQuery := queryHasAccessToken(r.URL.RawQuery)
+	if inQuery && len(r.Header["Authorization"]) > 0 {
+		return "", "", errTokenInQueryAndHeader
+	}
+	scheme, token, err = accessToken(r.Header)
+	if err != nil {
+		if inQuery && err == errNoBearer {
+			err = errTokenInQueryOnly
+		}
+		return scheme, token, err
+	}
+	if subprotocolHoldsToken(r.Header, token) {
+		return scheme, "", errTokenInSubprotocol
+	}
+	return scheme, token, nil
+}
+
+// queryHasAccessToken reports whether a raw query names access_token. Keys
+// are compared after unescaping and case-insensitively (some frameworks
+// read query keys so), and a key that cannot be unescaped counts: it
+// cannot be checked.
+func queryHasAccessToken(q string) bool {
+	if q == "" {
+		return false
+	}
+	for pair := range strings.SplitSeq(q, "&") {
+		key, _, _ := strings.Cut(pair, "=")
+		if isAccessTokenKey(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// isAccessTokenKey reports whether a raw query key names access_token (see
+// queryHasAccessToken); stripAccessToken drops the same keys.
+func isAccessTokenKey(raw string) bool {
+	k, err := url.QueryUnescape(raw)
+	return err != nil || strings.EqualFold(k, "access_token")
+}
+
+// subprotocolHoldsToken reports whether a Sec-WebSocket-Protocol entry
+// carries a token: the presented one (as it is, or base64-encoded inside
+// an entry, as Kubernetes' "base64url.bearer.authorization.k8s.io." does)
+// or any JWT. Browsers cannot set Authorization on a WebSocket, so apps
+// put tokens there, and ReverseProxy forwards the header as it is: an
+// umbrella token there would reach the upstream.
+func subprotocolHoldsToken(h http.Header, token string) bool {
+	values := h["Sec-Websocket-Protocol"]
+	if len(values) == 0 {
+		return false
+	}
+	var encoded []string
+	if len(token) >= minRedactLen { // a shorter "token" would match by chance
+		encoded = []string{
+			token,
+			base64.RawURLEncoding.EncodeToString([]byte(token)),
+			base64.RawStdEncoding.EncodeToString([]byte(token)),
+		}
+	}
+	for _, v := range values {
+		for entry := range strings.SplitSeq(v, ",") {
+			entry = strings.Trim(entry, " \t")
+			if entry == token || looksLikeJWT(entry) {
+				return true
+			}
+			for _, e := range encoded {
+				if strings.Contains(entry, e) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// looksLikeJWT reports whether s holds a compact JWS or JWE: a base64url
+// JSON header ("eyJ" is `{"`) followed by at least two more dot-separated
+// parts, anywhere in s (an entry may prefix it, "access_token.eyJ...").
+func looksLikeJWT(s string) bool {
+	i := strings.Index(s, "eyJ")
+	return i >= 0 && strings.Count(s[i:], ".") >= 2
 }

@@ -44,6 +44,7 @@ const challengeRealm = `Bearer realm="tokengate"`
 type bearerError struct {
 	missing     bool
 	description string
+	reason      string // rejection reason, "" for an ordinary header problem
 }
 
 func (e *bearerError) Error() string { return "authorization header: " + e.description }
@@ -133,6 +134,7 @@ type response struct {
 	retryAfterValue string
 	reason          string // tokengate_token_rejections_total reason, "" when not a rejection
 	silent          bool   // client gone: write nothing
+	closeConn       bool   // Connection: close (a body cut off or refused)
 	allow           string // Allow header of a 405
 	// DPoP (RFC 9449): a second WWW-Authenticate value, and a fresh nonce.
 	extraChallenge string
@@ -200,6 +202,8 @@ func classify(err error) response {
 		treq     *tokenRequestError
 		scope    *scopeError
 		dp       *dpopError
+		path     *pathError
+		body     *bodyError
 	)
 	switch {
 	case errors.As(err, &gone):
@@ -220,12 +224,17 @@ func classify(err error) response {
 		return response{status: http.StatusBadRequest, code: "invalid_scope", description: desc}
 	case errors.Is(err, errNoRoute):
 		return response{status: http.StatusNotFound, code: "not_found", description: "no route matches the request"}
+	case errors.As(err, &path):
+		return path.response()
+	case errors.As(err, &body):
+		return body.response()
 	case errors.As(err, &bearer) && bearer.missing:
 		return response{
 			status:      http.StatusUnauthorized,
 			challenge:   challengeRealm,
 			code:        "unauthorized",
 			description: bearer.description,
+			reason:      bearer.reason,
 		}
 	case errors.As(err, &bearer):
 		return response{
@@ -233,6 +242,7 @@ func classify(err error) response {
 			challenge:   `Bearer error="invalid_request"`,
 			code:        "invalid_request",
 			description: bearer.description,
+			reason:      bearer.reason,
 		}
 	case errors.As(err, &reject):
 		desc := reject.Description
@@ -336,7 +346,11 @@ func reasonLabel(reason string) string {
 // fail answers r with the response for err, unless the client is gone or a
 // response has already started (then it only records why).
 func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err error) {
-	if r.Context().Err() != nil {
+	// A body read that hit its deadline cancels the request's context too
+	// (net/http does on any connection read error): that client is still
+	// there to be told 408.
+	var be *bodyError
+	if r.Context().Err() != nil && !errors.As(err, &be) {
 		err = &clientGoneError{err: err}
 	}
 	resp := errorResponse(err)
@@ -389,6 +403,9 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	}
 	if resp.allow != "" {
 		h.Set("Allow", resp.allow)
+	}
+	if resp.closeConn {
+		h.Set("Connection", "close")
 	}
 	eb := errorBody{Error: resp.code, Description: resp.description}
 	if resp.hints {

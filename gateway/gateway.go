@@ -86,6 +86,12 @@ type Gateway struct {
 	proxies       trustedProxies // server.trusted_proxies (forwarded.go)
 	clock         func() time.Time
 	maxTokenBytes int
+	// bodyTimeout bounds reading a body the gateway consumes (readBody).
+	bodyTimeout time.Duration
+	// tokenFold is the token endpoint's path folded (foldPath), and
+	// prefixesFolded says every route prefix is its own fold: checkFold.
+	tokenFold      string
+	prefixesFolded bool
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
 	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
@@ -111,6 +117,7 @@ func New(opts Options) (*Gateway, error) {
 		metrics:       opts.Metrics,
 		clock:         opts.Clock,
 		maxTokenBytes: opts.Config.Server.MaxTokenBytes,
+		bodyTimeout:   opts.Config.Server.BodyTimeout.D(),
 		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
 		revocations:   opts.Revocations,
@@ -142,6 +149,10 @@ func New(opts Options) (*Gateway, error) {
 		rt.proxy = g.newProxy(rt)
 	}
 	g.routes = routes
+	g.prefixesFolded = true
+	for _, rt := range routes {
+		g.prefixesFolded = g.prefixesFolded && rt.foldedPrefix == rt.prefix
+	}
 	if err := g.setupTxn(opts.Config.Routes, opts.TxnMinter); err != nil {
 		return nil, err
 	}
@@ -180,6 +191,9 @@ type requestState struct {
 	start     time.Time
 	upStart   time.Time
 	upDone    bool
+	// body records a client-side error reading the proxied body (nil
+	// without a body), so it is answered 400, not 502.
+	body *recordingBody
 
 	// DPoP: the Authorization scheme (schemeBearer or schemeDPoP), and the
 	// request as received (htm, htu before cleaning, the proof header).
@@ -209,6 +223,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer g.finish(r, st)
 
 	st.in = r
+	// The path rules hold before any route is matched (gateway/path.go).
+	if err := checkPath(requestPath(r)); err != nil {
+		g.fail(&st.rw, r, st, err)
+		return
+	}
 	r = canonicalRequest(r)
 	// The token endpoint is matched exactly and before the routes, so no
 	// route (not even path_prefix "/") can shadow it.
@@ -218,13 +237,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt := g.match(r)
+	if err := g.checkFold(r.Host, r.URL.Path, rt); err != nil {
+		g.fail(&st.rw, r, st, err)
+		return
+	}
 	if rt == nil {
 		g.fail(&st.rw, r, st, errNoRoute)
 		return
 	}
 	st.route = rt
 
-	scheme, raw, err := accessToken(r.Header)
+	scheme, raw, err := requestCredentials(r)
 	st.scheme = scheme
 	if err != nil {
 		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
@@ -233,6 +256,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := g.authorizeEdge(ctx, raw, r, rt, st); err != nil {
 		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
+		return
+	}
+	// A body broken from its first chunk is refused here, before anything
+	// is forwarded; a later read error is found by upstreamFailed.
+	if st.body, err = watchBody(r); err != nil {
+		g.fail(&st.rw, r, st, err)
 		return
 	}
 

@@ -84,6 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		exchange.ReasonCrit, exchange.ReasonBinding, reasonPolicy,
 		exchange.ReasonInactive,
 		ReasonDPoPProof, ReasonDPoPReplay, ReasonDPoPNonce, ReasonDPoPRequired, ReasonDPoPUnbound,
+		ReasonBody, ReasonPath, ReasonCredentials,
 	} {
 		m.TokenRejections.WithLabelValues(r)
 	}

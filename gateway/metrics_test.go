@@ -127,7 +127,7 @@ func TestAccessLog(t *testing.T) {
 	r := testRoute("orders", "/orders", be.URL)
 	r.RequiredScopes = []string{"payments:refund"}
 	env := newEnv(t, []config.Route{r}, nil)
-	env.do(t, http.MethodPost, "/orders/secret-path?access_token="+umbrella, func(r *http.Request) {
+	env.do(t, http.MethodPost, "/orders/secret-path?state="+umbrella, func(r *http.Request) {
 		bearer(umbrella)(r)
 		r.Header.Set("X-Request-Id", "rid-42")
 	})

@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -111,7 +110,7 @@ func (g *Gateway) upstreamResponse(rt *route, resp *http.Response) {
 }
 
 // upstreamFailed maps a failed round trip to 502 / 504 (or nothing, when the
-// client is gone).
+// client is gone), unless reading the client's body failed: then 400.
 func (g *Gateway) upstreamFailed(rt *route, w http.ResponseWriter, r *http.Request, err error) {
 	st := stateFrom(r.Context())
 	if st == nil { // unreachable: the gateway always passes its state
@@ -119,6 +118,13 @@ func (g *Gateway) upstreamFailed(rt *route, w http.ResponseWriter, r *http.Reque
 		return
 	}
 	g.observeUpstream(rt, st)
+	if bodyErr := st.body.readErr(); bodyErr != nil {
+		// The client's body broke (bad chunked encoding, a reset): the
+		// transport aborted the upstream request, and the fault is the
+		// client's, not the upstream's.
+		g.fail(&st.rw, r, st, malformedBody(bodyErr))
+		return
+	}
 	g.fail(&st.rw, r, st, newUpstreamError(err))
 }
 
@@ -145,7 +151,7 @@ func stripAccessToken(q string) string {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")
 		key, _, _ := strings.Cut(pair, "=")
-		if k, err := url.QueryUnescape(key); err != nil || k == "access_token" {
+		if isAccessTokenKey(key) {
 			continue // drop it (an undecodable key cannot be checked)
 		}
 		if b.Len() > 0 {

@@ -22,16 +22,19 @@ const defaultRouteTimeout = 30 * time.Second
 
 // route is one compiled config.Route.
 type route struct {
-	name        string
-	host        string // lower case, without port; "" matches any host
-	prefix      string // normalised: leading "/", no trailing "/" unless it is "/"
-	stripPrefix bool
-	upstream    *url.URL
-	audience    string
-	scopes      map[string]struct{} // the audience's scopes, for downscoping
-	scopePrefix string              // umbrella scopes with this prefix belong here too
-	stripScope  bool                // carry those without scopePrefix
-	policy      policy
+	name   string
+	host   string // lower case, without port; "" matches any host
+	prefix string // normalised: leading "/", no trailing "/" unless it is "/"
+	// foldedPrefix is prefix as a case-folding, dot-trimming backend reads
+	// it (foldPath): the fold rule compares request paths with it.
+	foldedPrefix string
+	stripPrefix  bool
+	upstream     *url.URL
+	audience     string
+	scopes       map[string]struct{} // the audience's scopes, for downscoping
+	scopePrefix  string              // umbrella scopes with this prefix belong here too
+	stripScope   bool                // carry those without scopePrefix
+	policy       policy
 	// self is the target of an edge request on this route: its audience,
 	// and its own policy alone.
 	self    target
@@ -63,18 +66,19 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			return nil, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
 		}
 		rt := &route{
-			name:        c.Name,
-			host:        normalizeHost(c.Host),
-			prefix:      normalizePrefix(c.PathPrefix),
-			stripPrefix: c.StripPrefix,
-			upstream:    u,
-			audience:    c.Audience,
-			scopes:      make(map[string]struct{}, len(c.Scopes)),
-			scopePrefix: c.ScopePrefix,
-			stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
-			policy:      newPolicy(c),
-			timeout:     c.Timeout.D(),
-			requireDPoP: c.RequireDPoP,
+			name:         c.Name,
+			host:         normalizeHost(c.Host),
+			prefix:       normalizePrefix(c.PathPrefix),
+			foldedPrefix: foldPath(normalizePrefix(c.PathPrefix)),
+			stripPrefix:  c.StripPrefix,
+			upstream:     u,
+			audience:     c.Audience,
+			scopes:       make(map[string]struct{}, len(c.Scopes)),
+			scopePrefix:  c.ScopePrefix,
+			stripScope:   c.StripScopePrefix && c.ScopePrefix != "",
+			policy:       newPolicy(c),
+			timeout:      c.Timeout.D(),
+			requireDPoP:  c.RequireDPoP,
 		}
 		rt.self = target{audience: rt.audience, routes: []*route{rt}}
 		if rt.name == "" {
@@ -178,13 +182,13 @@ func normalizePrefix(p string) string {
 }
 
 func normalizeHost(h string) string {
-	return strings.TrimSuffix(strings.ToLower(stripPort(h)), ".")
+	return strings.TrimRight(strings.ToLower(stripPort(h)), ".")
 }
 
 // hostEqual compares a request Host (which may carry a port, brackets or a
 // trailing dot) with a normalised route host, case-insensitively.
 func hostEqual(requestHost, routeHost string) bool {
-	h := strings.TrimSuffix(stripPort(requestHost), ".")
+	h := strings.TrimRight(stripPort(requestHost), ".")
 	return strings.EqualFold(h, routeHost)
 }
 
@@ -206,9 +210,9 @@ func stripPort(h string) string {
 // segments. Routing and forwarding both use this path, so "/orders/../admin"
 // is matched, policed and forwarded as "/admin", and cannot reach the orders
 // upstream under the orders policy. The decoded path is what is cleaned, so
-// "%2e%2e" and "%2F" cannot hide a dot segment. Nothing is redirected (a
-// redirect would echo the query string, which may hold an access_token, and
-// turn a POST into a GET). Already-clean paths, the common case, cost nothing.
+// "%2e%2e" cannot hide a dot segment (checkPath has refused "%2F" already).
+// Nothing is redirected (a redirect would echo the query string, which may
+// hold an access_token, and turn a POST into a GET). Already-clean paths, the common case, cost nothing.
 func canonicalRequest(r *http.Request) *http.Request {
 	if isCleanPath(r.URL.Path) {
 		return r
@@ -273,8 +277,9 @@ func (rt *route) forwardPath(u *url.URL) (p, raw string) {
 	if u.RawPath == "" {
 		return p, ""
 	}
-	// Keep the client's encoding (e.g. %2F inside a segment) when the prefix
-	// appears literally in it; otherwise fall back to the decoded path.
+	// Keep the client's encoding (e.g. %20; checkPath has refused %2F) when
+	// the prefix appears literally in it; otherwise fall back to the decoded
+	// path.
 	escPrefix := (&url.URL{Path: rt.prefix}).EscapedPath()
 	if hasSegmentPrefix(u.RawPath, escPrefix) {
 		raw = strings.TrimPrefix(u.RawPath, escPrefix)

@@ -22,6 +22,7 @@ func TestRouting(t *testing.T) {
 	strip := testRoute("strip", "/strip", be.URL+"/base")
 	strip.StripPrefix = true
 	env := newEnv(t, []config.Route{orders, ordersAdmin, admin, api, apiAny, strip}, nil)
+	const refused = "400" // refused by the path rules, before any route
 
 	tests := []struct {
 		name      string
@@ -39,17 +40,20 @@ func TestRouting(t *testing.T) {
 		{name: "segment, not string prefix", target: "/orders/administrator", wantRoute: "orders", wantURI: "/orders/administrator"},
 		{name: "dot-dot leaves the route", target: "/orders/../admin/x", wantRoute: "admin", wantURI: "/admin/x"},
 		{name: "encoded dot-dot", target: "/orders/%2e%2e/admin", wantRoute: "admin", wantURI: "/admin"},
-		{name: "encoded slash hides dot-dot", target: "/orders/x/..%2Fadmin/delete", wantRoute: "ordersadmin", wantURI: "/orders/admin/delete"},
+		// An encoded slash is refused outright (path rules, gateway/path.go).
+		{name: "encoded slash hides dot-dot", target: "/orders/x/..%2Fadmin/delete", wantRoute: refused},
 		{name: "dot-dot to nowhere", target: "/orders/../nothing", wantRoute: ""},
 		{name: "double slash", target: "/orders//1", wantRoute: "orders", wantURI: "/orders/1"},
 		{name: "dot segment", target: "/orders/./1", wantRoute: "orders", wantURI: "/orders/1"},
-		{name: "encoded slash kept when clean", target: "/orders/a%2Fb", wantRoute: "orders", wantURI: "/orders/a%2Fb"},
+		{name: "encoded slash refused", target: "/orders/a%2Fb", wantRoute: refused},
+		{name: "encoding kept when clean", target: "/orders/a%20b", wantRoute: "orders", wantURI: "/orders/a%20b"},
 		{name: "host-specific wins", target: "/api/v1", host: "api.example.com", wantRoute: "api", wantURI: "/api/v1"},
 		{name: "host case and port ignored", target: "/api/v1", host: "API.EXAMPLE.COM:8443", wantRoute: "api", wantURI: "/api/v1"},
 		{name: "other host falls back", target: "/api/v1", host: "other.example.com", wantRoute: "apiany", wantURI: "/api/v1"},
 		{name: "strip prefix", target: "/strip/a/b?q=1", wantRoute: "strip", wantURI: "/base/a/b?q=1"},
 		{name: "strip exact prefix", target: "/strip", wantRoute: "strip", wantURI: "/base/"},
-		{name: "strip keeps encoding", target: "/strip/a%2Fb", wantRoute: "strip", wantURI: "/base/a%2Fb"},
+		{name: "strip keeps encoding", target: "/strip/a%20b", wantRoute: "strip", wantURI: "/base/a%20b"},
+		{name: "strip refuses an encoded slash", target: "/strip/a%2Fb", wantRoute: refused},
 		{name: "strip is on segments", target: "/stripped", wantRoute: ""},
 		{name: "root without a root route", target: "/", wantRoute: ""},
 	}
@@ -64,6 +68,12 @@ func TestRouting(t *testing.T) {
 				}
 			})
 			got := be.requests()[before:]
+			if tc.wantRoute == refused {
+				if resp.StatusCode != http.StatusBadRequest || len(got) != 0 || env.verifier.calls.Load() != calls {
+					t.Fatalf("status = %d, backend got %d requests, want 400 and nothing read (body %s)", resp.StatusCode, len(got), body)
+				}
+				return
+			}
 			if tc.wantRoute == "" {
 				if resp.StatusCode != http.StatusNotFound {
 					t.Fatalf("status = %d, want 404 (body %s)", resp.StatusCode, body)

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -31,6 +29,7 @@ func (g *Gateway) newTokenEndpoint(path string) error {
 		return nil
 	}
 	g.tokenPath = path
+	g.tokenFold = foldPath(path)
 	g.tokenObs = sync.OnceValue(func() *routeObservers {
 		obs := g.metrics.forEndpoint(tokenEndpointLabel)
 		return &obs
@@ -107,8 +106,10 @@ func (g *Gateway) serveToken(r *http.Request, st *requestState) {
 }
 
 // readTokenRequest checks the method and content type and parses a body of
-// bounded size. Only the body is read: parameters in the query string are
-// ignored, so a token put there is never used.
+// bounded size, read in bounded time (readBody: 413, 408). Only the body is
+// read: parameters in the query string are ignored, so a token put there is
+// never used, and an access_token there is refused (RFC 6750 section 3.1:
+// one way of sending a credential; a URL leaks it).
 func (g *Gateway) readTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, error) {
 	if r.Method != http.MethodPost {
 		return tokenRequest{}, &tokenRequestError{status: http.StatusMethodNotAllowed, code: "invalid_request",
@@ -118,13 +119,13 @@ func (g *Gateway) readTokenRequest(w http.ResponseWriter, r *http.Request) (toke
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return tokenRequest{}, badTokenRequest("invalid_request", "the body must be application/x-www-form-urlencoded")
 	}
-	limit := int64(g.maxTokenBytes) + formOverhead
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if queryHasAccessToken(r.URL.RawQuery) {
+		return tokenRequest{}, badTokenRequest("invalid_request",
+			"an access_token query parameter is not accepted: tokens never go in the URL; send subject_token in the body")
+	}
+	body, err := readBody(w, r, int64(g.maxTokenBytes)+formOverhead, g.bodyTimeout)
 	if err != nil {
-		if errors.As(err, new(*http.MaxBytesError)) {
-			return tokenRequest{}, badTokenRequest("invalid_request", "the request body is larger than "+strconv.FormatInt(limit, 10)+" bytes")
-		}
-		return tokenRequest{}, &clientGoneError{err: fmt.Errorf("read token request: %w", err)}
+		return tokenRequest{}, err
 	}
 	return parseTokenForm(string(body))
 }

@@ -261,7 +261,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{name: "no content type", body: good.Encode(), status: 400, code: "invalid_request", desc: "x-www-form-urlencoded"},
 		{name: "multipart", ct: "multipart/form-data; boundary=x", body: "--x--", status: 400, code: "invalid_request"},
 		{name: "form with charset", ct: formType + "; charset=UTF-8", body: good.Encode(), status: 200},
-		{name: "body too large", ct: formType, body: good.Encode() + "&pad=" + strings.Repeat("a", 8192+8192), status: 400, code: "invalid_request", desc: "larger than"},
+		{name: "body too large", ct: formType, body: good.Encode() + "&pad=" + strings.Repeat("a", 8192+8192), status: 413, code: "invalid_request", desc: "larger than"},
 		{name: "not a form", ct: formType, body: "grant_type=%zz", status: 400, code: "invalid_request", desc: "not a valid"},
 		{name: "no grant_type", ct: formType, body: with(good, "grant_type").Encode(), status: 400, code: "invalid_request", desc: "grant_type is required"},
 		{name: "other grant", ct: formType, body: with(good, "grant_type", "client_credentials").Encode(), status: 400, code: "unsupported_grant_type"},

@@ -217,6 +217,7 @@ func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream,
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.Logger,
+		BodyTimeout:   cfg.Server.BodyTimeout.D(),
 	}
 	if up.keys != nil {
 		admin.JWKS, admin.Algorithms = up.keys.PublicJWKSJSON(), up.keys.Algorithms()
