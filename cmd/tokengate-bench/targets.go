@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -251,9 +250,13 @@ func buildTokengate(dir string) (string, error) {
 	out := filepath.Join(dir, "tokengate")
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		// Not on PATH (make test may run a Go named by $(GO)): the toolchain
-		// that built this program.
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		// Not on PATH (make may run a Go named by $(GO)): the toolchain
+		// named by GOROOT, as `go env` reports it to the programs it runs.
+		root := os.Getenv("GOROOT")
+		if root == "" {
+			return "", errors.New("go build tokengate: no go on PATH and GOROOT is not set")
+		}
+		gobin = filepath.Join(root, "bin", "go")
 	}
 	cmd := exec.Command(gobin, "build", "-o", out, "github.com/tokengate/tokengate/cmd/tokengate")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ecdsa"
+	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -50,12 +51,14 @@ type adversarialWorld struct {
 	g                   *e2eGateway
 	ecKey, idp2Key      *ecdsa.PrivateKey
 	rsaPEM, rsaDER, set []byte
+	rsaKey              *rsa.PrivateKey // the IdP's published RS256 key
 }
 
 func startAdversarial(t *testing.T) *adversarialWorld {
 	t.Helper()
 	w := &adversarialWorld{idp: newE2EIdP(t), idp2: newE2EIdP(t), atk: newAttacker(t)}
 	rsaKey := w.idp.addRSAKey(t, "idp-rsa")
+	w.rsaKey = rsaKey
 	w.idp2.addKey(t, "idp2-key")
 	w.ecKey, w.idp2Key = w.idp.ecKey(t, "idp-key-1"), w.idp2.ecKey(t, "idp2-key")
 	w.rsaPEM, w.rsaDER, w.set = rsaPublicPEM(t, rsaKey), rsaPublicDER(t, rsaKey), w.idp.publicJWKS(t)
@@ -116,6 +119,8 @@ func adversarialCases(t *testing.T, w *adversarialWorld) []advCase {
 			craft(t, `{"alg":"ES256","kid":"idp-rsa"}`, valid, es)),
 		bad("PS256 not in the allowlist", "only the issuer's algorithms are accepted",
 			craft(t, `{"alg":"PS256","kid":"idp-rsa"}`, valid, fixed(goodSig))),
+		bad("PS256 signed by the published RSA key", "a valid signature under an algorithm outside the allowlist is still refused",
+			craft(t, `{"alg":"PS256","kid":"idp-rsa"}`, valid, signRSA(w.rsaKey, true))),
 		bad("ES384 header with an ES256 signature", "alg must match the key",
 			craft(t, `{"alg":"ES384","kid":"idp-key-1"}`, valid, es)),
 		bad("unknown kid", "the attacker's key is not in the issuer's JWKS",

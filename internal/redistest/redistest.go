@@ -268,8 +268,8 @@ func clusterReady(ctx context.Context, clients []*redis.Client) bool {
 			!strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(len(clients))) {
 			return false
 		}
-		slots, err := c.ClusterSlots(ctx).Result()
-		if err != nil || len(slots) != len(clients) {
+		shards, err := c.ClusterShards(ctx).Result()
+		if err != nil || len(shards) != len(clients) {
 			return false
 		}
 	}
