@@ -87,8 +87,22 @@ func TestJWKSIdPDownAfterStart(t *testing.T) {
 		t.Fatalf("JWKS hits = %d, want 2 (one attempt for three unknown kids)", n)
 	}
 	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "still-good" }))
-	if err := e.v.Ready(context.Background()); err != nil {
+	parts, err := e.v.Ready(context.Background())
+	if err != nil {
 		t.Errorf("Ready with known keys and IdP down: %v", err)
+	}
+	// Not ready-blocking, but reported at once: the issuer is degraded.
+	if perr := parts["issuer "+e.iss.Issuer]; perr == nil || !strings.Contains(perr.Error(), "jwks refresh failed") {
+		t.Errorf("Ready parts = %v, want the issuer degraded by its failed refresh", parts)
+	}
+	// A good refresh clears it.
+	e.idp.setMode("")
+	e.clock.Advance(time.Minute)
+	if err := e.v.Prefetch(context.Background()); err != nil {
+		t.Fatalf("Prefetch after recovery: %v", err)
+	}
+	if parts, _ := e.v.Ready(context.Background()); parts["issuer "+e.iss.Issuer] != nil {
+		t.Errorf("after a good refresh the issuer is still degraded: %v", parts)
 	}
 	if got, want := e.refreshes("error"), 1.0; got != want {
 		t.Errorf("error refreshes = %v, want %v", got, want)
@@ -110,7 +124,7 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 		t.Fatalf("err = %v, want ErrKeysUnavailable and not ErrInvalidToken", err)
 	}
 	vtNoTokenIn(t, err.Error(), raw)
-	err = e.v.Ready(context.Background())
+	_, err = e.v.Ready(context.Background())
 	if err == nil || !strings.Contains(err.Error(), e.iss.Issuer) {
 		t.Fatalf("Ready = %v, want an error naming the issuer", err)
 	}
@@ -122,11 +136,11 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 	}
 	// The IdP recovers: Ready fetches once the interval has passed.
 	e.idp.setMode("")
-	if err := e.v.Ready(context.Background()); err == nil {
+	if _, err := e.v.Ready(context.Background()); err == nil {
 		t.Fatal("Ready fetched within min_refresh_interval")
 	}
 	e.clock.Advance(10 * time.Second)
-	if err := e.v.Ready(context.Background()); err != nil {
+	if _, err := e.v.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready after recovery: %v", err)
 	}
 	vtVerifyOK(t, e, raw)
@@ -135,30 +149,49 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 	}
 }
 
+// TestJWKSReadyNamesEachIssuerWithoutKeys: an issuer whose IdP is down is
+// named on its own; the verifier stays ready while any issuer can verify
+// (contract section 6: one IdP's outage must not take every replica out),
+// and is not ready, naming each issuer, when none can.
 func TestJWKSReadyNamesEachIssuerWithoutKeys(t *testing.T) {
 	t.Parallel()
 	good := vtNewEnv(t, nil)
 	bad := vtNewIdP(t)
 	bad.setMode("fail")
-	v, err := NewVerifier([]config.Issuer{
-		good.iss,
+	down := []config.Issuer{
 		{Issuer: "https://down-1.example", JWKSURI: bad.URL() + "/jwks.json"},
 		{Issuer: "https://down-2.example", JWKSURI: bad.URL() + "/jwks.json"},
-	}, VerifierOptions{HTTPClient: good.idp.srv.Client(), Clock: good.clock.Now})
+	}
+	v, err := NewVerifier(append([]config.Issuer{good.iss}, down...),
+		VerifierOptions{HTTPClient: good.idp.srv.Client(), Clock: good.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = v.Ready(context.Background())
-	if err == nil {
-		t.Fatal("Ready = nil")
+	parts, err := v.Ready(context.Background())
+	if err != nil {
+		t.Fatalf("Ready with one usable issuer = %v, want nil", err)
 	}
-	for _, want := range []string{"https://down-1.example", "https://down-2.example"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("Ready error %q does not name %s", err, want)
+	for _, iss := range down {
+		if perr := parts["issuer "+iss.Issuer]; perr == nil || !strings.Contains(perr.Error(), "no usable signing keys") {
+			t.Errorf("part of %s = %v, want its missing keys named", iss.Issuer, perr)
 		}
 	}
-	if strings.Contains(err.Error(), good.iss.Issuer) {
-		t.Errorf("Ready error names the healthy issuer: %v", err)
+	if perr, ok := parts["issuer "+good.iss.Issuer]; !ok || perr != nil {
+		t.Errorf("healthy issuer's part = %v (present %v), want nil", perr, ok)
+	}
+
+	none, err := NewVerifier(down, VerifierOptions{HTTPClient: good.idp.srv.Client(), Clock: good.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = none.Ready(context.Background())
+	if err == nil {
+		t.Fatal("Ready with no usable issuer = nil")
+	}
+	for _, iss := range down {
+		if !strings.Contains(err.Error(), iss.Issuer) {
+			t.Errorf("Ready error %q does not name %s", err, iss.Issuer)
+		}
 	}
 }
 
@@ -298,7 +331,7 @@ func TestJWKSDiscovery(t *testing.T) {
 			if e.idp.jwksHits.Load() != 0 {
 				t.Error("JWKS fetched despite failed discovery")
 			}
-			if rerr := e.v.Ready(context.Background()); rerr == nil || !strings.Contains(rerr.Error(), tc.wantErr) {
+			if _, rerr := e.v.Ready(context.Background()); rerr == nil || !strings.Contains(rerr.Error(), tc.wantErr) {
 				t.Errorf("Ready = %v, want it to mention %q", rerr, tc.wantErr)
 			}
 		})
@@ -349,7 +382,7 @@ func TestJWKSFetchFailuresKeepKeys(t *testing.T) {
 				t.Fatalf("Prefetch = %v, want it to mention %q", err, tc.want)
 			}
 			vtVerifyOK(t, e, e.token(t, nil))
-			if err := e.v.Ready(context.Background()); err != nil {
+			if _, err := e.v.Ready(context.Background()); err != nil {
 				t.Errorf("Ready after a failed refresh with known keys: %v", err)
 			}
 			if ok, bad := e.refreshes("ok"), e.refreshes("error"); ok != 1 || bad != 1 {

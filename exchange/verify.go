@@ -432,32 +432,90 @@ func (v *Verifier) Prefetch(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Ready reports nil when every issuer has usable keys. For an issuer without
-// keys it first tries a (rate-limited) fetch, so a gateway that started
-// during an IdP outage becomes ready without traffic. The error names each
-// issuer still without keys.
-func (v *Verifier) Ready(ctx context.Context) error {
-	errs := make([]error, len(v.order), len(v.order)+1)
+// issuerProblem is why one issuer cannot verify tokens as it should. Usable
+// says whether it still can: its keys from an earlier fetch are kept when a
+// refresh fails (degraded), but an issuer that never had keys, or whose
+// introspection endpoint is unknown, cannot verify anything.
+type issuerProblem struct {
+	Err    error
+	Usable bool
+}
+
+// readiness reports every issuer, keyed "issuer <iss>" as /readyz names
+// it, with its problem (Err nil when it has none). An issuer without keys
+// gets one fetch attempt first (rate-limited like any refresh); an issuer
+// whose last refresh failed is reported at once, and cleared by the next
+// good one.
+func (v *Verifier) readiness(ctx context.Context) map[string]issuerProblem {
+	problems := make([]*issuerProblem, len(v.order))
 	var wg sync.WaitGroup
 	for i, iss := range v.order {
-		if iss.keys == nil || iss.keys.keysLoaded() {
+		if iss.keys == nil {
 			continue
 		}
-		wg.Go(func() {
-			_ = iss.keys.refresh(ctx, false)
-			if iss.keys.keysLoaded() {
-				return
-			}
-			if last := iss.keys.lastError(); last != nil {
-				errs[i] = fmt.Errorf("issuer %q has no usable signing keys: %w", iss.name, last)
-			} else {
-				errs[i] = fmt.Errorf("issuer %q has no usable signing keys yet", iss.name)
-			}
-		})
+		wg.Go(func() { problems[i] = iss.readiness(ctx) })
 	}
 	wg.Wait()
-	if v.introspector != nil {
-		errs = append(errs, v.introspector.ready(ctx))
+	out := make(map[string]issuerProblem, len(v.order))
+	for i, iss := range v.order {
+		p := issuerProblem{Usable: true}
+		if problems[i] != nil {
+			p = *problems[i]
+		}
+		out["issuer "+iss.name] = p
 	}
-	return errors.Join(errs...)
+	if v.introspector != nil {
+		if err := v.introspector.ready(ctx); err != nil {
+			// An opaque token has no iss: only the introspecting issuer can
+			// take it, so without its endpoint it takes none (its JWTs, if it
+			// has keys, still verify).
+			iss := v.introspector.iss
+			out["issuer "+iss.name] = issuerProblem{Err: err, Usable: iss.keys != nil && iss.keys.keysLoaded()}
+		}
+	}
+	return out
+}
+
+// readiness is one issuer's key set problem, nil when it has none.
+func (iss *verifyIssuer) readiness(ctx context.Context) *issuerProblem {
+	if !iss.keys.keysLoaded() {
+		_ = iss.keys.refresh(ctx, false)
+	}
+	last := iss.keys.lastError()
+	switch {
+	case iss.keys.keysLoaded() && last == nil:
+		return nil
+	case iss.keys.keysLoaded():
+		return &issuerProblem{Err: fmt.Errorf("jwks refresh failed (keys from the last good fetch are in use): %w", last), Usable: true}
+	case last != nil:
+		return &issuerProblem{Err: fmt.Errorf("jwks fetch failed, no usable signing keys: %w", last)}
+	default:
+		return &issuerProblem{Err: errors.New("no usable signing keys yet")}
+	}
+}
+
+// Ready reports every issuer as a part (nil when healthy, keyed "issuer
+// <iss>"), and an error only when the verifier can verify the tokens of no
+// issuer at all: one IdP's outage must never take every replica out of the
+// Service, since the other issuers' tokens still verify. The error names
+// every issuer's problem.
+func (v *Verifier) Ready(ctx context.Context) (parts map[string]error, err error) {
+	problems := v.readiness(ctx)
+	parts = make(map[string]error, len(problems))
+	names := make([]string, 0, len(problems))
+	usable := false
+	for name, p := range problems {
+		parts[name] = p.Err
+		usable = usable || p.Usable
+		names = append(names, name)
+	}
+	if usable {
+		return parts, nil
+	}
+	slices.Sort(names)
+	errs := make([]error, 0, len(names))
+	for _, name := range names {
+		errs = append(errs, fmt.Errorf("%s: %w", name, problems[name].Err))
+	}
+	return parts, errors.Join(errs...)
 }

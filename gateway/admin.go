@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +38,11 @@ type ReadinessCheck struct {
 	// Optional: a failure is reported under "degraded" and /readyz stays
 	// 200 (e.g. Redis, when cache.redis.required is false).
 	Optional bool
+	// Parts, instead of Check, reports several components at once (one
+	// per issuer): each part with an error is named under "degraded" on
+	// its own, and err, when not nil, fails /readyz under Name (no part
+	// can serve).
+	Parts func(context.Context) (parts map[string]error, err error)
 }
 
 // AdminOptions are the dependencies of NewAdmin.
@@ -66,6 +72,10 @@ type AdminOptions struct {
 	// BodyTimeout bounds reading a request body (server.body_timeout);
 	// 0 means config.DefaultBodyTimeout.
 	BodyTimeout time.Duration
+	// Degraded is tokengate_component_degraded: 1 for each optional check or
+	// part that fails, 0 for each that holds; set by every /readyz run and
+	// before every /metrics scrape. nil leaves it out.
+	Degraded *prometheus.GaugeVec
 }
 
 // admin serves the admin listener: nothing else, and nothing is proxied.
@@ -80,6 +90,8 @@ type admin struct {
 
 	revoker        Revoker
 	bodyTimeout    time.Duration
+	degraded       *prometheus.GaugeVec
+	degradedMu     sync.Mutex // one gauge update at a time: each sets the whole state
 	adminTokenSet  bool
 	adminTokenHash [sha256.Size]byte
 }
@@ -95,6 +107,7 @@ func NewAdmin(opts AdminOptions) http.Handler {
 		revoker: opts.Revoker,
 
 		bodyTimeout: opts.BodyTimeout,
+		degraded:    opts.Degraded,
 	}
 	if a.bodyTimeout <= 0 {
 		a.bodyTimeout = config.DefaultBodyTimeout
@@ -118,7 +131,7 @@ func NewAdmin(opts AdminOptions) http.Handler {
 	}
 
 	a.paths = map[string]func(http.ResponseWriter, *http.Request){
-		"/metrics":     a.metrics.ServeHTTP,
+		"/metrics":     a.serveMetrics,
 		"/healthz":     a.healthz,
 		"/readyz":      a.readyz,
 		pathJWKS:       a.serveJWKS,
@@ -169,20 +182,49 @@ type readyBody struct {
 	Degraded map[string]string `json:"degraded,omitempty"`
 }
 
-// readyz runs every check concurrently under one deadline.
+// readyz answers the readiness probe: 200 while the gateway can serve
+// (degraded parts named), 503 with the reasons when it cannot.
 func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
+	status, body := a.readiness(r.Context())
+	if status != http.StatusOK {
+		a.logger.Debug("not ready", "checks", body.Checks)
+	}
+	writeJSON(w, status, "application/json", "no-store", body)
+}
+
+// serveMetrics refreshes tokengate_component_degraded, so an alert on it
+// does not depend on anything probing /readyz, then serves the registry.
+func (a *admin) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if a.degraded != nil {
+		a.readiness(r.Context())
+	}
+	a.metrics.ServeHTTP(w, r)
+}
+
+// readiness runs every check concurrently under one deadline and sets the
+// degraded gauge from the outcome.
+func (a *admin) readiness(ctx context.Context) (int, readyBody) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 
 	type result struct {
-		name string
-		err  error
+		name  string
+		err   error
+		parts map[string]error
 	}
 	results := make(chan result, len(a.checks))
 	for _, c := range a.checks {
-		go func() { results <- result{c.Name, c.Check(ctx)} }()
+		go func() {
+			if c.Parts != nil {
+				parts, err := c.Parts(ctx)
+				results <- result{name: c.Name, err: err, parts: parts}
+				return
+			}
+			results <- result{name: c.Name, err: c.Check(ctx)}
+		}()
 	}
 	failed, degraded := map[string]string{}, map[string]string{}
+	components := map[string]bool{} // optional checks and parts: true while degraded
 	optional := map[string]bool{}
 	pending := make(map[string]bool, len(a.checks))
 	for _, c := range a.checks {
@@ -192,6 +234,7 @@ func (a *admin) readyz(w http.ResponseWriter, r *http.Request) {
 	report := func(name, msg string) {
 		if optional[name] {
 			degraded[name] = msg
+			components[name] = true
 		} else {
 			failed[name] = msg
 		}
@@ -201,8 +244,16 @@ collect:
 		select {
 		case res := <-results:
 			delete(pending, res.name)
+			for part, err := range res.parts {
+				components[part] = err != nil
+				if err != nil {
+					degraded[part] = err.Error()
+				}
+			}
 			if res.err != nil {
 				report(res.name, res.err.Error())
+			} else if optional[res.name] {
+				components[res.name] = false
 			}
 		case <-ctx.Done():
 			break collect
@@ -211,13 +262,13 @@ collect:
 	for name := range pending {
 		report(name, "check timed out")
 	}
+	a.setDegraded(components)
 
 	body := readyBody{Status: "ready"}
 	status := http.StatusOK
 	if len(failed) > 0 {
 		body = readyBody{Status: "not ready", Checks: failed}
 		status = http.StatusServiceUnavailable
-		a.logger.Debug("not ready", "checks", failed)
 	}
 	if len(degraded) > 0 {
 		body.Degraded = degraded
@@ -225,7 +276,25 @@ collect:
 			body.Status = "degraded"
 		}
 	}
-	writeJSON(w, status, "application/json", "no-store", body)
+	return status, body
+}
+
+// setDegraded makes the gauge say exactly components: a component that is
+// gone (a reload removed an issuer) loses its series.
+func (a *admin) setDegraded(components map[string]bool) {
+	if a.degraded == nil {
+		return
+	}
+	a.degradedMu.Lock()
+	defer a.degradedMu.Unlock()
+	a.degraded.Reset()
+	for name, bad := range components {
+		v := 0.0
+		if bad {
+			v = 1
+		}
+		a.degraded.WithLabelValues(name).Set(v)
+	}
 }
 
 func (a *admin) serveJWKS(w http.ResponseWriter, r *http.Request) {

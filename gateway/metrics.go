@@ -41,6 +41,10 @@ type Metrics struct {
 	// observes how long making one took, by route (gateway/txn.go).
 	TxnTokens   *prometheus.CounterVec
 	TxnDuration *prometheus.HistogramVec
+	// ComponentDegraded is 1 for each degraded part of the gateway (an
+	// issuer whose JWKS refresh failed, Redis, the STS) and 0 for each
+	// healthy one; the admin handler sets it (AdminOptions.Degraded).
+	ComponentDegraded *prometheus.GaugeVec
 }
 
 // NewMetrics registers the gateway collectors on reg.
@@ -76,6 +80,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	m.TxnTokens, m.TxnDuration = newTxnMetrics(reg)
+	m.ComponentDegraded = f.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tokengate_component_degraded",
+		Help: "1 while a part the gateway depends on is degraded (an issuer's JWKS, Redis, the STS), 0 while it is healthy, by component as /readyz names it.",
+	}, []string{"component"})
 	// Known reasons exist from the start, so rate() and alerts see a zero.
 	for _, r := range []string{
 		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,

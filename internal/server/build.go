@@ -218,6 +218,7 @@ func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream,
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.Logger,
 		BodyTimeout:   cfg.Server.BodyTimeout.D(),
+		Degraded:      p.GatewayMetrics.ComponentDegraded,
 	}
 	if up.keys != nil {
 		admin.JWKS, admin.Algorithms = up.keys.PublicJWKSJSON(), up.keys.Algorithms()
@@ -236,7 +237,9 @@ func readinessChecks(p *Process, verifier *exchange.Verifier, shared *redisTier)
 			}
 			return nil
 		}},
-		{Name: "issuer_keys", Check: verifier.Ready},
+		// One part per issuer: a failed JWKS refresh degrades its issuer at
+		// once; /readyz fails only when no issuer can verify anything.
+		{Name: "issuer_keys", Parts: verifier.Ready},
 	}
 	if shared != nil {
 		checks = append(checks, shared.readiness())
