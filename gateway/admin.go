@@ -56,8 +56,12 @@ type AdminOptions struct {
 	ReadyTimeout time.Duration
 	// AdminToken is the bearer secret of POST /admin/revoke; "" disables it.
 	AdminToken string
-	// Revoker serves POST /admin/revoke; nil disables it.
+	// Revoker serves POST /admin/revoke, and GET /admin/revocations when
+	// it is a RevocationLister; nil disables them.
 	Revoker Revoker
+	// TrustedProxies is server.trusted_proxies: the audit line of a
+	// revocation names the client behind them (forwarded.go).
+	TrustedProxies []string
 }
 
 // admin serves the admin listener: nothing else, and nothing is proxied.
@@ -71,6 +75,7 @@ type admin struct {
 	logger    *slog.Logger
 
 	revoker        Revoker
+	proxies        trustedProxies
 	adminTokenSet  bool
 	adminTokenHash [sha256.Size]byte
 }
@@ -91,6 +96,9 @@ func NewAdmin(opts AdminOptions) http.Handler {
 	if a.timeout <= 0 {
 		a.timeout = defaultReadyTimeout
 	}
+	// The configuration was validated: a list that does not parse trusts
+	// nobody, and the audit line names the TCP peer.
+	a.proxies, _ = newTrustedProxies(opts.TrustedProxies)
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
@@ -121,8 +129,12 @@ func NewAdmin(opts AdminOptions) http.Handler {
 }
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == pathRevoke {
+	switch r.URL.Path {
+	case pathRevoke:
 		a.revoke(w, r) // the one endpoint that changes state: POST, with a bearer secret
+		return
+	case pathRevocations:
+		a.listRevocations(w, r) // behind the same bearer secret
 		return
 	}
 	h, ok := a.paths[r.URL.Path]

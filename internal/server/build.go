@@ -209,11 +209,12 @@ func prefetch(ctx context.Context, p *Process, verifier *exchange.Verifier, up *
 // discovery and revocation.
 func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream, caching *exchange.Caching, shared *redisTier) http.Handler {
 	admin := gateway.AdminOptions{
-		AdminToken: cfg.Server.AdminToken,
-		Revoker:    caching,
-		Gatherer:   p.Registry,
-		Checks:     append(readinessChecks(p, g.verifier, shared), up.checks...),
-		Issuer:     up.issuer,
+		AdminToken:     cfg.Server.AdminToken,
+		Revoker:        caching,
+		TrustedProxies: cfg.Server.TrustedProxies,
+		Gatherer:       p.Registry,
+		Checks:         append(readinessChecks(p, g.verifier, shared), up.checks...),
+		Issuer:         up.issuer,
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.Logger,
