@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -349,4 +350,49 @@ func (c *Caching) Revocations() []RevocationInfo {
 		out = append(out, info)
 	}
 	return out
+}
+
+// keyRemovalTimeout bounds telling Redis about a removed key (a background
+// action, not on a request's path).
+const keyRemovalTimeout = 10 * time.Second
+
+// KeyRemoved refuses the umbrella tokens that issuer signed with key kid
+// and issued at or before now (a JWKS refresh found the key removed): 401
+// invalid_token, reason unknown_key, on every replica (the revocation
+// travels through Redis like an admin one), and drops the exchanged tokens
+// cached for them, here, in Redis and on every replica. A token the issuer
+// signs later with a key of the same kid (put back) is accepted. Errors are
+// logged: the refresh that found the removal goes on.
+func (c *Caching) KeyRemoved(issuer, kid string) {
+	now := c.now()
+	rev := cache.Revocation{
+		By: cache.ByKey, Hash: c.keyHash(issuer, kid), At: now, Made: now,
+		Until: now.Add(c.revocationTTL), Value: issuer + " " + kid,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), keyRemovalTimeout)
+	defer cancel()
+	res, err := c.apply(ctx, rev, "jwks")
+	if err != nil {
+		c.log.LogAttrs(ctx, slog.LevelError, "key removal applied on this replica only: Redis could not be told",
+			slog.String("issuer", issuer), slog.String("kid", kid), slog.Any("error", err))
+		return
+	}
+	c.log.LogAttrs(ctx, slog.LevelWarn, "tokens signed with a removed issuer key are refused",
+		slog.String("event", "revocation"), slog.String("kind", cache.ByKey.String()),
+		slog.String("issuer", issuer), slog.String("kid", kid), slog.Int("entries_dropped", res.Dropped))
+}
+
+// SigningKeyRemoved drops every cached exchanged token signed with the
+// local signing key kid (removed from exchange.local.signing_keys by a
+// reload), here, in Redis and, through pub/sub, on every replica, and
+// lists the removal in GET /admin/revocations until revocation_ttl. It
+// refuses no umbrella token: the exchanged tokens already handed out are
+// refused by the backends once their JWKS no longer holds the key.
+func (c *Caching) SigningKeyRemoved(ctx context.Context, kid string) (RevokeResult, error) {
+	now := c.now()
+	rev := cache.Revocation{
+		By: cache.BySigningKey, Hash: c.signingKeyHash(kid), At: now, Made: now,
+		Until: now.Add(c.revocationTTL), Value: kid,
+	}
+	return c.apply(ctx, rev, "reload")
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
@@ -107,12 +108,21 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if l, ok := up.upstream.(*exchange.Local); ok {
 		g.local = l
 	}
+	// The verifier reports keys its issuers removed to the caching
+	// exchanger, built after it: until then there is nothing cached to drop.
+	var cachingRef atomic.Pointer[exchange.Caching]
 	g.verifier, err = exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
 		HTTPClient:    p.HTTPClient,
 		Logger:        p.Logger,
 		Metrics:       p.ExchangeMetrics,
 		Clock:         p.Clock,
 		MaxTokenBytes: cfg.Server.MaxTokenBytes,
+		Purged:        p.CacheMetrics.Purged,
+		OnKeyRemoved: func(issuer, kid string) {
+			if c := cachingRef.Load(); c != nil {
+				c.KeyRemoved(issuer, kid)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
@@ -148,6 +158,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
+	cachingRef.Store(caching)
 	var prevReplay *cache.MemoryReplay
 	if prev != nil {
 		// The same replay memory even when its bound changes: a new one would
