@@ -199,7 +199,45 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		prefetch(ctx, p, g.verifier, up)
 	}
 	g.admin = buildAdmin(p, cfg, g, up, caching, shared)
+	if !opts.Offline {
+		purgeRemovedSigningKeys(ctx, p, prev, g, caching)
+	}
 	return g, nil
+}
+
+// signingKeyPurgeTimeout bounds dropping the tokens of removed signing keys
+// at a reload (Redis included).
+const signingKeyPurgeTimeout = 10 * time.Second
+
+// purgeRemovedSigningKeys drops, here, in Redis and on every replica, the
+// cached exchanged tokens signed with a key that prev's signing_keys held
+// and g's no longer does (an emergency removal). The new generation
+// already publishes a JWKS without it; cache keys already cover the active
+// key, so this drops what a replica still on the old configuration, or a
+// later rotation back, could otherwise be handed.
+func purgeRemovedSigningKeys(ctx context.Context, p *Process, prev, g *Generation, caching *exchange.Caching) {
+	if prev == nil || prev.local == nil || g.local == nil {
+		return
+	}
+	kept := map[string]bool{}
+	for _, k := range g.local.Keys().PublicJWKS().Keys {
+		kept[k.KeyID] = true
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signingKeyPurgeTimeout)
+	defer cancel()
+	for _, k := range prev.local.Keys().PublicJWKS().Keys {
+		if kept[k.KeyID] {
+			continue
+		}
+		res, err := caching.SigningKeyRemoved(ctx, k.KeyID)
+		if err != nil {
+			p.Logger.Error("signing key removed: its cached tokens were dropped on this replica only (Redis could not be told)",
+				"kid", k.KeyID, "error", err)
+			continue
+		}
+		p.Logger.Warn("signing key removed: its cached tokens were dropped on every replica",
+			"event", "revocation", "kind", "signing_key_removed", "kid", k.KeyID, "entries_dropped", res.Dropped)
+	}
 }
 
 // prefetch fetches every issuer's keys and the STS's metadata now, so the
