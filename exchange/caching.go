@@ -66,6 +66,9 @@ type CachingOptions struct {
 	RevocationTTL time.Duration
 	// Revocations, when set, counts Revoke calls by (by, source="admin").
 	Revocations *prometheus.CounterVec
+	// OnRevoked, when set, sees each revocation this exchanger applies
+	// (admin, key removal, reload), after the denylist has it.
+	OnRevoked func(cache.Revocation)
 	// OpaqueTokens: an issuer introspects opaque tokens, so Revoke accepts
 	// a token value that is not a JWT (keyed on its raw value). Without it
 	// such a value is a *BadRevocationError: it could never be presented.
@@ -110,6 +113,7 @@ type Caching struct {
 	revocationTTL time.Duration
 	revocations   *prometheus.CounterVec
 	opaqueTokens  bool
+	onRevoked     func(cache.Revocation)
 
 	refreshMu  sync.Mutex
 	refreshing map[string]struct{} // keys with a background refresh under way
@@ -161,6 +165,7 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		revocationTTL: opts.RevocationTTL,
 		revocations:   opts.Revocations,
 		opaqueTokens:  opts.OpaqueTokens,
+		onRevoked:     opts.OnRevoked,
 	}
 	if c.revocationTTL == 0 {
 		c.revocationTTL = defaultRevocationTTL

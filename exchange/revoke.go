@@ -161,6 +161,12 @@ func (c *Caching) hashesOf(t *Token) *tokenHashes {
 	return h
 }
 
+// RevokedBy reports whether rev names t itself (a ByToken revocation of
+// t's identity): the introspection cache drops such tokens.
+func (c *Caching) RevokedBy(t *Token, rev cache.Revocation) bool {
+	return t != nil && rev.By == cache.ByToken && rev.Hash != "" && c.hashesOf(t).tok == rev.Hash
+}
+
 // keyHash is the keyed hash of an issuer's key (iss, kid): length-prefixed,
 // so no two pairs share an input.
 func (c *Caching) keyHash(iss, kid string) string {
@@ -259,6 +265,9 @@ func (c *Caching) apply(ctx context.Context, rev cache.Revocation, source string
 	res := RevokeResult{By: rev.By, Until: rev.Until}
 	if c.deny != nil {
 		c.deny.Add(rev)
+	}
+	if c.onRevoked != nil {
+		c.onRevoked(rev)
 	}
 	if c.revocations != nil {
 		c.revocations.WithLabelValues(rev.By.String(), source).Inc()

@@ -461,6 +461,27 @@ func verifyLater(a, b time.Time) time.Time {
 	return b
 }
 
+// DropIntrospected drops the cached introspection answers (active ones)
+// whose token matches, so the next presentation asks the endpoint again,
+// and returns how many it dropped. /admin/revoke by token uses it, here
+// and on every replica, for an opaque token the authorization server
+// revoked. It walks the cache (bounded by max_cache_entries): revocations
+// are rare.
+func (v *Verifier) DropIntrospected(match func(*Token) bool) int {
+	if v.introspector == nil {
+		return 0
+	}
+	c := v.introspector.cache
+	n := 0
+	for _, h := range c.Keys() {
+		if e, ok := c.Peek(h); ok && e.token != nil && match(e.token) {
+			c.Remove(h)
+			n++
+		}
+	}
+	return n
+}
+
 // Prefetch fetches every issuer's keys once, concurrently, ignoring the
 // refresh interval. Failures are logged and returned joined; they are not
 // fatal, since keys are fetched again on demand.

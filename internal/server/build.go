@@ -111,6 +111,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	// The verifier reports keys its issuers removed to the caching
 	// exchanger, built after it: until then there is nothing cached to drop.
 	var cachingRef atomic.Pointer[exchange.Caching]
+	var dropIntrospected atomic.Pointer[func(cache.Revocation)]
 	g.verifier, err = exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
 		HTTPClient:    p.HTTPClient,
 		Logger:        p.Logger,
@@ -154,11 +155,23 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		RevocationTTL: cfg.Cache.RevocationTTL.D(),
 		Revocations:   p.CacheMetrics.Revocations,
 		OpaqueTokens:  g.verifier.Introspects(),
+		OnRevoked: func(rev cache.Revocation) {
+			if f := dropIntrospected.Load(); f != nil {
+				(*f)(rev)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	cachingRef.Store(caching)
+	if g.verifier.Introspects() {
+		drop := introspectionDropper(p, g.verifier, caching)
+		dropIntrospected.Store(&drop)
+		if shared != nil {
+			shared.peerRevoked.Store(&drop)
+		}
+	}
 	var prevReplay *cache.MemoryReplay
 	if prev != nil {
 		// The same replay memory even when its bound changes: a new one would
@@ -203,6 +216,22 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		purgeRemovedSigningKeys(ctx, p, prev, g, caching)
 	}
 	return g, nil
+}
+
+// introspectionDropper returns what a token revocation does to the
+// introspection cache: drop the revoked opaque token's answer, so the
+// authorization server is asked again (its revocation shows at once rather
+// than within max_cache_ttl). The denylist refuses the token either way.
+func introspectionDropper(p *Process, v *exchange.Verifier, caching *exchange.Caching) func(cache.Revocation) {
+	return func(rev cache.Revocation) {
+		if rev.By != cache.ByToken {
+			return
+		}
+		n := v.DropIntrospected(func(t *exchange.Token) bool { return caching.RevokedBy(t, rev) })
+		if n > 0 {
+			p.CacheMetrics.Purged.WithLabelValues(cache.CauseRevoked, "introspection").Add(float64(n))
+		}
+	}
 }
 
 // signingKeyPurgeTimeout bounds dropping the tokens of removed signing keys
