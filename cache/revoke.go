@@ -182,8 +182,9 @@ func (d *Denylist) Add(r Revocation) {
 		if r.Value == "" {
 			r.Value = old.Value
 		}
-		if om := old.MadeAt(); om.After(r.MadeAt()) {
-			r.Made = om
+		// Made follows At: the later revocation is the one listed.
+		if r.Made = r.MadeAt(); old.MadeAt().After(r.Made) {
+			r.Made = old.MadeAt()
 		}
 	}
 	d.m[k] = r
