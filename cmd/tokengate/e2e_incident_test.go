@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -242,5 +243,30 @@ func TestAdversarialRevokeIssuerBodies(t *testing.T) {
 	}
 	if list := listRevocations(t, g); len(list) != 0 {
 		t.Errorf("bodies that revoke nothing left %+v", list)
+	}
+	// A form body works too; the listing is GET only.
+	form := url.Values{"iss": {iss}, "issued_before": {time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)}}.Encode()
+	req, _ := http.NewRequest(http.MethodPost, g.srv.AdminURL()+"/admin/revoke", strings.NewReader(form))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("form revoke by iss = %d; want 200", resp.StatusCode)
+	}
+	if _, ok := findListed(listRevocations(t, g), "iss", iss); !ok {
+		t.Errorf("the form revocation is not listed")
+	}
+	req, _ = http.NewRequest(http.MethodPost, g.srv.AdminURL()+"/admin/revocations", nil)
+	req.Header.Set("Authorization", "Bearer "+e2eAdminToken)
+	if resp, err = http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /admin/revocations = %d Allow %q; want 405 GET, HEAD", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
