@@ -27,4 +27,12 @@ type Entry struct {
 	SubjectHash string
 	SessionHash string
 	TokenHash   string
+	// ClientHash, IssuerHash and KeyHash are keyed hashes of the umbrella
+	// token's client_id (or azp), its iss, and (iss, kid of the key that
+	// verified it); SigningKeyHash of the kid of the local key that signed
+	// the exchanged token. Revocation and key removal find entries by them.
+	ClientHash     string
+	IssuerHash     string
+	KeyHash        string
+	SigningKeyHash string
 }

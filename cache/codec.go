@@ -14,7 +14,16 @@ const (
 	entryFormat      byte = 1
 	revocationFormat byte = 2
 	deleteFormat     byte = 3
+	// revocationFormatV2 adds Made and Value to a revocation. A replica
+	// older than it cannot open it (logged, ignored): upgrade every replica
+	// before relying on revocations made by new ones.
+	revocationFormatV2 byte = 4
 )
+
+// entryExtended is the entry flag saying the four hashes added after the
+// first encoding (client, issuer, key, signing key) follow. An entry
+// without them decodes as before.
+const entryExtended byte = 2
 
 var errCorrupt = errors.New("corrupt encoding")
 
@@ -30,16 +39,27 @@ func appendString(b []byte, s string) []byte {
 
 // encodeEntry is the plaintext of a Redis value.
 func encodeEntry(e *Entry) []byte {
-	b := make([]byte, 0, 40+len(e.Token)+len(e.TokenType)+len(e.Scope)+len(e.SubjectHash)+len(e.SessionHash)+len(e.TokenHash))
+	ext := []string{e.ClientHash, e.IssuerHash, e.KeyHash, e.SigningKeyHash}
+	b := make([]byte, 0, 48+len(e.Token)+len(e.TokenType)+len(e.Scope)+len(e.SubjectHash)+len(e.SessionHash)+len(e.TokenHash)+
+		len(e.ClientHash)+len(e.IssuerHash)+len(e.KeyHash)+len(e.SigningKeyHash))
 	var flags byte
 	if e.Capped {
 		flags |= 1
+	}
+	extended := e.ClientHash != "" || e.IssuerHash != "" || e.KeyHash != "" || e.SigningKeyHash != ""
+	if extended {
+		flags |= entryExtended
 	}
 	b = append(b, entryFormat, flags)
 	b = appendTime(b, e.IssuedAt)
 	b = appendTime(b, e.ExpiresAt)
 	for _, s := range []string{e.Token, e.TokenType, e.Scope, e.SubjectHash, e.SessionHash, e.TokenHash} {
 		b = appendString(b, s)
+	}
+	if extended {
+		for _, s := range ext {
+			b = appendString(b, s)
+		}
 	}
 	return b
 }
@@ -132,7 +152,13 @@ func decodeEntry(b []byte) (Entry, error) {
 	e.SubjectHash = d.string()
 	e.SessionHash = d.string()
 	e.TokenHash = d.string()
-	if flags&^1 != 0 {
+	if flags&entryExtended != 0 {
+		e.ClientHash = d.string()
+		e.IssuerHash = d.string()
+		e.KeyHash = d.string()
+		e.SigningKeyHash = d.string()
+	}
+	if flags&^(1|entryExtended) != 0 {
 		d.err = errCorrupt
 	}
 	return e, d.end("entry")
@@ -147,18 +173,27 @@ type message struct {
 	deleteKey  string
 }
 
+// encodeRevocation appends r in the V2 layout (the caller writes
+// revocationFormatV2 before it): the V1 fields, then Made and Value.
 func encodeRevocation(b []byte, r *Revocation) []byte {
 	b = append(b, byte(r.By))
 	b = appendString(b, r.Hash)
 	b = appendTime(b, r.At)
-	return appendTime(b, r.Until)
+	b = appendTime(b, r.Until)
+	b = appendTime(b, r.Made)
+	return appendString(b, r.Value)
 }
 
-func (d *decoder) revocation() *Revocation {
+// revocation reads a revocation in the layout of format (V1 or V2).
+func (d *decoder) revocation(format byte) *Revocation {
 	r := &Revocation{By: Field(d.byte())}
 	r.Hash = d.string()
 	r.At = d.time()
 	r.Until = d.time()
+	if format == revocationFormatV2 {
+		r.Made = d.time()
+		r.Value = d.string()
+	}
 	if d.err == nil && (!r.By.valid() || r.Hash == "") {
 		d.err = errCorrupt
 	}
@@ -168,7 +203,7 @@ func (d *decoder) revocation() *Revocation {
 func encodeMessage(m *message) []byte {
 	var b []byte
 	if m.revocation != nil {
-		b = append(b, revocationFormat)
+		b = append(b, revocationFormatV2)
 		b = appendString(b, m.origin)
 		return encodeRevocation(b, m.revocation)
 	}
@@ -180,10 +215,10 @@ func encodeMessage(m *message) []byte {
 func decodeMessage(b []byte) (*message, error) {
 	d := &decoder{b: b}
 	m := &message{}
-	switch d.byte() {
-	case revocationFormat:
+	switch f := d.byte(); f {
+	case revocationFormat, revocationFormatV2:
 		m.origin = d.string()
-		m.revocation = d.revocation()
+		m.revocation = d.revocation(f)
 	case deleteFormat:
 		m.origin = d.string()
 		m.deleteKey = d.string()
@@ -195,14 +230,15 @@ func decodeMessage(b []byte) (*message, error) {
 
 // encodeStoredRevocation is a denylist value in Redis.
 func encodeStoredRevocation(r *Revocation) []byte {
-	return encodeRevocation([]byte{revocationFormat}, r)
+	return encodeRevocation([]byte{revocationFormatV2}, r)
 }
 
 func decodeStoredRevocation(b []byte) (*Revocation, error) {
 	d := &decoder{b: b}
-	if d.byte() != revocationFormat {
+	f := d.byte()
+	if f != revocationFormat && f != revocationFormatV2 {
 		d.err = errCorrupt
 	}
-	r := d.revocation()
+	r := d.revocation(f)
 	return r, d.end("revocation")
 }

@@ -31,6 +31,7 @@ type Memory struct {
 
 	// Pre-bound children keep the hot path free of label lookups.
 	hits, misses prometheus.Counter
+	purged       *prometheus.CounterVec // nil without metrics
 }
 
 // NewMemory returns an empty memory tier holding at most maxEntries entries.
@@ -50,6 +51,7 @@ func NewMemory(maxEntries int, clock func() time.Time, m *Metrics) (*Memory, err
 	if m != nil {
 		c.hits = m.Requests.WithLabelValues(TierMemory, ResultHit)
 		c.misses = m.Requests.WithLabelValues(TierMemory, ResultMiss)
+		c.purged = m.Purged
 		m.entries.trackMemory(TierMemory, c)
 	} else {
 		c.hits = prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered_hits"})
@@ -156,6 +158,9 @@ func (c *Memory) Revoke(_ context.Context, rev Revocation) (int, error) {
 		}
 		c.mu.Unlock()
 		keys = keys[n:]
+	}
+	if c.purged != nil && dropped > 0 {
+		c.purged.WithLabelValues(by.Cause(), TierMemory).Add(float64(dropped))
 	}
 	return dropped, nil
 }

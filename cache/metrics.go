@@ -13,6 +13,9 @@ import (
 const (
 	TierMemory = "memory"
 	TierRedis  = "redis"
+	// TierMemo is the verifier's memo of verified umbrella tokens (a purge
+	// label only).
+	TierMemo = "memo"
 )
 
 // Results of a cache lookup: the result label of tokengate_cache_requests_total.
@@ -42,9 +45,15 @@ type Metrics struct {
 	// BreakerOpen is 1 while the Redis breaker skips Redis (open or probing
 	// half-open), else 0.
 	BreakerOpen prometheus.Gauge
-	// Revocations counts revocations by field (sub, sid, token) and source:
-	// "admin" (made on this replica) or "peer" (received from another).
+	// Revocations counts revocations by field (sub, sid, token, client_id,
+	// iss, key_removed, signing_key_removed) and source: "admin" (made on
+	// this replica: by an admin, a JWKS refresh or a reload) or "peer"
+	// (received from another).
 	Revocations *prometheus.CounterVec
+	// Purged counts entries dropped by a revocation or a key removal, by
+	// cause (revoked, key_removed, signing_key_removed) and tier (memory,
+	// redis, and memo: the verified-token memo).
+	Purged *prometheus.CounterVec
 
 	entries *entriesCollector
 }
@@ -82,8 +91,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		Revocations: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengate_revocations_total",
-			Help: "Revocations applied, by field (sub, sid, token) and source (admin, peer).",
+			Help: "Revocations applied, by field (sub, sid, token, client_id, iss, key_removed, signing_key_removed) and source (admin, peer).",
 		}, []string{"by", "source"}),
+		Purged: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_purged_entries_total",
+			Help: "Cached entries dropped by a revocation or a key removal, by cause (revoked, key_removed, signing_key_removed) and tier (memory, redis, memo).",
+		}, []string{"cause", "tier"}),
 		entries: ec,
 	}
 	return m

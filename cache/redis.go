@@ -110,6 +110,7 @@ type Redis struct {
 	duration           *prometheus.HistogramVec
 	failures           *prometheus.CounterVec
 	revocations        *prometheus.CounterVec
+	purged             *prometheus.CounterVec
 }
 
 // NewRedis returns a Redis tier over opts.Client.
@@ -148,6 +149,7 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 		duration:    m.RedisDuration,
 		failures:    m.RedisErrors,
 		revocations: m.Revocations,
+		purged:      m.Purged,
 	}
 	if r.timeout == 0 {
 		r.timeout = defaultRedisTimeout
@@ -268,7 +270,7 @@ func (r *Redis) Set(ctx context.Context, key string, e Entry) {
 	_ = r.call(ctx, opSet, func(ctx context.Context) error {
 		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 			p.Set(ctx, name, sealed, ttl)
-			for _, by := range []Field{BySubject, BySession, ByToken} {
+			for _, by := range Fields {
 				if h := by.of(&e); h != "" {
 					indexScript.Eval(ctx, p, []string{r.indexName(by, h)}, name, ms)
 				}
@@ -326,6 +328,9 @@ func (r *Redis) Revoke(ctx context.Context, rev Revocation) (int, error) {
 	dropped, err := r.dropIndexed(ctx, rev.By, rev.Hash)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	if dropped > 0 {
+		r.purged.WithLabelValues(rev.By.Cause(), TierRedis).Add(float64(dropped))
 	}
 	if err := r.publish(ctx, &message{origin: r.origin, revocation: &rev}); err != nil {
 		errs = append(errs, err)

@@ -5,11 +5,14 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +66,9 @@ type CachingOptions struct {
 	RevocationTTL time.Duration
 	// Revocations, when set, counts Revoke calls by (by, source="admin").
 	Revocations *prometheus.CounterVec
+	// OnRevoked, when set, sees each revocation this exchanger applies
+	// (admin, key removal, reload), after the denylist has it.
+	OnRevoked func(cache.Revocation)
 	// OpaqueTokens: an issuer introspects opaque tokens, so Revoke accepts
 	// a token value that is not a JWT (keyed on its raw value). Without it
 	// such a value is a *BadRevocationError: it could never be presented.
@@ -107,6 +113,7 @@ type Caching struct {
 	revocationTTL time.Duration
 	revocations   *prometheus.CounterVec
 	opaqueTokens  bool
+	onRevoked     func(cache.Revocation)
 
 	refreshMu  sync.Mutex
 	refreshing map[string]struct{} // keys with a background refresh under way
@@ -158,6 +165,7 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		revocationTTL: opts.RevocationTTL,
 		revocations:   opts.Revocations,
 		opaqueTokens:  opts.OpaqueTokens,
+		onRevoked:     opts.OnRevoked,
 	}
 	if c.revocationTTL == 0 {
 		c.revocationTTL = defaultRevocationTTL
@@ -351,6 +359,12 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 			SubjectHash: h.sub,
 			SessionHash: h.sid,
 			TokenHash:   h.tok,
+			ClientHash:  h.client,
+			IssuerHash:  h.iss,
+			KeyHash:     h.key,
+		}
+		if kid := jwsKeyID(res.AccessToken); kid != "" {
+			e.SigningKeyHash = c.signingKeyHash(kid)
 		}
 		// A revocation made while this exchange ran must not be undone by
 		// storing its token: the denylist is updated before entries are dropped.
@@ -360,6 +374,27 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 		c.cache.Set(ctx, key, e)
 		return e, nil
 	}
+}
+
+// jwsKeyID is the kid in the protected header of a compact JWS, "" when
+// token is not one or names none: removing that signing key purges the
+// entry (BySigningKey).
+func jwsKeyID(token string) string {
+	head, _, ok := strings.Cut(token, ".")
+	if !ok {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct {
+		Kid string `json:"kid"`
+	}
+	if json.Unmarshal(b, &h) != nil {
+		return ""
+	}
+	return h.Kid
 }
 
 // cachingResult builds a new Result from an entry: strings are immutable, so

@@ -72,6 +72,10 @@ type jwksKeySet struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *Metrics
+	// onRemoved, when set, is told the kids a successful refresh no longer
+	// finds (the issuer removed those keys). It runs inside the refresh, so
+	// the callers waiting for the new keys see the removal applied.
+	onRemoved func(kids []string)
 
 	flight  singleflight.Group
 	current atomic.Pointer[jwksSnapshot]
@@ -103,7 +107,7 @@ func (s *jwksKeySet) lastError() error {
 // match returns the keys that may verify a token with this header: those
 // with the token's kid (any key when it has none) whose type and alg fit.
 // kidKnown reports a kid that exists but fits no key for alg.
-func (s *jwksKeySet) match(h verifyHeader) (fit []any, kidKnown bool) {
+func (s *jwksKeySet) match(h verifyHeader) (fit []*jose.JSONWebKey, kidKnown bool) {
 	snap := s.current.Load()
 	if snap == nil {
 		return nil, false
@@ -114,7 +118,7 @@ func (s *jwksKeySet) match(h verifyHeader) (fit []any, kidKnown bool) {
 			continue
 		}
 		if jwksKeyFits(k, h.alg) {
-			fit = append(fit, k.Key)
+			fit = append(fit, k)
 		} else if h.hasKid {
 			kidKnown = true
 		}
@@ -217,8 +221,10 @@ func (s *jwksKeySet) refreshNow(ctx context.Context, force bool) error {
 		return errJWKSRefreshLimited
 	}
 	keys, err := s.fetch(ctx)
+	var removed []string
 	if err == nil {
-		s.current.Store(&jwksSnapshot{keys: keys, fetched: s.now()})
+		old := s.current.Swap(&jwksSnapshot{keys: keys, fetched: s.now()})
+		removed = jwksRemovedKids(old, keys)
 	}
 	s.mu.Lock()
 	s.lastErr, s.inFlight = err, false
@@ -231,7 +237,39 @@ func (s *jwksKeySet) refreshNow(ctx context.Context, force bool) error {
 	}
 	s.count("ok")
 	s.log.Debug("jwks refreshed", "issuer", s.issuer, "keys", len(keys))
+	if len(removed) > 0 {
+		s.log.Warn("jwks refresh removed keys: tokens signed with them are refused from now on",
+			"event", "jwks_key_removed", "issuer", s.issuer, "kids", removed)
+		if s.metrics != nil && s.metrics.JWKSKeysRemoved != nil {
+			s.metrics.JWKSKeysRemoved.WithLabelValues(s.issuer).Add(float64(len(removed)))
+		}
+		if s.onRemoved != nil {
+			s.onRemoved(removed)
+		}
+	}
 	return nil
+}
+
+// jwksRemovedKids are the kids of old's keys that keys no longer holds
+// (none on the first fetch). Keys without a kid cannot be named and are
+// not reported: their tokens stop verifying at once, but tokens already
+// memoized or exchanged live on until they expire.
+func jwksRemovedKids(old *jwksSnapshot, keys []jose.JSONWebKey) []string {
+	if old == nil {
+		return nil
+	}
+	kept := make(map[string]bool, len(keys))
+	for i := range keys {
+		kept[keys[i].KeyID] = true
+	}
+	var removed []string
+	for i := range old.keys {
+		kid := old.keys[i].KeyID
+		if kid != "" && !kept[kid] && !slices.Contains(removed, kid) {
+			removed = append(removed, kid)
+		}
+	}
+	return removed
 }
 
 func (s *jwksKeySet) count(result string) {

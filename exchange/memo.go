@@ -22,6 +22,10 @@ type verifyMemoEntry struct {
 	notAfter time.Time
 	// notBefore is the later of nbf and iat, minus leeway.
 	notBefore time.Time
+	// iss is the issuer whose key verified it: a memo hit may start the
+	// issuer's periodic JWKS refresh, and a removed key (iss.name,
+	// token.KeyID) drops the entry.
+	iss *verifyIssuer
 }
 
 func newVerifyMemo(size int) (*verifyMemo, error) {
@@ -39,3 +43,18 @@ func (m *verifyMemo) add(hash [32]byte, e *verifyMemoEntry) { m.cache.Add(hash, 
 func (m *verifyMemo) remove(hash [32]byte) { m.cache.Remove(hash) }
 
 func (m *verifyMemo) len() int { return m.cache.Len() }
+
+// purgeKey drops every entry verified with the key kid of issuer iss and
+// returns how many. It walks the memo (bounded by its size): key removals
+// are rare.
+func (m *verifyMemo) purgeKey(iss, kid string) int {
+	n := 0
+	for _, h := range m.cache.Keys() {
+		e, ok := m.cache.Peek(h)
+		if ok && e.iss != nil && e.iss.name == iss && e.token.KeyID == kid {
+			m.cache.Remove(h)
+			n++
+		}
+	}
+	return n
+}

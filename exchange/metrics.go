@@ -11,6 +11,8 @@ import (
 type Metrics struct {
 	// JWKSRefreshes counts JWKS fetches by issuer and result (ok, error).
 	JWKSRefreshes *prometheus.CounterVec
+	// JWKSKeysRemoved counts keys (kids) a JWKS refresh found removed, by issuer.
+	JWKSKeysRemoved *prometheus.CounterVec
 	// Exchanges counts exchanges by audience, mode and result (ok, error, ...).
 	Exchanges *prometheus.CounterVec
 	// ExchangeDuration observes how long an exchange (sign or STS call) took.
@@ -27,6 +29,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "tokengate_jwks_refreshes_total",
 			Help: "Fetches of an issuer's JWKS, by issuer and result.",
 		}, []string{"issuer", "result"}),
+		JWKSKeysRemoved: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengate_jwks_keys_removed_total",
+			Help: "Keys (kids) an issuer's JWKS refresh no longer held, by issuer: their tokens are refused from then on.",
+		}, []string{"issuer"}),
 		Exchanges: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengate_exchanges_total",
 			Help: "Token exchanges performed (cache misses), by audience, mode and result.",

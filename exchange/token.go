@@ -47,6 +47,10 @@ type Token struct {
 	Claims Claims
 	// UmbrellaAudience is the issuer's umbrella_audience ("" when not configured).
 	UmbrellaAudience string
+	// KeyID is the kid of the issuer's JWKS key that verified the token
+	// ("" when that key has none, or the token was introspected): removing
+	// the key from the JWKS refuses the token (ByKey).
+	KeyID string
 
 	// hashes memoizes the keyed hashes a caching exchanger computed for this
 	// token (revocation checks run on every request once anything is revoked).

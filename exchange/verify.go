@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
 )
@@ -39,6 +40,14 @@ type VerifierOptions struct {
 	MaxTokenBytes int
 	// MemoSize bounds the verified-token memo; 0 means 10000, < 0 disables it.
 	MemoSize int
+	// OnKeyRemoved, when set, is told each key (issuer, kid) a JWKS refresh
+	// found removed, after the memo entries verified with it were dropped:
+	// the caching exchanger refuses the tokens signed with it and drops
+	// their exchanged tokens on every replica (Caching.KeyRemoved).
+	OnKeyRemoved func(issuer, kid string)
+	// Purged, when set, counts memo entries dropped by cause and tier
+	// (tokengate_purged_entries_total; tier "memo").
+	Purged *prometheus.CounterVec
 }
 
 // Verifier verifies umbrella tokens against the configured issuers. It is
@@ -129,6 +138,9 @@ func NewVerifier(issuers []config.Issuer, opts VerifierOptions) (*Verifier, erro
 			errs = append(errs, fmt.Errorf("issuers[%d]: %w", i, err))
 			continue
 		}
+		if iss.keys != nil {
+			iss.keys.onRemoved = v.keysRemoved(iss.name, opts)
+		}
 		if _, dup := v.issuers[iss.name]; dup {
 			errs = append(errs, fmt.Errorf("issuers[%d]: issuer %q is configured twice", i, iss.name))
 			continue
@@ -200,6 +212,26 @@ func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m 
 	return iss, nil
 }
 
+// keysRemoved returns the issuer's key-removal handler: drop the memo
+// entries verified with each removed kid (so the next presentation is
+// verified again and refused as unknown_key), count them, and tell
+// opts.OnKeyRemoved.
+func (v *Verifier) keysRemoved(issuer string, opts VerifierOptions) func(kids []string) {
+	return func(kids []string) {
+		for _, kid := range kids {
+			if v.memo != nil {
+				n := v.memo.purgeKey(issuer, kid)
+				if opts.Purged != nil && n > 0 {
+					opts.Purged.WithLabelValues("key_removed", "memo").Add(float64(n))
+				}
+			}
+			if opts.OnKeyRemoved != nil {
+				opts.OnKeyRemoved(issuer, kid)
+			}
+		}
+	}
+}
+
 // Verify checks raw for a route whose audience is audience and returns the
 // verified token. A token seen before is answered from the memo without a
 // signature check; the returned *Token is then shared and must be treated as
@@ -240,6 +272,12 @@ func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Tim
 	}
 	if !verifyAudienceOK(e.token.Claims.Audience, audience, e.token.UmbrellaAudience) {
 		return nil, verifyAudienceReject(audience)
+	}
+	if e.iss != nil && e.iss.keys != nil {
+		// A steady stream of memo hits must not keep the keys from being
+		// refreshed: a key the issuer removed stops working within one
+		// refresh_interval even for tokens never verified again.
+		e.iss.keys.refreshIfStale()
 	}
 	return e.token, nil
 }
@@ -315,15 +353,18 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 		return nil, err
 	}
 	p, iss, claims, notBefore := c.parsed, c.iss, c.claims, c.notBefore
-	if err := v.verifySignature(ctx, iss, p.header, raw); err != nil {
+	kid, err := v.verifySignatureKey(ctx, iss, p.header, raw)
+	if err != nil {
 		return nil, err
 	}
 	tok := NewToken(raw, hash, claims, iss.umbrella)
+	tok.KeyID = kid
 	if v.memo != nil {
 		v.memo.add(hash, &verifyMemoEntry{
 			token:     tok,
 			notAfter:  claims.Expiry.Add(iss.leeway),
 			notBefore: notBefore,
+			iss:       iss,
 		})
 	}
 	return tok, nil
@@ -333,28 +374,36 @@ func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, no
 // with the issuer's keys that fit h. Errors as for Verify: a *RejectError,
 // or ErrKeysUnavailable.
 func (v *Verifier) verifySignature(ctx context.Context, iss *verifyIssuer, h verifyHeader, raw string) error {
+	_, err := v.verifySignatureKey(ctx, iss, h, raw)
+	return err
+}
+
+// verifySignatureKey is verifySignature that also returns the kid of the
+// key that verified ("" when it has none): the token is refused once the
+// issuer removes that key.
+func (v *Verifier) verifySignatureKey(ctx context.Context, iss *verifyIssuer, h verifyHeader, raw string) (string, error) {
 	keys, err := v.verifyKeys(ctx, iss, h)
 	if err != nil {
-		return err
+		return "", err
 	}
 	jws, err := jose.ParseSignedCompact(raw, iss.algs)
 	if err != nil {
-		return Reject(ReasonMalformed, "token is not a valid JWS", nil)
+		return "", Reject(ReasonMalformed, "token is not a valid JWS", nil)
 	}
 	for _, k := range keys {
 		if v.onSignatureCheck != nil {
 			v.onSignatureCheck()
 		}
-		if _, err := jws.Verify(k); err == nil {
-			return nil
+		if _, err := jws.Verify(k.Key); err == nil {
+			return k.KeyID, nil
 		}
 	}
-	return Reject(ReasonSignature, "signature verification failed", nil)
+	return "", Reject(ReasonSignature, "signature verification failed", nil)
 }
 
 // verifyKeys finds the keys that may have signed a token with header h,
 // refreshing the issuer's JWKS once (rate-limited, shared) when none fits.
-func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHeader) ([]any, error) {
+func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHeader) ([]*jose.JSONWebKey, error) {
 	keys, kidKnown := iss.keys.match(h)
 	if len(keys) > 0 {
 		iss.keys.refreshIfStale()
@@ -410,6 +459,27 @@ func verifyLater(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// DropIntrospected drops the cached introspection answers (active ones)
+// whose token matches, so the next presentation asks the endpoint again,
+// and returns how many it dropped. /admin/revoke by token uses it, here
+// and on every replica, for an opaque token the authorization server
+// revoked. It walks the cache (bounded by max_cache_entries): revocations
+// are rare.
+func (v *Verifier) DropIntrospected(match func(*Token) bool) int {
+	if v.introspector == nil {
+		return 0
+	}
+	c := v.introspector.cache
+	n := 0
+	for _, h := range c.Keys() {
+		if e, ok := c.Peek(h); ok && e.token != nil && match(e.token) {
+			c.Remove(h)
+			n++
+		}
+	}
+	return n
 }
 
 // Prefetch fetches every issuer's keys once, concurrently, ignoring the

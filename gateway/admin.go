@@ -67,7 +67,8 @@ type AdminOptions struct {
 	ReadyTimeout time.Duration
 	// AdminToken is the bearer secret of POST /admin/revoke; "" disables it.
 	AdminToken string
-	// Revoker serves POST /admin/revoke; nil disables it.
+	// Revoker serves POST /admin/revoke, and GET /admin/revocations when
+	// it is a RevocationLister; nil disables them.
 	Revoker Revoker
 	// BodyTimeout bounds reading a request body (server.body_timeout);
 	// 0 means config.DefaultBodyTimeout.
@@ -76,6 +77,9 @@ type AdminOptions struct {
 	// part that fails, 0 for each that holds; set by every /readyz run and
 	// before every /metrics scrape. nil leaves it out.
 	Degraded *prometheus.GaugeVec
+	// TrustedProxies is server.trusted_proxies: the audit line of a
+	// revocation names the client behind them (forwarded.go).
+	TrustedProxies []string
 }
 
 // admin serves the admin listener: nothing else, and nothing is proxied.
@@ -92,6 +96,7 @@ type admin struct {
 	bodyTimeout    time.Duration
 	degraded       *prometheus.GaugeVec
 	degradedMu     sync.Mutex // one gauge update at a time: each sets the whole state
+	proxies        trustedProxies
 	adminTokenSet  bool
 	adminTokenHash [sha256.Size]byte
 }
@@ -118,6 +123,9 @@ func NewAdmin(opts AdminOptions) http.Handler {
 	if a.timeout <= 0 {
 		a.timeout = defaultReadyTimeout
 	}
+	// The configuration was validated: a list that does not parse trusts
+	// nobody, and the audit line names the TCP peer.
+	a.proxies, _ = newTrustedProxies(opts.TrustedProxies)
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,8 +160,12 @@ func NewAdmin(opts AdminOptions) http.Handler {
 }
 
 func (a *admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == pathRevoke {
+	switch r.URL.Path {
+	case pathRevoke:
 		a.revoke(w, r) // the one endpoint that changes state: POST, with a bearer secret
+		return
+	case pathRevocations:
+		a.listRevocations(w, r) // behind the same bearer secret
 		return
 	}
 	h, ok := a.paths[r.URL.Path]

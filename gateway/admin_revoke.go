@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,8 @@ import (
 )
 
 const (
-	pathRevoke = "/admin/revoke"
+	pathRevoke      = "/admin/revoke"
+	pathRevocations = "/admin/revocations"
 	// revokeMaxBody bounds a revocation request: one umbrella token at most.
 	revokeMaxBody = 1 << 20
 	// revokeTimeout bounds one revocation, Redis included.
@@ -32,11 +34,19 @@ type Revoker interface {
 	Revoke(ctx context.Context, r exchange.Revocation) (exchange.RevokeResult, error)
 }
 
-// revokeRequest is the JSON body of POST /admin/revoke: exactly one field.
+// revokeRequest is the JSON body of POST /admin/revoke: exactly one of
+// sub, sid, client_id, iss (with issued_before) or token.
 type revokeRequest struct {
-	Sub   string `json:"sub"`
-	Sid   string `json:"sid"`
-	Token string `json:"token"`
+	Sub      string `json:"sub"`
+	Sid      string `json:"sid"`
+	Token    string `json:"token"`
+	ClientID string `json:"client_id"`
+	Iss      string `json:"iss"`
+	// IssuedBefore is unix seconds (a JSON number or a string of digits)
+	// or an RFC 3339 time.
+	IssuedBefore json.RawMessage `json:"issued_before"`
+
+	issuedBefore time.Time
 }
 
 type revokeResponse struct {
@@ -95,10 +105,13 @@ func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), revokeTimeout)
 	defer cancel()
-	res, err := a.revoker.Revoke(ctx, exchange.Revocation{Subject: req.Sub, Session: req.Sid, Token: req.Token})
+	res, err := a.revoker.Revoke(ctx, exchange.Revocation{
+		Subject: req.Sub, Session: req.Sid, Token: req.Token,
+		ClientID: req.ClientID, Issuer: req.Iss, IssuedBefore: req.issuedBefore,
+	})
 	switch {
 	case errors.Is(err, exchange.ErrBadRevocation):
-		msg := "give exactly one of sub, sid or token"
+		msg := "give exactly one of sub, sid, client_id, iss or token"
 		var bad *exchange.BadRevocationError
 		if errors.As(err, &bad) {
 			msg = bad.Description // names the problem, never the value
@@ -120,11 +133,109 @@ func (a *admin) revoke(w http.ResponseWriter, r *http.Request) {
 		body.Warning = "applied on this replica only: Redis could not be reached to tell the others; retry"
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "5")
-	} else {
-		a.logger.LogAttrs(r.Context(), slog.LevelInfo, "revocation",
-			slog.String("by", body.Revoked), slog.Int("entries_dropped", res.Dropped))
 	}
+	a.auditRevocation(r, body, err == nil)
 	writeJSON(w, status, "application/json", "no-store", body)
+}
+
+// auditRevocation writes the one audit line of a revocation: its kind,
+// who asked (the TCP peer, or the client behind server.trusted_proxies),
+// what it dropped and until when it refuses. Never a value or a token.
+func (a *admin) auditRevocation(r *http.Request, body revokeResponse, everywhere bool) {
+	a.logger.LogAttrs(r.Context(), slog.LevelInfo, "revocation",
+		slog.String("event", "revocation"),
+		slog.String("kind", body.Revoked),
+		slog.String("by", body.Revoked),
+		slog.String("caller", a.proxies.clientIP(r)),
+		slog.Int("entries_dropped", body.EntriesDropped),
+		slog.Time("refused_until", body.RefusedUntil),
+		slog.Bool("all_replicas_told", everywhere))
+}
+
+// revocationsBody is the answer of GET /admin/revocations.
+type revocationsBody struct {
+	Revocations []revocationItem `json:"revocations"`
+}
+
+// revocationItem is one revocation in force: what, when, until when.
+type revocationItem struct {
+	Kind         string     `json:"kind"`
+	Value        string     `json:"value"`
+	Kid          string     `json:"kid,omitempty"`
+	IssuedBefore *time.Time `json:"issued_before,omitempty"`
+	At           time.Time  `json:"at"`
+	Until        time.Time  `json:"until"`
+}
+
+// RevocationLister lists the revocations in force (exchange.Caching).
+type RevocationLister interface {
+	Revocations() []exchange.RevocationInfo
+}
+
+// listRevocations serves GET /admin/revocations: the revocations in force
+// on this replica (every replica holds every one, through Redis), as JSON.
+// Same switch and authentication as POST /admin/revoke. A token is listed
+// by a short prefix of its keyed hash, never by value.
+func (a *admin) listRevocations(w http.ResponseWriter, r *http.Request) {
+	lister, ok := a.revoker.(RevocationLister)
+	if !ok || !a.adminTokenSet {
+		http.NotFound(w, r)
+		return
+	}
+	if !a.adminAuthorized(r) {
+		w.Header().Set("WWW-Authenticate", adminChallenge)
+		writeJSON(w, http.StatusUnauthorized, "application/json", "no-store",
+			adminError{"unauthorized", "send Authorization: Bearer <server.admin_token>"})
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeJSON(w, http.StatusMethodNotAllowed, "application/json", "no-store",
+			adminError{"method_not_allowed", "use GET"})
+		return
+	}
+	body := revocationsBody{Revocations: []revocationItem{}}
+	for _, info := range lister.Revocations() {
+		item := revocationItem{Kind: info.Kind, Value: info.Value, Kid: info.KeyID, At: info.At, Until: info.Until}
+		if !info.IssuedBefore.IsZero() {
+			ib := info.IssuedBefore
+			item.IssuedBefore = &ib
+		}
+		body.Revocations = append(body.Revocations, item)
+	}
+	writeJSON(w, http.StatusOK, "application/json", "no-store", body)
+}
+
+// parseIssuedBefore reads issued_before: unix seconds (a JSON number or a
+// string of digits) or an RFC 3339 time.
+func parseIssuedBefore(raw string) (time.Time, bool) {
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return time.Time{}, false
+	}
+	if n, err := strconv.ParseInt(raw, 10, 64); err == nil {
+		if n <= 0 {
+			return time.Time{}, false
+		}
+		return time.Unix(n, 0).UTC(), true
+	}
+	if t, err := time.Parse(time.RFC3339Nano, raw); err == nil {
+		return t.UTC(), true
+	}
+	return time.Time{}, false
+}
+
+// issuedBeforeOf decodes the JSON value of issued_before (a number or a string).
+func issuedBeforeOf(v json.RawMessage) (time.Time, bool) {
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		return parseIssuedBefore(s)
+	}
+	var n json.Number
+	if json.Unmarshal(v, &n) == nil {
+		return parseIssuedBefore(n.String())
+	}
+	return time.Time{}, false
 }
 
 // readRevokeRequest reads a JSON or form body; msg says what is wrong.
@@ -137,7 +248,7 @@ func readRevokeRequest(w http.ResponseWriter, r *http.Request) (revokeRequest, s
 		dec := json.NewDecoder(r.Body)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
-			return req, `the body is not a JSON object with one of "sub", "sid" or "token"`
+			return req, `the body is not a JSON object with one of "sub", "sid", "client_id", "iss" (with "issued_before") or "token"`
 		}
 		if dec.More() {
 			return req, "the body holds more than one JSON value"
@@ -157,8 +268,14 @@ func readRevokeRequest(w http.ResponseWriter, r *http.Request) (revokeRequest, s
 				req.Sid = vals[0]
 			case "token":
 				req.Token = vals[0]
+			case "client_id":
+				req.ClientID = vals[0]
+			case "iss":
+				req.Iss = vals[0]
+			case "issued_before":
+				req.IssuedBefore, _ = json.Marshal(vals[0])
 			default:
-				return req, `unknown form field: use one of sub, sid or token`
+				return req, `unknown form field: use one of sub, sid, client_id, iss (with issued_before) or token`
 			}
 		}
 	default:
@@ -174,7 +291,9 @@ func readRevokeRequest(w http.ResponseWriter, r *http.Request) (revokeRequest, s
 // opaque token when an issuer introspects).
 func checkRevokeRequest(req *revokeRequest) string {
 	n := 0
-	for _, f := range []struct{ name, value string }{{"sub", req.Sub}, {"sid", req.Sid}, {"token", req.Token}} {
+	for _, f := range []struct{ name, value string }{
+		{"sub", req.Sub}, {"sid", req.Sid}, {"token", req.Token}, {"client_id", req.ClientID}, {"iss", req.Iss},
+	} {
 		switch {
 		case f.value == "":
 		case strings.TrimSpace(f.value) == "":
@@ -186,9 +305,30 @@ func checkRevokeRequest(req *revokeRequest) string {
 	req.Token = strings.TrimSpace(req.Token)
 	switch n {
 	case 0:
-		return `the body names nothing to revoke: give exactly one of "sub", "sid" or "token"`
+		return `the body names nothing to revoke: give exactly one of "sub", "sid", "client_id", "iss" (with "issued_before") or "token"`
 	case 1:
-		return ""
+	default:
+		return `give exactly one of "sub", "sid", "client_id", "iss" or "token", not several`
 	}
-	return `give exactly one of "sub", "sid" or "token", not several`
+	return checkIssuedBefore(req)
+}
+
+// checkIssuedBefore: issued_before goes with iss, and iss needs it, as unix
+// seconds or RFC 3339 (its distance from now is the revoker's call).
+func checkIssuedBefore(req *revokeRequest) string {
+	given := len(req.IssuedBefore) > 0 && string(req.IssuedBefore) != "null"
+	switch {
+	case req.Iss == "" && given:
+		return `"issued_before" goes with "iss" only`
+	case req.Iss == "":
+		return ""
+	case !given:
+		return `"iss" needs "issued_before" (unix seconds or RFC 3339): the issuer's tokens issued before it are refused`
+	}
+	t, ok := issuedBeforeOf(req.IssuedBefore)
+	if !ok {
+		return `"issued_before" is not unix seconds or an RFC 3339 time`
+	}
+	req.issuedBefore = t
+	return ""
 }

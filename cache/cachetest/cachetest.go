@@ -62,15 +62,19 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 			e    cache.Entry
 		}{
 			{"every field", cache.Entry{
-				Token:       "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.sig",
-				TokenType:   "urn:ietf:params:oauth:token-type:jwt",
-				Scope:       "a b c",
-				IssuedAt:    start.Add(-time.Second),
-				ExpiresAt:   start.Add(5 * time.Minute),
-				Capped:      true,
-				SubjectHash: "\x00subject-hash\xff",
-				SessionHash: "session-hash",
-				TokenHash:   "token-hash",
+				Token:          "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1MSJ9.sig",
+				TokenType:      "urn:ietf:params:oauth:token-type:jwt",
+				Scope:          "a b c",
+				IssuedAt:       start.Add(-time.Second),
+				ExpiresAt:      start.Add(5 * time.Minute),
+				Capped:         true,
+				SubjectHash:    "\x00subject-hash\xff",
+				SessionHash:    "session-hash",
+				TokenHash:      "token-hash",
+				ClientHash:     "client-hash",
+				IssuerHash:     "issuer-hash",
+				KeyHash:        "key-hash",
+				SigningKeyHash: "signing-key-hash",
 			}},
 			{"sub-second times", cache.Entry{
 				Token:     "t",
@@ -277,7 +281,7 @@ func RunRevoke(t *testing.T, newCache func(t *testing.T, now func() time.Time) C
 
 // entryFields is how many fields assertEqual compares: a new Entry field
 // fails the suite until it is compared (and every tier stores it).
-const entryFields = 9
+const entryFields = 13
 
 func assertEqual(t *testing.T, got, want cache.Entry) {
 	t.Helper()
@@ -286,7 +290,9 @@ func assertEqual(t *testing.T, got, want cache.Entry) {
 	}
 	if got.Token != want.Token || got.TokenType != want.TokenType || got.Scope != want.Scope ||
 		!got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || got.Capped != want.Capped ||
-		got.SubjectHash != want.SubjectHash || got.SessionHash != want.SessionHash || got.TokenHash != want.TokenHash {
+		got.SubjectHash != want.SubjectHash || got.SessionHash != want.SessionHash || got.TokenHash != want.TokenHash ||
+		got.ClientHash != want.ClientHash || got.IssuerHash != want.IssuerHash || got.KeyHash != want.KeyHash ||
+		got.SigningKeyHash != want.SigningKeyHash {
 		t.Errorf("entry = %+v\nwant    %+v", got, want)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
@@ -107,12 +108,22 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if l, ok := up.upstream.(*exchange.Local); ok {
 		g.local = l
 	}
+	// The verifier reports keys its issuers removed to the caching
+	// exchanger, built after it: until then there is nothing cached to drop.
+	var cachingRef atomic.Pointer[exchange.Caching]
+	var dropIntrospected atomic.Pointer[func(cache.Revocation)]
 	g.verifier, err = exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
 		HTTPClient:    p.HTTPClient,
 		Logger:        p.Logger,
 		Metrics:       p.ExchangeMetrics,
 		Clock:         p.Clock,
 		MaxTokenBytes: cfg.Server.MaxTokenBytes,
+		Purged:        p.CacheMetrics.Purged,
+		OnKeyRemoved: func(issuer, kid string) {
+			if c := cachingRef.Load(); c != nil {
+				c.KeyRemoved(issuer, kid)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("issuers: %w", err)
@@ -144,9 +155,22 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		RevocationTTL: cfg.Cache.RevocationTTL.D(),
 		Revocations:   p.CacheMetrics.Revocations,
 		OpaqueTokens:  g.verifier.Introspects(),
+		OnRevoked: func(rev cache.Revocation) {
+			if f := dropIntrospected.Load(); f != nil {
+				(*f)(rev)
+			}
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
+	}
+	cachingRef.Store(caching)
+	if g.verifier.Introspects() {
+		drop := introspectionDropper(p, g.verifier, caching)
+		dropIntrospected.Store(&drop)
+		if shared != nil {
+			shared.peerRevoked.Store(&drop)
+		}
 	}
 	var prevReplay *cache.MemoryReplay
 	if prev != nil {
@@ -188,7 +212,61 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		prefetch(ctx, p, g.verifier, up)
 	}
 	g.admin = buildAdmin(p, cfg, g, up, caching, shared)
+	if !opts.Offline {
+		purgeRemovedSigningKeys(ctx, p, prev, g, caching)
+	}
 	return g, nil
+}
+
+// introspectionDropper returns what a token revocation does to the
+// introspection cache: drop the revoked opaque token's answer, so the
+// authorization server is asked again (its revocation shows at once rather
+// than within max_cache_ttl). The denylist refuses the token either way.
+func introspectionDropper(p *Process, v *exchange.Verifier, caching *exchange.Caching) func(cache.Revocation) {
+	return func(rev cache.Revocation) {
+		if rev.By != cache.ByToken {
+			return
+		}
+		n := v.DropIntrospected(func(t *exchange.Token) bool { return caching.RevokedBy(t, rev) })
+		if n > 0 {
+			p.CacheMetrics.Purged.WithLabelValues(cache.CauseRevoked, "introspection").Add(float64(n))
+		}
+	}
+}
+
+// signingKeyPurgeTimeout bounds dropping the tokens of removed signing keys
+// at a reload (Redis included).
+const signingKeyPurgeTimeout = 10 * time.Second
+
+// purgeRemovedSigningKeys drops, here, in Redis and on every replica, the
+// cached exchanged tokens signed with a key that prev's signing_keys held
+// and g's no longer does (an emergency removal). The new generation
+// already publishes a JWKS without it; cache keys already cover the active
+// key, so this drops what a replica still on the old configuration, or a
+// later rotation back, could otherwise be handed.
+func purgeRemovedSigningKeys(ctx context.Context, p *Process, prev, g *Generation, caching *exchange.Caching) {
+	if prev == nil || prev.local == nil || g.local == nil {
+		return
+	}
+	kept := map[string]bool{}
+	for _, k := range g.local.Keys().PublicJWKS().Keys {
+		kept[k.KeyID] = true
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), signingKeyPurgeTimeout)
+	defer cancel()
+	for _, k := range prev.local.Keys().PublicJWKS().Keys {
+		if kept[k.KeyID] {
+			continue
+		}
+		res, err := caching.SigningKeyRemoved(ctx, k.KeyID)
+		if err != nil {
+			p.Logger.Error("signing key removed: its cached tokens were dropped on this replica only (Redis could not be told)",
+				"kid", k.KeyID, "error", err)
+			continue
+		}
+		p.Logger.Warn("signing key removed: its cached tokens were dropped on every replica",
+			"event", "revocation", "kind", "signing_key_removed", "kid", k.KeyID, "entries_dropped", res.Dropped)
+	}
 }
 
 // prefetch fetches every issuer's keys and the STS's metadata now, so the
@@ -209,11 +287,12 @@ func prefetch(ctx context.Context, p *Process, verifier *exchange.Verifier, up *
 // discovery and revocation.
 func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream, caching *exchange.Caching, shared *redisTier) http.Handler {
 	admin := gateway.AdminOptions{
-		AdminToken: cfg.Server.AdminToken,
-		Revoker:    caching,
-		Gatherer:   p.Registry,
-		Checks:     append(readinessChecks(p, g.verifier, shared), up.checks...),
-		Issuer:     up.issuer,
+		AdminToken:     cfg.Server.AdminToken,
+		Revoker:        caching,
+		TrustedProxies: cfg.Server.TrustedProxies,
+		Gatherer:       p.Registry,
+		Checks:         append(readinessChecks(p, g.verifier, shared), up.checks...),
+		Issuer:         up.issuer,
 		// server.public_url + token_endpoint_path, else derived from listen; "" omits it.
 		TokenEndpoint: cfg.Server.TokenEndpointURL(),
 		Logger:        p.Logger,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,6 +24,10 @@ type redisTier struct {
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	once     sync.Once
+	// peerRevoked, once set (after the generation's verifier and exchanger
+	// are built), also sees each revocation from another replica: it drops
+	// the introspection cache entry of a revoked opaque token.
+	peerRevoked atomic.Pointer[func(cache.Revocation)]
 }
 
 // newRedisTier connects cache.redis (lazily: go-redis dials on first use, so
@@ -64,7 +69,14 @@ func newRedisTier(p *Process, cfg *config.Config, memory *cache.Memory, listen b
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &redisTier{client: client, keys: keys, tiered: tiered, required: rc.Required, cancel: cancel}
 	if listen {
-		t.wg.Go(func() { tiered.Listen(ctx, p.Denylist.Add) })
+		t.wg.Go(func() {
+			tiered.Listen(ctx, func(rev cache.Revocation) {
+				p.Denylist.Add(rev)
+				if f := t.peerRevoked.Load(); f != nil {
+					(*f)(rev)
+				}
+			})
+		})
 	}
 	return t, nil
 }

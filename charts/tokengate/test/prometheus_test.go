@@ -133,7 +133,7 @@ func TestPrometheusRules(t *testing.T) {
 	}
 	want := []string{
 		"TokengateNoReadyReplicas", "TokengateComponentDegraded", "TokengateHigh5xxRatio", "TokengateExchangeFailures", "TokengateExchangeUnavailable",
-		"TokengateJWKSRefreshFailing", "TokengateRedisErrors", "TokengateRedisBreakerOpen",
+		"TokengateJWKSRefreshFailing", "TokengateJWKSKeyRemoved", "TokengateRedisErrors", "TokengateRedisBreakerOpen",
 		"TokengateIntrospectionFailing", "TokengateDPoPReplayStoreErrors", "TokengateConfigReloadFailed",
 		"TokengateTokenRejectionSpike", "TokengateSlowUpstream",
 	}
