@@ -173,34 +173,24 @@ func (g *Gateway) Close() {
 	}
 }
 
-// requestState is everything one edge request carries from the handler to
-// the proxy callbacks (through the request context) and to the access log.
-// It embeds the status-recording ResponseWriter so a request costs one
-// allocation for both.
+// requestState is one request's decision (decide.go) and its record for
+// the access log and metrics. The edge passes it from the handler to the
+// proxy callbacks through the request context. It embeds the
+// status-recording ResponseWriter so a request costs one allocation for
+// everything.
 type requestState struct {
-	rw        statusWriter
-	route     *route
-	requestID string
-	exchanged string // the exchanged token: only ever sent upstream
-	exReq     exchange.Request
-	clientID  string
-	endpoint  bool   // a token endpoint request
-	subject   string // set only when log.subjects is on
-	reason    string // rejection reason for the log and metrics, "" when none
-	err       error  // server-side failure, logged on 5xx
-	start     time.Time
-	upStart   time.Time
-	upDone    bool
+	decision
+	rw       statusWriter
+	clientID string
+	subject  string // set only when log.subjects is on
+	reason   string // rejection reason for the log and metrics, "" when none
+	err      error  // server-side failure, logged on 5xx
+	start    time.Time
+	upStart  time.Time
+	upDone   bool
 	// body records a client-side error reading the proxied body (nil
 	// without a body), so it is answered 400, not 502.
 	body *recordingBody
-
-	// DPoP: the Authorization scheme (schemeBearer or schemeDPoP), and the
-	// request as received (htm, htu before cleaning, the proof header).
-	scheme string
-	in     *http.Request
-	// txnToken is the Txn-Token (gateway/txn.go): only ever sent upstream.
-	txnToken string
 	// clientRequestID is the client's X-Request-Id when the txn replaced it.
 	clientRequestID string
 }
@@ -212,9 +202,10 @@ func stateFrom(ctx context.Context) *requestState {
 	return st
 }
 
-// ServeHTTP handles one edge request: route, bearer, verify, policy,
-// exchange, forward. Every failure goes through g.fail and nothing is
-// forwarded.
+// ServeHTTP is the edge adapter over decide: it answers the decision's
+// errors, serves the token endpoint and CORS preflights, and forwards an
+// allowed request to the route's upstream. Nothing is forwarded unless
+// decide allowed it.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &requestState{start: g.clock()}
 	st.rw.ResponseWriter = w
@@ -222,42 +213,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, st.requestID)
 	defer g.finish(r, st)
 
-	st.in = r
-	// The path rules hold before any route is matched (gateway/path.go).
-	if err := checkPath(requestPath(r)); err != nil {
+	r, err := g.decide(r, st)
+	g.corsHeaders(w.Header(), st)
+	switch {
+	case err != nil:
 		g.fail(&st.rw, r, st, err)
 		return
-	}
-	r = canonicalRequest(r)
-	// The token endpoint is matched exactly and before the routes, so no
-	// route (not even path_prefix "/") can shadow it.
-	if g.tokenPath != "" && r.URL.Path == g.tokenPath {
-		st.endpoint = true
+	case st.endpoint:
 		g.serveToken(r, st)
 		return
-	}
-	rt := g.match(r)
-	if err := g.checkFold(r.Host, r.URL.Path, rt); err != nil {
-		g.fail(&st.rw, r, st, err)
+	case st.preflight:
+		writePreflight(&st.rw, st)
 		return
 	}
-	if rt == nil {
-		g.fail(&st.rw, r, st, errNoRoute)
-		return
-	}
-	st.route = rt
-
-	scheme, raw, err := requestCredentials(r)
-	st.scheme = scheme
-	if err != nil {
-		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
-		return
-	}
-	ctx := r.Context()
-	if err := g.authorizeEdge(ctx, raw, r, rt, st); err != nil {
-		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
-		return
-	}
+	rt := st.route
 	// A body broken from its first chunk is refused here, before anything
 	// is forwarded; a later read error is found by upstreamFailed.
 	if st.body, err = watchBody(r); err != nil {
@@ -266,7 +235,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st.upStart = g.clock()
-	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	if g.closed.Load() {
 		// A new dial on a closed gateway's transport undoes Close's
 		// CloseIdleConnections: release what this request pooled.

@@ -71,21 +71,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest, proxies trustedProxies) {
 	pr.Out.URL.RawQuery = stripAccessToken(pr.Out.URL.RawQuery)
 	pr.SetURL(rt.upstream)
 	proxies.rewriteForwarded(pr.In, pr.Out.Header)
-	h := pr.Out.Header
 	if st != nil {
-		// Replace the umbrella token: only the exchanged one leaves (none on
-		// forward: txn_token routes).
-		if st.exchanged != "" {
-			h.Set("Authorization", "Bearer "+st.exchanged)
-		} else {
-			h.Del("Authorization")
-		}
-		if st.txnToken != "" {
-			h.Set(headerTxnToken, st.txnToken)
-		}
-		h.Set(headerRequestID, st.requestID)
+		st.upstreamHeaders(pr.Out.Header)
 	} else {
-		h.Del("Authorization") // unreachable: fail closed all the same
+		pr.Out.Header.Del("Authorization") // unreachable: fail closed all the same
 	}
 }
 
