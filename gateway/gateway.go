@@ -94,6 +94,9 @@ type Gateway struct {
 	prefixesFolded bool
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
+	// authzPrefix is authz.path_prefix: stripped from a forward-auth
+	// request's own path (Envoy http_service).
+	authzPrefix string
 	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
 	revocations Revocations // nil: nothing is revoked
 	// closed is set by Close: requests still running on this gateway (a
@@ -121,6 +124,7 @@ func New(opts Options) (*Gateway, error) {
 		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
 		revocations:   opts.Revocations,
+		authzPrefix:   opts.Config.Authz.PathPrefix,
 	}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
@@ -144,9 +148,12 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rt := range routes {
+	for i, rt := range routes {
 		rt.obs = g.metrics.forRoute(rt.name)
-		rt.proxy = g.newProxy(rt)
+		rt.cors = newCORSPolicy(opts.Config.CORSFor(i))
+		if rt.upstream != nil {
+			rt.proxy = g.newProxy(rt)
+		}
 	}
 	g.routes = routes
 	g.prefixesFolded = true
@@ -169,7 +176,9 @@ func New(opts Options) (*Gateway, error) {
 func (g *Gateway) Close() {
 	g.closed.Store(true)
 	for _, rt := range g.routes {
-		rt.transport.CloseIdleConnections()
+		if rt.transport != nil {
+			rt.transport.CloseIdleConnections()
+		}
 	}
 }
 
@@ -258,13 +267,19 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	obs.duration.Observe(elapsed.Seconds())
 	obs.requests(status).Inc()
 
+	g.logRequest(r, st, obs.name, status, elapsed, "")
+}
+
+// logRequest writes the access log line of one request; protocol is ""
+// for the edge, "http" or "grpc" for an authz decision.
+func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string, status int, elapsed time.Duration, protocol string) {
 	ctx := r.Context()
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 11)
+	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
-		slog.String("route", obs.name),
+		slog.String("route", routeName),
 		slog.String("method", r.Method),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
@@ -272,6 +287,9 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 		// Who the client is follows server.trusted_proxies (forwarded.go).
 		slog.String("client_ip", g.proxies.clientIP(r)),
 	)
+	if protocol != "" {
+		attrs = append(attrs, slog.String("authz", protocol))
+	}
 	if st.clientRequestID != "" {
 		attrs = append(attrs, slog.String("client_request_id", st.clientRequestID))
 	}

@@ -41,6 +41,11 @@ type Metrics struct {
 	// observes how long making one took, by route (gateway/txn.go).
 	TxnTokens   *prometheus.CounterVec
 	TxnDuration *prometheus.HistogramVec
+	// AuthzDecisions counts authz decisions by route, the HTTP status
+	// decided and protocol (http, grpc); AuthzDuration observes them by
+	// protocol (gateway/authz.go).
+	AuthzDecisions *prometheus.CounterVec
+	AuthzDuration  *prometheus.HistogramVec
 }
 
 // NewMetrics registers the gateway collectors on reg.
@@ -76,6 +81,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	m.TxnTokens, m.TxnDuration = newTxnMetrics(reg)
+	m.AuthzDecisions = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_authz_decisions_total",
+		Help: "Decisions made for a proxy in front (forward-auth, ext_authz), by route (_none when no route matched), HTTP status decided and protocol (http, grpc).",
+	}, []string{"route", "code", "protocol"})
+	m.AuthzDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokengate_authz_duration_seconds",
+		Help:    "Time to make an authz decision, by protocol (http, grpc).",
+		Buckets: buckets,
+	}, []string{"protocol"})
 	// Known reasons exist from the start, so rate() and alerts see a zero.
 	for _, r := range []string{
 		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,

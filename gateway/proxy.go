@@ -89,6 +89,11 @@ func (g *Gateway) upstreamResponse(rt *route, resp *http.Response) {
 	resp.Header.Del(headerRequestID)
 	// A Txn-Token never leaves the trust domain, even if a service echoes it.
 	resp.Header.Del(headerTxnToken)
+	if rt.cors != nil {
+		// The gateway's CORS policy is the only one: its headers are
+		// already on the response (corsHeaders) or must not be there.
+		dropUpstreamCORS(resp.Header)
+	}
 	if resp.StatusCode == http.StatusUnauthorized && st.exchanged != "" {
 		// The upstream refused the exchanged token (revoked, key rotated):
 		// drop it so the next request exchanges anew.
