@@ -80,7 +80,10 @@ func (g *Gateway) allowedCheck(st *requestState, extra http.Header) *authv3.Chec
 	ok := &authv3.OkHttpResponse{HeadersToRemove: []string{"dpop"}}
 	set := func(k, v string) {
 		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: k, Value: v},
+			Header: &corev3.HeaderValue{Key: k, Value: v},
+			// The contract asks for append: false beside append_action, so
+			// an older Envoy that reads only the deprecated field overwrites too.
+			//lint:ignore SA1019 see above
 			Append:       wrapperspb.Bool(false),
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
@@ -103,7 +106,8 @@ func (g *Gateway) allowedCheck(st *requestState, extra http.Header) *authv3.Chec
 	set("x-request-id", st.requestID)
 	if n := extra.Get(headerDPoPNonce); n != "" {
 		ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: "dpop-nonce", Value: n},
+			Header: &corev3.HeaderValue{Key: "dpop-nonce", Value: n},
+			//lint:ignore SA1019 as for the request headers
 			Append:       wrapperspb.Bool(false),
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
@@ -129,7 +133,6 @@ func deniedCheck(resp response) *authv3.CheckResponse {
 		for _, v := range vs {
 			denied.Headers = append(denied.Headers, &corev3.HeaderValueOption{
 				Header:       &corev3.HeaderValue{Key: strings.ToLower(k), Value: v},
-				Append:       wrapperspb.Bool(true),
 				AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
 			})
 		}

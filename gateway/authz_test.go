@@ -241,6 +241,7 @@ func checkVia(t *testing.T, gw *Gateway, tc decisionCase) outcome {
 		got.status = http.StatusOK
 		for _, hv := range ok.GetHeaders() {
 			if hv.GetHeader().GetKey() == "authorization" {
+				//lint:ignore SA1019 the contract pins append: false
 				if hv.GetAppendAction().String() != "OVERWRITE_IF_EXISTS_OR_ADD" || hv.GetAppend().GetValue() {
 					t.Errorf("ext_authz: authorization is not overwritten: %v", hv)
 				}

@@ -76,6 +76,7 @@ func TestE2EExtAuthzGRPC(t *testing.T) {
 				for _, h := range ok.GetHeaders() {
 					if h.GetHeader().GetKey() == "authorization" {
 						auth = h.GetHeader().GetValue()
+						//lint:ignore SA1019 the contract pins append: false
 						if h.GetAppendAction().String() != "OVERWRITE_IF_EXISTS_OR_ADD" || h.GetAppend().GetValue() {
 							t.Errorf("authorization is not overwritten: %v", h)
 						}
