@@ -20,6 +20,12 @@ type Config struct {
 	Routes   []Route  `yaml:"routes"`
 	// TxnToken configures Transaction Tokens (config/txn.go).
 	TxnToken TxnToken `yaml:"txn_token"`
+	// CORS answers browsers' preflights and labels responses for them, on
+	// every route without its own cors (config/cors.go). nil: off.
+	CORS *CORS `yaml:"cors"`
+	// Authz are the decision listeners for a proxy in front: HTTP
+	// forward-auth and Envoy ext_authz (config/authz.go).
+	Authz Authz `yaml:"authz"`
 
 	// Dir is the folder of the file the configuration was loaded from. Relative
 	// file paths have already been resolved against it by Load.
@@ -319,6 +325,10 @@ type Route struct {
 	// Forward is what reaches the upstream: access_token (default), txn_token
 	// or both (config/txn.go).
 	Forward string `yaml:"forward"`
+	// CORS, when set, replaces the global cors block as a whole for this
+	// route (keys it omits take the defaults); allowed_origins: [] turns
+	// CORS off for the route (config/cors.go).
+	CORS *CORS `yaml:"cors"`
 }
 
 // TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).

@@ -139,6 +139,7 @@ func (c *Config) applyDefaults() {
 		setDefault(c, &c.Routes[i].Timeout, fmt.Sprintf("routes[%d].timeout", i), Duration(DefaultRouteTimeout))
 		setDefault(c, &c.Routes[i].Forward, fmt.Sprintf("routes[%d].forward", i), ForwardAccessToken)
 	}
+	c.applyCORSDefaults()
 	setDefault(c, &c.TxnToken.WorkloadID, "txn_token.workload_id", DefaultTxnWorkloadID)
 	setDefault(c, &c.TxnToken.TTL, "txn_token.ttl", Duration(DefaultTxnTTL))
 }

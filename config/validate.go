@@ -27,6 +27,8 @@ func (c *Config) validate() problems {
 	v.cache()
 	v.routes()
 	v.txnToken()
+	v.cors()
+	v.authz()
 	return v.probs
 }
 

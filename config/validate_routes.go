@@ -55,7 +55,10 @@ func (v *validator) routes() {
 				matches[m] = i
 			}
 		}
-		v.upstream(p+".upstream", r.Upstream)
+		if r.Upstream != "" || !v.c.Authz.Enabled() {
+			// Without upstream a route is decided only through authz.
+			v.upstream(p+".upstream", r.Upstream)
+		}
 		if r.Audience == "" {
 			v.add(p+".audience", "is empty: set the aud that this API accepts, like https://orders.example.com")
 		}

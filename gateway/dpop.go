@@ -137,7 +137,9 @@ func newDPoP(s config.Server, proxies trustedProxies, opts DPoPOptions, clock fu
 // sending that server's Host. ok is false when no rule applies (a route
 // without host, listen ":8080", no public_url, an untrusted peer) or a
 // trusted proxy's values are unusable: the proof cannot be checked.
-func (d *dpopState) htu(in *http.Request, routeHost string) (htu string, ok bool) {
+// listener is false for an authz decision: the client used the proxy in
+// front, not tokengate's listener, so only the first two rules apply.
+func (d *dpopState) htu(in *http.Request, routeHost string, listener bool) (htu string, ok bool) {
 	path := in.URL.EscapedPath()
 	if d.base != "" {
 		return d.base + path, true
@@ -151,6 +153,9 @@ func (d *dpopState) htu(in *http.Request, routeHost string) (htu string, ok bool
 			}
 			return origin + path, true
 		}
+	}
+	if !listener {
+		return "", false
 	}
 	host := routeHost
 	if host == "" {
@@ -264,7 +269,7 @@ func (g *Gateway) checkBinding(ctx context.Context, tok *exchange.Token, raw str
 	if st.route != nil {
 		routeHost = st.route.host
 	}
-	htu, ok := d.htu(in, routeHost)
+	htu, ok := d.htu(in, routeHost, st.from == entryEdge)
 	if !ok {
 		return d.reject(ReasonDPoPProof, "invalid_dpop_proof", descNoHTU)
 	}

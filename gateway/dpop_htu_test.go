@@ -97,7 +97,7 @@ func TestDPoPHTU(t *testing.T) {
 				}
 				r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.Addr(addr)))
 			}
-			got, ok := d.htu(r, tc.routeHost)
+			got, ok := d.htu(r, tc.routeHost, true)
 			if ok != (tc.want != "") || got != tc.want {
 				t.Errorf("htu = %q, %v; want %q", got, ok, tc.want)
 			}

@@ -222,6 +222,8 @@ func classify(err error) response {
 			desc = red.scrub(desc)
 		}
 		return response{status: http.StatusBadRequest, code: "invalid_scope", description: desc}
+	case errors.Is(err, errCORSPreflight):
+		return response{status: http.StatusForbidden, code: "cors_forbidden", description: errCORSPreflight.Error()}
 	case errors.Is(err, errNoRoute):
 		return response{status: http.StatusNotFound, code: "not_found", description: "no route matches the request"}
 	case errors.As(err, &path):
@@ -346,6 +348,21 @@ func reasonLabel(reason string) string {
 // fail answers r with the response for err, unless the client is gone or a
 // response has already started (then it only records why).
 func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err error) {
+	resp := g.failure(r, st, err)
+	if resp.silent {
+		w.silent(resp.status)
+		return
+	}
+	if w.started() {
+		return
+	}
+	writeResponse(w, resp)
+}
+
+// failure is the response for err, with the rejection counted and the
+// failure recorded for the access log: the part of answering an error that
+// every adapter shares (each then writes it in its own protocol).
+func (g *Gateway) failure(r *http.Request, st *requestState, err error) response {
 	// A body read that hit its deadline cancels the request's context too
 	// (net/http does on any connection read error): that client is still
 	// there to be told 408.
@@ -361,14 +378,7 @@ func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err e
 	if resp.status >= 500 {
 		st.err = err
 	}
-	if resp.silent {
-		w.silent(resp.status)
-		return
-	}
-	if w.started() {
-		return
-	}
-	writeResponse(w, resp)
+	return resp
 }
 
 type errorBody struct {
@@ -386,6 +396,15 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	// A proxied attempt may have left upstream headers behind (1xx); the
 	// error response carries only its own.
 	h.Del("Content-Length")
+	body := resp.headers(h)
+	w.WriteHeader(resp.status)
+	_, _ = w.Write(body)
+}
+
+// headers sets the response's headers on h and returns its body: the JSON
+// error object and a newline. writeResponse and the ext_authz denial share
+// it, so a denial says exactly what the edge would.
+func (resp response) headers(h http.Header) []byte {
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -415,9 +434,9 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	if err != nil { // cannot happen for two strings; never leave the client without a status
 		body = []byte(`{"error":"server_error"}`)
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)+1))
-	w.WriteHeader(resp.status)
-	_, _ = w.Write(append(body, '\n'))
+	body = append(body, '\n')
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return body
 }
 
 // quote makes s an RFC 9110 quoted-string: backslash-escapes '"' and '\',

@@ -50,7 +50,7 @@ type Explanation struct {
 func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 	var ex Explanation
 	for _, rt := range g.routes {
-		d := g.decide(ctx, raw, &rt.self, false)
+		d := g.explainTarget(ctx, raw, &rt.self, false)
 		d.Host, d.PathPrefix = rt.host, rt.prefix
 		if d.Request.Subject != nil {
 			ex.JKT = d.Request.Subject.Claims.JKT
@@ -67,12 +67,13 @@ func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 			continue
 		}
 		seen[rt.audience] = true
-		ex.TokenEndpoint = append(ex.TokenEndpoint, g.decide(ctx, raw, g.audiences[rt.audience], true))
+		ex.TokenEndpoint = append(ex.TokenEndpoint, g.explainTarget(ctx, raw, g.audiences[rt.audience], true))
 	}
 	return ex
 }
 
-func (g *Gateway) decide(ctx context.Context, raw string, t *target, endpoint bool) Decision {
+// explainTarget is the authorize step of the decision for one target.
+func (g *Gateway) explainTarget(ctx context.Context, raw string, t *target, endpoint bool) Decision {
 	d := Decision{Audience: t.audience}
 	for _, rt := range t.routes {
 		d.Routes = append(d.Routes, rt.name)

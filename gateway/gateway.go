@@ -94,6 +94,9 @@ type Gateway struct {
 	prefixesFolded bool
 	// logSubjects adds the token's sub to the access log (log.subjects).
 	logSubjects bool
+	// authzPrefix is authz.path_prefix: stripped from a forward-auth
+	// request's own path (Envoy http_service).
+	authzPrefix string
 	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
 	revocations Revocations // nil: nothing is revoked
 	// closed is set by Close: requests still running on this gateway (a
@@ -121,6 +124,7 @@ func New(opts Options) (*Gateway, error) {
 		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
 		revocations:   opts.Revocations,
+		authzPrefix:   opts.Config.Authz.PathPrefix,
 	}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
@@ -144,9 +148,12 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rt := range routes {
+	for i, rt := range routes {
 		rt.obs = g.metrics.forRoute(rt.name)
-		rt.proxy = g.newProxy(rt)
+		rt.cors = newCORSPolicy(opts.Config.CORSFor(i))
+		if rt.upstream != nil {
+			rt.proxy = g.newProxy(rt)
+		}
 	}
 	g.routes = routes
 	g.prefixesFolded = true
@@ -169,38 +176,30 @@ func New(opts Options) (*Gateway, error) {
 func (g *Gateway) Close() {
 	g.closed.Store(true)
 	for _, rt := range g.routes {
-		rt.transport.CloseIdleConnections()
+		if rt.transport != nil {
+			rt.transport.CloseIdleConnections()
+		}
 	}
 }
 
-// requestState is everything one edge request carries from the handler to
-// the proxy callbacks (through the request context) and to the access log.
-// It embeds the status-recording ResponseWriter so a request costs one
-// allocation for both.
+// requestState is one request's decision (decide.go) and its record for
+// the access log and metrics. The edge passes it from the handler to the
+// proxy callbacks through the request context. It embeds the
+// status-recording ResponseWriter so a request costs one allocation for
+// everything.
 type requestState struct {
-	rw        statusWriter
-	route     *route
-	requestID string
-	exchanged string // the exchanged token: only ever sent upstream
-	exReq     exchange.Request
-	clientID  string
-	endpoint  bool   // a token endpoint request
-	subject   string // set only when log.subjects is on
-	reason    string // rejection reason for the log and metrics, "" when none
-	err       error  // server-side failure, logged on 5xx
-	start     time.Time
-	upStart   time.Time
-	upDone    bool
+	decision
+	rw       statusWriter
+	clientID string
+	subject  string // set only when log.subjects is on
+	reason   string // rejection reason for the log and metrics, "" when none
+	err      error  // server-side failure, logged on 5xx
+	start    time.Time
+	upStart  time.Time
+	upDone   bool
 	// body records a client-side error reading the proxied body (nil
 	// without a body), so it is answered 400, not 502.
 	body *recordingBody
-
-	// DPoP: the Authorization scheme (schemeBearer or schemeDPoP), and the
-	// request as received (htm, htu before cleaning, the proof header).
-	scheme string
-	in     *http.Request
-	// txnToken is the Txn-Token (gateway/txn.go): only ever sent upstream.
-	txnToken string
 	// clientRequestID is the client's X-Request-Id when the txn replaced it.
 	clientRequestID string
 }
@@ -212,9 +211,10 @@ func stateFrom(ctx context.Context) *requestState {
 	return st
 }
 
-// ServeHTTP handles one edge request: route, bearer, verify, policy,
-// exchange, forward. Every failure goes through g.fail and nothing is
-// forwarded.
+// ServeHTTP is the edge adapter over decide: it answers the decision's
+// errors, serves the token endpoint and CORS preflights, and forwards an
+// allowed request to the route's upstream. Nothing is forwarded unless
+// decide allowed it.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &requestState{start: g.clock()}
 	st.rw.ResponseWriter = w
@@ -222,42 +222,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(headerRequestID, st.requestID)
 	defer g.finish(r, st)
 
-	st.in = r
-	// The path rules hold before any route is matched (gateway/path.go).
-	if err := checkPath(requestPath(r)); err != nil {
+	r, err := g.decide(r, st)
+	g.corsHeaders(w.Header(), st)
+	switch {
+	case err != nil:
 		g.fail(&st.rw, r, st, err)
 		return
-	}
-	r = canonicalRequest(r)
-	// The token endpoint is matched exactly and before the routes, so no
-	// route (not even path_prefix "/") can shadow it.
-	if g.tokenPath != "" && r.URL.Path == g.tokenPath {
-		st.endpoint = true
+	case st.endpoint:
 		g.serveToken(r, st)
 		return
-	}
-	rt := g.match(r)
-	if err := g.checkFold(r.Host, r.URL.Path, rt); err != nil {
-		g.fail(&st.rw, r, st, err)
+	case st.preflight:
+		writePreflight(&st.rw, st)
 		return
 	}
-	if rt == nil {
-		g.fail(&st.rw, r, st, errNoRoute)
-		return
-	}
-	st.route = rt
-
-	scheme, raw, err := requestCredentials(r)
-	st.scheme = scheme
-	if err != nil {
-		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
-		return
-	}
-	ctx := r.Context()
-	if err := g.authorizeEdge(ctx, raw, r, rt, st); err != nil {
-		g.fail(&st.rw, r, st, g.withDPoPChallenge(err, rt, scheme))
-		return
-	}
+	rt := st.route
 	// A body broken from its first chunk is refused here, before anything
 	// is forwarded; a later read error is found by upstreamFailed.
 	if st.body, err = watchBody(r); err != nil {
@@ -266,7 +244,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st.upStart = g.clock()
-	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(ctx, stateKey{}, st)))
+	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	if g.closed.Load() {
 		// A new dial on a closed gateway's transport undoes Close's
 		// CloseIdleConnections: release what this request pooled.
@@ -289,13 +267,19 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	obs.duration.Observe(elapsed.Seconds())
 	obs.requests(status).Inc()
 
+	g.logRequest(r, st, obs.name, status, elapsed, "")
+}
+
+// logRequest writes the access log line of one request; protocol is ""
+// for the edge, "http" or "grpc" for an authz decision.
+func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string, status int, elapsed time.Duration, protocol string) {
 	ctx := r.Context()
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 11)
+	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
-		slog.String("route", obs.name),
+		slog.String("route", routeName),
 		slog.String("method", r.Method),
 		slog.Int("status", status),
 		slog.Duration("duration", elapsed),
@@ -303,6 +287,9 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 		// Who the client is follows server.trusted_proxies (forwarded.go).
 		slog.String("client_ip", g.proxies.clientIP(r)),
 	)
+	if protocol != "" {
+		attrs = append(attrs, slog.String("authz", protocol))
+	}
 	if st.clientRequestID != "" {
 		attrs = append(attrs, slog.String("client_request_id", st.clientRequestID))
 	}

@@ -45,6 +45,11 @@ type Metrics struct {
 	// issuer whose JWKS refresh failed, Redis, the STS) and 0 for each
 	// healthy one; the admin handler sets it (AdminOptions.Degraded).
 	ComponentDegraded *prometheus.GaugeVec
+	// AuthzDecisions counts authz decisions by route, the HTTP status
+	// decided and protocol (http, grpc); AuthzDuration observes them by
+	// protocol (gateway/authz.go).
+	AuthzDecisions *prometheus.CounterVec
+	AuthzDuration  *prometheus.HistogramVec
 }
 
 // NewMetrics registers the gateway collectors on reg.
@@ -84,6 +89,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "tokengate_component_degraded",
 		Help: "1 while a part the gateway depends on is degraded (an issuer's JWKS, Redis, the STS), 0 while it is healthy, by component as /readyz names it.",
 	}, []string{"component"})
+	m.AuthzDecisions = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_authz_decisions_total",
+		Help: "Decisions made for a proxy in front (forward-auth, ext_authz), by route (_none when no route matched), HTTP status decided and protocol (http, grpc).",
+	}, []string{"route", "code", "protocol"})
+	m.AuthzDuration = f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokengate_authz_duration_seconds",
+		Help:    "Time to make an authz decision, by protocol (http, grpc).",
+		Buckets: buckets,
+	}, []string{"protocol"})
 	// Known reasons exist from the start, so rate() and alerts see a zero.
 	for _, r := range []string{
 		exchange.ReasonMalformed, exchange.ReasonTooLarge, exchange.ReasonAlgorithm,

@@ -71,21 +71,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest, proxies trustedProxies) {
 	pr.Out.URL.RawQuery = stripAccessToken(pr.Out.URL.RawQuery)
 	pr.SetURL(rt.upstream)
 	proxies.rewriteForwarded(pr.In, pr.Out.Header)
-	h := pr.Out.Header
 	if st != nil {
-		// Replace the umbrella token: only the exchanged one leaves (none on
-		// forward: txn_token routes).
-		if st.exchanged != "" {
-			h.Set("Authorization", "Bearer "+st.exchanged)
-		} else {
-			h.Del("Authorization")
-		}
-		if st.txnToken != "" {
-			h.Set(headerTxnToken, st.txnToken)
-		}
-		h.Set(headerRequestID, st.requestID)
+		st.upstreamHeaders(pr.Out.Header)
 	} else {
-		h.Del("Authorization") // unreachable: fail closed all the same
+		pr.Out.Header.Del("Authorization") // unreachable: fail closed all the same
 	}
 }
 
@@ -100,6 +89,11 @@ func (g *Gateway) upstreamResponse(rt *route, resp *http.Response) {
 	resp.Header.Del(headerRequestID)
 	// A Txn-Token never leaves the trust domain, even if a service echoes it.
 	resp.Header.Del(headerTxnToken)
+	if rt.cors != nil {
+		// The gateway's CORS policy is the only one: its headers are
+		// already on the response (corsHeaders) or must not be there.
+		dropUpstreamCORS(resp.Header)
+	}
 	if resp.StatusCode == http.StatusUnauthorized && st.exchanged != "" {
 		// The upstream refused the exchanged token (revoked, key rotated):
 		// drop it so the next request exchanges anew.

@@ -29,12 +29,15 @@ type route struct {
 	// it (foldPath): the fold rule compares request paths with it.
 	foldedPrefix string
 	stripPrefix  bool
-	upstream     *url.URL
-	audience     string
-	scopes       map[string]struct{} // the audience's scopes, for downscoping
-	scopePrefix  string              // umbrella scopes with this prefix belong here too
-	stripScope   bool                // carry those without scopePrefix
-	policy       policy
+	upstream     *url.URL // nil: decided only through authz
+	// cors is the route's CORS policy (its own block, else the global
+	// one); nil when CORS is off for it.
+	cors        *corsPolicy
+	audience    string
+	scopes      map[string]struct{} // the audience's scopes, for downscoping
+	scopePrefix string              // umbrella scopes with this prefix belong here too
+	stripScope  bool                // carry those without scopePrefix
+	policy      policy
 	// self is the target of an edge request on this route: its audience,
 	// and its own policy alone.
 	self    target
@@ -55,9 +58,15 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 	seen := make(map[string]int, len(cfgs))
 	for i, c := range cfgs {
 		key := fmt.Sprintf("routes[%d]", i)
-		u, err := url.Parse(c.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s.upstream: %q is not an absolute http(s) URL", key, c.Upstream)
+		// A route without upstream is decided only through authz (config
+		// allows it only then); the edge answers 404 for it.
+		var u *url.URL
+		if c.Upstream != "" {
+			var err error
+			u, err = url.Parse(c.Upstream)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("%s.upstream: %q is not an absolute http(s) URL", key, c.Upstream)
+			}
 		}
 		if !strings.HasPrefix(c.PathPrefix, "/") {
 			return nil, fmt.Errorf("%s.path_prefix: %q must start with \"/\"", key, c.PathPrefix)

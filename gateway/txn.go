@@ -94,10 +94,16 @@ func (g *Gateway) authorizeEdge(ctx context.Context, raw string, r *http.Request
 // mintTxn makes the request's Txn-Token and makes its txn the request id.
 func (g *Gateway) mintTxn(ctx context.Context, raw string, r *http.Request, rt *route, st *requestState, subject *exchange.Token) error {
 	start := g.clock()
+	rctx := txnContext(r, rt)
+	if st.from == entryAuthz {
+		// The peer is the proxy in front: the client is who
+		// server.trusted_proxies says it is (forwarded.go).
+		rctx.IP = g.proxies.clientIP(r)
+	}
 	res, err := g.txnMinter.MintTxnToken(ctx, exchange.TxnRequest{
 		Subject: subject,
 		Scopes:  rt.txnScopes(subject.Claims.Scopes),
-		Context: txnContext(r, rt),
+		Context: rctx,
 	})
 	rt.txn.duration.Observe(g.clock().Sub(start).Seconds())
 	switch {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 
 	"github.com/tokengate/tokengate/config"
 	build "github.com/tokengate/tokengate/internal/server"
@@ -100,6 +103,10 @@ type serverOptions struct {
 	Logger        *slog.Logger
 	EdgeListener  net.Listener
 	AdminListener net.Listener
+	// AuthzListener and AuthzGRPCListener replace authz.listen and
+	// authz.grpc_listen when set (tests).
+	AuthzListener     net.Listener
+	AuthzGRPCListener net.Listener
 	// Watch reloads when the file at ConfigPath, or a signing key it names,
 	// changes on disk (a Kubernetes ConfigMap or Secret update included).
 	Watch bool
@@ -123,6 +130,12 @@ type server struct {
 	done     chan error
 	stopOnce sync.Once
 	watcher  *configWatcher // nil when not watching
+	// The authz listeners; nil when off.
+	authz      *http.Server
+	authzGRPC  *grpc.Server
+	authzHC    *health.Server
+	authzAddr  net.Addr
+	authzGAddr net.Addr
 }
 
 // startServer builds the first generation, binds both listeners and serves
@@ -180,6 +193,12 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 		s.serveEnded("edge", err)
 	}()
 	go func() { s.serveEnded("admin", s.admin.Serve(adminLn)) }()
+	if err := s.startAuthz(errorLog); err != nil {
+		_ = s.edge.Close()
+		_ = s.admin.Close()
+		gen.Close()
+		return nil, err
+	}
 	if opts.Watch && opts.ConfigPath != "" {
 		// Without a watcher SIGHUP still reloads, so a failure here is not fatal.
 		if s.watcher, err = startWatcher(s, opts.WatchDebounce); err != nil {
@@ -192,9 +211,68 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	return s, nil
 }
 
+// startAuthz binds and serves the authz listeners that are on
+// (authz.listen, authz.grpc_listen). They decide with the current
+// generation, so a reload swaps them with the edge.
+func (s *server) startAuthz(errorLog *log.Logger) error {
+	cfg := s.opts.Config
+	current := func() *build.Generation { return s.gen.Load() }
+	if cfg.Authz.Listen != "" || s.opts.AuthzListener != nil {
+		ln, err := listen(s.opts.AuthzListener, cfg.Authz.Listen)
+		if err != nil {
+			return err
+		}
+		s.authzAddr = ln.Addr()
+		s.authz = &http.Server{
+			Handler:           build.AuthzHTTP(current),
+			ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout.D(),
+			MaxHeaderBytes:    cfg.Server.MaxHeaderBytes,
+			IdleTimeout:       cfg.Server.IdleTimeout.D(),
+			ErrorLog:          errorLog,
+		}
+		go func() { s.serveEnded("authz", s.authz.Serve(ln)) }()
+	}
+	if cfg.Authz.GRPCListen != "" || s.opts.AuthzGRPCListener != nil {
+		ln, err := listen(s.opts.AuthzGRPCListener, cfg.Authz.GRPCListen)
+		if err != nil {
+			if s.authz != nil {
+				_ = s.authz.Close()
+			}
+			return err
+		}
+		s.authzGAddr = ln.Addr()
+		s.authzGRPC, s.authzHC = build.AuthzGRPC(current)
+		go func() { s.serveEnded("authz grpc", s.authzGRPC.Serve(ln)) }()
+	}
+	return nil
+}
+
+// shutdownAuthz drains the authz listeners within ctx: the health service
+// reports NOT_SERVING first, then in-flight decisions finish.
+func (s *server) shutdownAuthz(ctx context.Context) error {
+	var err error
+	if s.authz != nil {
+		err = s.authz.Shutdown(ctx)
+	}
+	if s.authzGRPC != nil {
+		s.authzHC.Shutdown()
+		stopped := make(chan struct{})
+		go func() { s.authzGRPC.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.authzGRPC.Stop()
+			if err == nil {
+				err = ctx.Err()
+			}
+		}
+	}
+	return err
+}
+
 // serveEnded reports a listener that stopped for another reason than Shutdown.
 func (s *server) serveEnded(name string, err error) {
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, grpc.ErrServerStopped) {
 		s.done <- fmt.Errorf("%s listener: %w", name, err)
 	}
 }
@@ -205,6 +283,22 @@ func (s *server) Done() <-chan error { return s.done }
 // EdgeURL and AdminURL are the bound addresses as base URLs.
 func (s *server) EdgeURL() string  { return "http://" + s.edgeAddr.String() }
 func (s *server) AdminURL() string { return "http://" + s.adminAdr.String() }
+
+// AuthzURL is the forward-auth listener's base URL and AuthzGRPCAddr the
+// ext_authz listener's address; "" when off.
+func (s *server) AuthzURL() string {
+	if s.authzAddr == nil {
+		return ""
+	}
+	return "http://" + s.authzAddr.String()
+}
+
+func (s *server) AuthzGRPCAddr() string {
+	if s.authzGAddr == nil {
+		return ""
+	}
+	return s.authzGAddr.String()
+}
 
 // Reload loads the configuration file again and swaps in a new generation.
 // A file that fails to load or build changes nothing.
@@ -226,9 +320,11 @@ func (s *server) Reload(ctx context.Context) error {
 	old := s.gen.Load()
 	oldCfg := old.Config()
 	if cfg.Server.Listen != oldCfg.Server.Listen || cfg.Server.AdminListen != oldCfg.Server.AdminListen ||
-		(cfg.Server.TLS == nil) != (oldCfg.Server.TLS == nil) {
+		(cfg.Server.TLS == nil) != (oldCfg.Server.TLS == nil) || cfg.Authz.Listen != oldCfg.Authz.Listen ||
+		cfg.Authz.GRPCListen != oldCfg.Authz.GRPCListen {
 		log.Warn("listener settings changed; they take effect only after a restart",
-			"listen", cfg.Server.Listen, "admin_listen", cfg.Server.AdminListen)
+			"listen", cfg.Server.Listen, "admin_listen", cfg.Server.AdminListen,
+			"authz.listen", cfg.Authz.Listen, "authz.grpc_listen", cfg.Authz.GRPCListen)
 	}
 	// Build new, swap, release old: in-flight requests keep their
 	// reference to the old gateway and finish; only its idle upstream
@@ -254,6 +350,9 @@ func (s *server) Shutdown(ctx context.Context) error {
 		// Clients on kept-alive connections reconnect, and so reach a pod
 		// that is not shutting down.
 		s.edge.SetKeepAlivesEnabled(false)
+		if s.authz != nil {
+			s.authz.SetKeepAlivesEnabled(false)
+		}
 		if s.watcher != nil {
 			s.watcher.Stop()
 		}
@@ -275,6 +374,9 @@ func (s *server) Shutdown(ctx context.Context) error {
 		defer cancel()
 		err = s.edge.Shutdown(ctx)
 		if aerr := s.admin.Shutdown(ctx); err == nil {
+			err = aerr
+		}
+		if aerr := s.shutdownAuthz(ctx); err == nil {
 			err = aerr
 		}
 		s.gen.Load().Close()

@@ -88,6 +88,19 @@ signing keys that match what the chart mounts.
 {{- $_ := set $server "listen" (printf ":%d" (int .Values.ports.edge)) }}
 {{- $_ = set $server "admin_listen" (printf ":%d" (int .Values.ports.admin)) }}
 {{- $_ = set $cfg "server" $server }}
+{{- $authz := get $cfg "authz" | default dict }}
+{{- if or (hasKey $authz "listen") (hasKey $authz "grpc_listen") }}
+{{- fail "config.authz.listen and config.authz.grpc_listen are set by the chart: remove them and set authz.http.enabled / authz.grpc.enabled and their ports instead" }}
+{{- end }}
+{{- if .Values.authz.http.enabled }}
+{{- $_ = set $authz "listen" (printf ":%d" (int .Values.authz.http.port)) }}
+{{- end }}
+{{- if .Values.authz.grpc.enabled }}
+{{- $_ = set $authz "grpc_listen" (printf ":%d" (int .Values.authz.grpc.port)) }}
+{{- end }}
+{{- if $authz }}
+{{- $_ = set $cfg "authz" $authz }}
+{{- end }}
 {{- $exchange := get $cfg "exchange" | default dict }}
 {{- if eq (get $exchange "mode" | default "local") "local" }}
 {{- $local := get $exchange "local" | default dict }}

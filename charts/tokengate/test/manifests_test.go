@@ -110,7 +110,7 @@ func TestFeatureSets(t *testing.T) {
 			"ConfigMap/gateway", "ConfigMap/gateway-dashboard", "Deployment/gateway", "HorizontalPodAutoscaler/gateway",
 			"Ingress/gateway", "Job/gateway-keys-generator", "NetworkPolicy/gateway", "Pod/gateway-test-readyz", "PodDisruptionBudget/gateway",
 			"PrometheusRule/gateway", "Role/gateway-keys-generator", "RoleBinding/gateway-keys-generator", "Secret/gateway-env", "Secret/gateway-files",
-			"Service/gateway", "ServiceAccount/gateway-keys-generator", "ServiceAccount/tokengate-sa", "ServiceMonitor/gateway",
+			"Service/gateway", "Service/gateway-authz", "ServiceAccount/gateway-keys-generator", "ServiceAccount/tokengate-sa", "ServiceMonitor/gateway",
 		}},
 		{cases[2], []string{"ConfigMap/tg-tokengate", "Deployment/tg-tokengate", "Pod/tg-tokengate-test-readyz", "Service/tg-tokengate"}},
 		{cases[3], []string{
@@ -343,6 +343,13 @@ func checkNetworkPolicy(t *testing.T, np networkingv1.NetworkPolicy, d appsv1.De
 	}
 	if edge := byPort["edge"]; len(edge) != 1 || edge[0].NamespaceSelector == nil {
 		t.Errorf("edge peers = %+v, want the ingress-nginx namespace", edge)
+	}
+	for _, port := range []string{"authz-http", "authz-grpc"} {
+		peers := byPort[port]
+		if len(peers) != 1 || peers[0].NamespaceSelector == nil ||
+			peers[0].NamespaceSelector.MatchLabels["kubernetes.io/metadata.name"] != "ingress-nginx" {
+			t.Errorf("%s peers = %+v, want only the ingress's namespace", port, peers)
+		}
 	}
 	admin := byPort["admin"]
 	if len(admin) != 3 {
