@@ -207,10 +207,10 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 	if e, ok := c.getLocal(ctx, key); ok {
 		switch c.cachingState(e, now) {
 		case cachingFresh:
-			return cachingResult(e), nil
+			return cachingResult(e, true), nil
 		case cachingRefresh:
 			c.cachingRefreshAsync(ctx, key, req)
-			return cachingResult(e), nil
+			return cachingResult(e, true), nil
 		}
 	}
 
@@ -223,7 +223,8 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 		if r.Err != nil {
 			return nil, fmt.Errorf("caching exchange for audience %q: %w", req.Audience, r.Err)
 		}
-		return cachingResult(r.Val.(cache.Entry)), nil
+		f := r.Val.(fetched)
+		return cachingResult(f.entry, f.cached), nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("caching exchange for audience %q: waiting for the exchange: %w", req.Audience, ctx.Err())
 	}
@@ -336,7 +337,7 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 		// A caller that missed just before the previous flight stored its
 		// entry starts a new flight: the stored entry answers it.
 		if e, ok := c.recheck(ctx, key); ok && c.cachingState(e, c.now()) >= enough {
-			return e, nil
+			return fetched{entry: e, cached: true}, nil
 		}
 		res, err := c.up.Exchange(ctx, req)
 		if err != nil {
@@ -372,7 +373,7 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 			return nil, errRevoked
 		}
 		c.cache.Set(ctx, key, e)
-		return e, nil
+		return fetched{entry: e}, nil
 	}
 }
 
@@ -399,14 +400,22 @@ func jwsKeyID(token string) string {
 
 // cachingResult builds a new Result from an entry: strings are immutable, so
 // callers share nothing mutable.
-func cachingResult(e cache.Entry) *Result {
+func cachingResult(e cache.Entry, cached bool) *Result {
 	return &Result{
 		AccessToken:     e.Token,
 		IssuedTokenType: e.TokenType,
 		TokenType:       "Bearer",
 		Scope:           e.Scope,
 		ExpiresAt:       e.ExpiresAt,
+		Cached:          cached,
 	}
+}
+
+// fetched is what one flight yields: the entry, and whether it was found in
+// a tier (a Redis hit, or a store that raced the flight) rather than exchanged.
+type fetched struct {
+	entry  cache.Entry
+	cached bool
 }
 
 // cacheKeyer is a pooled HMAC and its input buffer: building a key then

@@ -200,9 +200,12 @@ func TestCachingReuse(t *testing.T) {
 		t.Errorf("upstream calls = %d; want 1", got)
 	}
 	want := Result{AccessToken: "tok-1", IssuedTokenType: TokenTypeAccessToken, TokenType: "Bearer",
-		Scope: "orders:read", ExpiresAt: ctStart.Add(ctTTL)}
+		Scope: "orders:read", ExpiresAt: ctStart.Add(ctTTL), Cached: true}
 	if *second != want {
 		t.Errorf("cached result = %+v; want %+v", *second, want)
+	}
+	if first.Cached {
+		t.Error("the first result, exchanged for this request, says Cached")
 	}
 	// Results share nothing: a caller changing its copy changes nobody else's.
 	if first == second {

@@ -155,6 +155,9 @@ type Result struct {
 	TokenType       string // "Bearer"
 	Scope           string // space-delimited, "" when none
 	ExpiresAt       time.Time
+	// Cached: served from a cache tier (memory or Redis) without an
+	// exchange for this request (the access log's cache=hit).
+	Cached bool
 }
 
 // Token type URIs of RFC 8693 section 3.

@@ -44,7 +44,7 @@ func TestAccessLogSubjects(t *testing.T) {
 					t.Errorf("%s = %v, want %v", k, rec[k], want)
 				}
 			}
-			if _, ok := rec["duration"]; !ok {
+			if _, ok := rec["duration_ms"]; !ok {
 				t.Error("no duration")
 			}
 			if got, _ := rec["reason"].(string); got != tc.wantReason {

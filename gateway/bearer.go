@@ -10,7 +10,7 @@ import (
 // Authorization header problems. missing ones become 401 with a realm
 // challenge, the others 400 invalid_request (RFC 6750 section 3.1).
 var (
-	errNoBearer         = &bearerError{missing: true, description: "a bearer token is required"}
+	errNoBearer         = &bearerError{missing: true, reason: ReasonMissing, description: "a bearer token is required"}
 	errSeveralHeaders   = &bearerError{description: "several Authorization headers"}
 	errMalformedHeader  = &bearerError{description: "the Authorization header is malformed"}
 	errSeveralCreds     = &bearerError{description: "the Authorization header holds several credentials"}

@@ -25,6 +25,7 @@ const (
 	ReasonBody        = "body"        // a body too large, too slow or malformed
 	ReasonPath        = "path"        // a path refused by checkPath or the fold rule
 	ReasonCredentials = "credentials" // a token sent another way than Authorization
+	ReasonMissing     = "missing"     // no credentials at all (401 with the realm challenge)
 )
 
 // bodyError is a request body the gateway refuses: too large (413), too

@@ -120,10 +120,10 @@ func (g *Gateway) decide(in *http.Request, st *requestState) (*http.Request, err
 	scheme, raw, err := requestCredentials(r)
 	st.scheme = scheme
 	if err != nil {
-		return r, g.withDPoPChallenge(err, rt, scheme)
+		return r, g.withDPoPChallenge(err, st, scheme)
 	}
 	if err := g.authorizeEdge(r.Context(), raw, r, rt, st); err != nil {
-		return r, g.withDPoPChallenge(err, rt, scheme)
+		return r, g.withDPoPChallenge(err, st, scheme)
 	}
 	return r, nil
 }

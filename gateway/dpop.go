@@ -323,9 +323,19 @@ type dpopChallenge struct {
 func (c *dpopChallenge) Error() string { return c.err.Error() }
 func (c *dpopChallenge) Unwrap() error { return c.err }
 
-// withDPoPChallenge wraps err for the route and the presented scheme.
-func (g *Gateway) withDPoPChallenge(err error, rt *route, scheme string) error {
-	return &dpopChallenge{err: err, algs: g.dpop.algs, dpop: scheme == schemeDPoP || rt.requireDPoP}
+// withDPoPChallenge wraps err for the route and the presented scheme. A
+// Bearer request gets the extra DPoP challenge only where DPoP is accepted:
+// where the gateway can build the URL a proof must name (htu). Elsewhere it
+// would invite clients to a scheme every proof of which is refused.
+func (g *Gateway) withDPoPChallenge(err error, st *requestState, scheme string) error {
+	rt := st.route
+	dp := scheme == schemeDPoP || rt.requireDPoP
+	if !dp {
+		if _, ok := g.dpop.htu(st.in, rt.host, st.from == entryEdge); !ok {
+			return err
+		}
+	}
+	return &dpopChallenge{err: err, algs: g.dpop.algs, dpop: dp}
 }
 
 // adjust rewrites the challenge of r (see dpopChallenge).

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
@@ -202,6 +203,12 @@ type requestState struct {
 	body *recordingBody
 	// clientRequestID is the client's X-Request-Id when the txn replaced it.
 	clientRequestID string
+	// For the access log: the upstream's time to response headers (when
+	// upDone), the request body read (nil without a body), and where the
+	// exchanged token came from ("hit" from a cache tier, "miss"; "" none).
+	upDur  time.Duration
+	bodyIn *countingBody
+	cache  string
 }
 
 type stateKey struct{}
@@ -220,6 +227,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.rw.ResponseWriter = w
 	st.requestID = requestID(r.Header)
 	w.Header().Set(headerRequestID, st.requestID)
+	if r.Body != nil && r.Body != http.NoBody {
+		// bytes_in counts what was read of the body, by the gateway or the
+		// upstream transport (streaming bodies are never buffered).
+		st.bodyIn = &countingBody{ReadCloser: r.Body}
+		r.Body = st.bodyIn
+	}
 	defer g.finish(r, st)
 
 	r, err := g.decide(r, st)
@@ -277,16 +290,30 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	cacheOutcome := st.cache
+	if cacheOutcome == "" || status >= 400 {
+		cacheOutcome = cacheNone // nothing exchanged, or the request was refused
+	}
+	attrs := make([]slog.Attr, 0, 18)
 	attrs = append(attrs,
+		slog.String("request_id", st.requestID),
 		slog.String("route", routeName),
 		slog.String("method", r.Method),
+		// As the client sent it, without the query string (which may hold
+		// anything, a token included); bounded like every logged input.
+		slog.String("path", bounded(requestPath(r), maxLoggedPath)),
 		slog.Int("status", status),
-		slog.Duration("duration", elapsed),
-		slog.String("request_id", st.requestID),
+		slog.Float64("duration_ms", milliseconds(elapsed)),
 		// Who the client is follows server.trusted_proxies (forwarded.go).
 		slog.String("client_ip", g.proxies.clientIP(r)),
+		slog.String("user_agent", bounded(r.UserAgent(), maxLoggedUserAgent)),
+		slog.Int64("bytes_in", st.bodyIn.count()),
+		slog.Int64("bytes_out", st.rw.written),
+		slog.String("cache", cacheOutcome),
 	)
+	if st.upDone {
+		attrs = append(attrs, slog.Float64("upstream_duration_ms", milliseconds(st.upDur)))
+	}
 	if protocol != "" {
 		attrs = append(attrs, slog.String("authz", protocol))
 	}
@@ -307,3 +334,32 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 	}
 	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }
+
+// Values of the access log's cache field.
+const (
+	cacheHit  = "hit"  // the exchanged token came from a cache tier (memory or Redis)
+	cacheMiss = "miss" // it was exchanged for this request (or one it waited for)
+	cacheNone = "none" // nothing was exchanged, or the request was refused
+)
+
+// Bounds of client-sent values written to the access log.
+const (
+	maxLoggedPath      = 1024
+	maxLoggedUserAgent = 256
+)
+
+// bounded cuts s to at most max bytes (never inside a UTF-8 sequence), so a
+// client cannot make one log line arbitrarily long.
+func bounded(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// milliseconds is d as fractional milliseconds (duration_ms).
+func milliseconds(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -140,5 +140,9 @@ func (g *Gateway) grant(ctx context.Context, raw string, t *target, requested []
 	if res == nil || res.AccessToken == "" {
 		return nil, fmt.Errorf("exchange: %w", errEmptyExchange)
 	}
+	st.cache = cacheMiss
+	if res.Cached {
+		st.cache = cacheHit
+	}
 	return res, nil
 }

@@ -142,10 +142,18 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("log %s = %v, want %v", k, rec[k], v)
 		}
 	}
-	if _, ok := rec["duration"]; !ok {
-		t.Error("no duration")
+	if d, ok := rec["duration_ms"].(float64); !ok || d < 0 {
+		t.Errorf("duration_ms = %v, want a number of milliseconds", rec["duration_ms"])
 	}
-	for _, secret := range []string{umbrella, "alice-subject", "secret-path"} {
+	// The path as sent, never its query string (where this one put a token).
+	if rec["path"] != "/orders/secret-path" {
+		t.Errorf("path = %v, want /orders/secret-path", rec["path"])
+	}
+	// Refused before any exchange: no cache outcome, no upstream call.
+	if rec["cache"] != "none" || rec["upstream_duration_ms"] != nil {
+		t.Errorf("cache = %v, upstream_duration_ms = %v; want none and absent", rec["cache"], rec["upstream_duration_ms"])
+	}
+	for _, secret := range []string{umbrella, "alice-subject", "state="} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("the access log holds %q", secret)
 		}

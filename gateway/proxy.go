@@ -127,7 +127,8 @@ func (g *Gateway) observeUpstream(rt *route, st *requestState) {
 		return
 	}
 	st.upDone = true
-	rt.obs.upstream.Observe(g.clock().Sub(st.upStart).Seconds())
+	st.upDur = g.clock().Sub(st.upStart)
+	rt.obs.upstream.Observe(st.upDur.Seconds())
 }
 
 // stripAccessToken removes every access_token parameter from a raw query: a

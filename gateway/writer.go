@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"bufio"
+	"io"
 	"net"
 	"net/http"
+	"sync/atomic"
 )
 
 // statusWriter records the status written through it for metrics and the
@@ -13,6 +15,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status   int
 	hijacked bool
+	written  int64 // body bytes written (bytes_out)
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -27,7 +30,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
 }
 
 // Flush sends buffered data to the client (streaming responses).
@@ -72,4 +77,27 @@ func (w *statusWriter) code() int {
 		return http.StatusOK
 	}
 	return w.status
+}
+
+// countingBody counts the bytes read from a request body, whoever reads it
+// (the token endpoint, the upstream transport's copy): the access log's
+// bytes_in. Atomic: an HTTP/2 transport may still be reading while the
+// handler returns.
+type countingBody struct {
+	io.ReadCloser
+	n atomic.Int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
+}
+
+// count is the bytes read so far; 0 for a request without a body (nil).
+func (b *countingBody) count() int64 {
+	if b == nil {
+		return 0
+	}
+	return b.n.Load()
 }
