@@ -292,7 +292,8 @@ type Route struct {
 	PathPrefix string `yaml:"path_prefix"`
 	// StripPrefix removes PathPrefix before forwarding.
 	StripPrefix bool `yaml:"strip_prefix"`
-	// Upstream is the backend's base URL (http or https).
+	// Upstream is the backend's base URL: http://, https:// (HTTP/2 by
+	// ALPN, else HTTP/1.1) or h2c:// (cleartext HTTP/2, gRPC servers).
 	Upstream string `yaml:"upstream"`
 	// Audience is the single aud of the exchanged token.
 	Audience string `yaml:"audience"`

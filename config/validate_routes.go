@@ -77,7 +77,16 @@ func (v *validator) upstream(path, raw string) {
 		v.add(path, "is empty: set the backend's base URL, like "+example)
 		return
 	}
-	u, msg := httpURL(raw, example)
+	// h2c:// (cleartext HTTP/2 with prior knowledge, for gRPC servers)
+	// takes the same form as http://.
+	checked := raw
+	if rest, ok := strings.CutPrefix(raw, "h2c://"); ok {
+		checked = "http://" + rest
+	}
+	u, msg := httpURL(checked, example)
+	if msg != "" && checked != raw {
+		msg = strings.Replace(msg, "http://", "h2c://", 1)
+	}
 	if msg == "" {
 		msg = queryOrFragment(u, raw)
 	}

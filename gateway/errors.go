@@ -368,6 +368,11 @@ func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err e
 	if w.started() {
 		return
 	}
+	if isGRPC(r) {
+		// A gRPC client reads a status, not a JSON body (gateway/grpc.go).
+		writeGRPCError(w, resp)
+		return
+	}
 	writeResponse(w, resp)
 }
 

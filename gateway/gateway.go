@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -66,6 +67,10 @@ type Options struct {
 	// Revocations, when set, refuses revoked tokens in authorize. Nil means
 	// nothing is ever revoked (tests, `tokengate check`).
 	Revocations Revocations
+	// UpstreamTLS are the TLS client configurations of routes with
+	// routes[].tls, by index in Config.Routes (internal/server builds them,
+	// with their files reloaded on change).
+	UpstreamTLS map[int]*tls.Config
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -144,8 +149,9 @@ func New(opts Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rt := range routes {
+	for i, rt := range routes {
 		rt.obs = g.metrics.forRoute(rt.name)
+		rt.tlsConfig = opts.UpstreamTLS[i]
 		rt.proxy = g.newProxy(rt)
 	}
 	g.routes = routes
@@ -317,6 +323,9 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	}
 	if st.err != nil && status >= 500 {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	if gs := grpcStatusOf(&st.rw); gs != "" && isGRPC(r) {
+		attrs = append(attrs, slog.String("grpc_status", gs))
 	}
 	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }

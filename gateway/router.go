@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"path"
 	"slices"
@@ -43,7 +43,13 @@ type route struct {
 	requireDPoP bool
 
 	transport *http.Transport
-	proxy     *httputil.ReverseProxy
+	proxy     *routeProxy
+	// h2c: the upstream speaks cleartext HTTP/2 (upstream h2c://); upstream
+	// is then its http:// form.
+	h2c bool
+	// tlsConfig is the upstream's TLS client configuration (routes[].tls),
+	// nil for the defaults.
+	tlsConfig *tls.Config
 	obs       routeObservers
 	txn       *routeTxn // nil unless forward is txn_token or both
 }
@@ -55,9 +61,9 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 	seen := make(map[string]int, len(cfgs))
 	for i, c := range cfgs {
 		key := fmt.Sprintf("routes[%d]", i)
-		u, err := url.Parse(c.Upstream)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s.upstream: %q is not an absolute http(s) URL", key, c.Upstream)
+		u, h2c, err := parseUpstream(c.Upstream)
+		if err != nil {
+			return nil, fmt.Errorf("%s.upstream: %w", key, err)
 		}
 		if !strings.HasPrefix(c.PathPrefix, "/") {
 			return nil, fmt.Errorf("%s.path_prefix: %q must start with \"/\"", key, c.PathPrefix)
@@ -72,6 +78,7 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			foldedPrefix: foldPath(normalizePrefix(c.PathPrefix)),
 			stripPrefix:  c.StripPrefix,
 			upstream:     u,
+			h2c:          h2c,
 			audience:     c.Audience,
 			scopes:       make(map[string]struct{}, len(c.Scopes)),
 			scopePrefix:  c.ScopePrefix,

@@ -13,6 +13,9 @@ type statusWriter struct {
 	http.ResponseWriter
 	status   int
 	hijacked bool
+	// grpcStatus is the grpc-status of the gateway's own gRPC error
+	// (writeGRPCError), "" otherwise.
+	grpcStatus string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -28,6 +31,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// writeDecided records decided as the response's status while writing wire
+// on the connection: a gRPC error is HTTP 200 on the wire, but metrics and
+// the access log count the HTTP status the gateway decided.
+func (w *statusWriter) writeDecided(decided, wire int) {
+	if w.status == 0 {
+		w.status = decided
+	}
+	w.ResponseWriter.WriteHeader(wire)
 }
 
 // Flush sends buffered data to the client (streaming responses).

@@ -160,6 +160,7 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       cfg.IdleTimeout.D(),
 		ErrorLog:          errorLog,
+		Protocols:         edgeProtocols(),
 	}
 	s.admin = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Admin().ServeHTTP(w, r) }),
@@ -190,6 +191,17 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 		"edge", s.edgeAddr.String(), "admin", s.adminAdr.String(),
 		"routes", len(opts.Config.Routes), "issuers", len(opts.Config.Issuers))
 	return s, nil
+}
+
+// edgeProtocols are what the edge listener speaks: HTTP/1.1, HTTP/2 over
+// TLS (ALPN) and cleartext HTTP/2 with prior knowledge (h2c, what gRPC
+// clients send); an HTTP/1.1 Upgrade to h2c is not offered.
+func edgeProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
 
 // serveEnded reports a listener that stopped for another reason than Shutdown.
