@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -154,7 +155,7 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	s.edgeAddr, s.adminAdr = edgeLn.Addr(), adminLn.Addr()
 	errorLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	s.edge = &http.Server{
-		TLSConfig:         gen.TLS(),
+		TLSConfig:         s.edgeTLS(),
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Edge().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
@@ -191,6 +192,26 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 		"edge", s.edgeAddr.String(), "admin", s.adminAdr.String(),
 		"routes", len(opts.Config.Routes), "issuers", len(opts.Config.Issuers))
 	return s, nil
+}
+
+// edgeTLS is the edge listener's TLS configuration: the certificate of
+// the generation in use, asked for at each handshake, so that a reload and
+// a certificate rotated on disk (internal/server polls the files) both
+// apply to new connections. nil without server.tls.
+func (s *server) edgeTLS() *tls.Config {
+	if s.gen.Load().TLS() == nil {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			t := s.gen.Load().TLS()
+			if t == nil { // a reload removed server.tls: a restart applies it
+				return nil, errors.New("server.tls was removed from the configuration; restart to serve without TLS")
+			}
+			return t.GetCertificate(hello)
+		},
+	}
 }
 
 // edgeProtocols are what the edge listener speaks: HTTP/1.1, HTTP/2 over
