@@ -77,6 +77,14 @@ func (b *grpcBackend) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) 
 	return &testpb.SimpleResponse{Payload: req.GetPayload()}, nil
 }
 
+// CacheableUnaryCall never answers: it waits for the call to end, so the
+// route's timeout on the upstream's response headers decides.
+func (b *grpcBackend) CacheableUnaryCall(ctx context.Context, _ *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	b.record(ctx)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
 // StreamingOutputCall sends one message per response parameter.
 func (b *grpcBackend) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, stream grpc.ServerStreamingServer[testpb.StreamingOutputCallResponse]) error {
 	b.record(stream.Context())
@@ -110,17 +118,38 @@ func (b *grpcBackend) FullDuplexCall(stream grpc.BidiStreamingServer[testpb.Stre
 }
 
 // grpcRoutes adds the gRPC routes to the e2e configuration: the test
-// service over h2c, nothing for the health service (a call to it has no
-// route).
+// service over h2c (its CacheableUnaryCall with a short timeout), the
+// UnimplementedService to an address nobody listens on, nothing for the
+// health service (a call to it has no route).
 func grpcRoutes(addr string) func(text, edgeAddr string) string {
 	return func(text, _ string) string {
 		return text + fmt.Sprintf(`  - name: grpc
     path_prefix: /grpc.testing.TestService
-    upstream: "h2c://%s"
-    audience: %q
+    upstream: "h2c://%[1]s"
+    audience: %[2]q
     timeout: 5s
-`, addr, audGRPC)
+  - name: grpc-slow
+    path_prefix: /grpc.testing.TestService/CacheableUnaryCall
+    upstream: "h2c://%[1]s"
+    audience: %[2]q
+    timeout: 200ms
+  - name: grpc-down
+    path_prefix: /grpc.testing.UnimplementedService
+    upstream: "h2c://%[3]s"
+    audience: %[2]q
+    timeout: 5s
+`, addr, audGRPC, closedAddr())
 	}
+}
+
+// closedAddr is an address where nothing listens: a port just released.
+func closedAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
 
 // dialEdge is a real grpc-go client of the edge over h2c (prior knowledge).
@@ -314,6 +343,24 @@ func TestE2EGRPCGatewayErrors(t *testing.T) {
 			code: codes.Unauthenticated, challenge: `Bearer realm="tokengate"`, httpCode: "401", route: "grpc",
 		},
 		{
+			name:  "upstream headers later than the route's timeout is DEADLINE_EXCEEDED",
+			token: idp.mint(t, map[string]any{"sub": "u", "aud": audGRPC}),
+			call: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := client.CacheableUnaryCall(ctx, &testpb.SimpleRequest{}, opts...)
+				return err
+			},
+			code: codes.DeadlineExceeded, httpCode: "504", route: "grpc-slow",
+		},
+		{
+			name:  "upstream unreachable is UNAVAILABLE",
+			token: idp.mint(t, map[string]any{"sub": "u", "aud": audGRPC}),
+			call: func(ctx context.Context, opts ...grpc.CallOption) error {
+				_, err := testpb.NewUnimplementedServiceClient(conn).UnimplementedCall(ctx, &testpb.Empty{}, opts...)
+				return err
+			},
+			code: codes.Unavailable, httpCode: "502", route: "grpc-down",
+		},
+		{
 			name:  "no route is UNIMPLEMENTED",
 			token: idp.mint(t, map[string]any{"sub": "u", "aud": audGRPC}),
 			call: func(ctx context.Context, opts ...grpc.CallOption) error {
@@ -338,21 +385,21 @@ func TestE2EGRPCGatewayErrors(t *testing.T) {
 			}
 		})
 	}
-	if mds, _ := backend.calls(); len(mds) != 0 {
-		t.Errorf("refused calls reached the backend: %d", len(mds))
+	if mds, _ := backend.calls(); len(mds) != 1 {
+		t.Errorf("%d calls reached the backend, want 1 (the slow one)", len(mds))
 	}
 	after := scrape(t, g)
 	for _, s := range []struct {
 		route, code string
 		delta       float64
-	}{{"grpc", "401", 3}, {"_none", "404", 1}, {"grpc", "200", 0}} {
+	}{{"grpc", "401", 3}, {"_none", "404", 1}, {"grpc", "200", 0}, {"grpc-slow", "504", 1}, {"grpc-down", "502", 1}} {
 		key := series("tokengate_requests_total", map[string]string{"route": s.route, "code": s.code})
 		if d := after[key] - before[key]; d != s.delta {
 			t.Errorf("%s moved by %v, want %v", key, d, s.delta)
 		}
 	}
 	logs := g.logs.String()
-	for _, want := range []string{`"grpc_status":"16"`, `"grpc_status":"12"`, `"status":401`} {
+	for _, want := range []string{`"grpc_status":"16"`, `"grpc_status":"12"`, `"grpc_status":"4"`, `"grpc_status":"14"`, `"status":401`} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("the access log lacks %s", want)
 		}
