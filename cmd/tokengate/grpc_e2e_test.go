@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -431,5 +434,84 @@ func TestE2EGRPCKeysUnavailable(t *testing.T) {
 	}
 	if !strings.Contains(g.logs.String(), `"grpc_status":"14"`) {
 		t.Error("the access log lacks grpc_status 14")
+	}
+}
+
+// TestE2EGRPCErrorIsTrailersOnly reads the gateway's refusal of a gRPC call
+// frame by frame: one HEADERS frame that ends the stream (no DATA, no
+// second HEADERS), HTTP 200, content-type application/grpc, grpc-status,
+// a percent-encoded grpc-message and the challenge in the same frame.
+func TestE2EGRPCErrorIsTrailersOnly(t *testing.T) {
+	idp := newE2EIdP(t)
+	g := startE2EWith(t, idp, newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"),
+		e2eOptions{edit: grpcRoutes(newGRPCBackend(t).addr)})
+	conn, err := net.DialTimeout("tcp", g.srv.edgeAddr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, f := range [][2]string{
+		{":method", "POST"}, {":scheme", "http"}, {":authority", "edge"},
+		{":path", "/grpc.testing.TestService/UnaryCall"},
+		{"content-type", "application/grpc"}, {"te", "trailers"},
+	} {
+		enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true, EndStream: true}); err != nil {
+		t.Fatal(err)
+	}
+	var frames []http2.Frame
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("after %d frames: %v", len(frames), err)
+		}
+		if f.Header().StreamID != 1 {
+			if s, ok := f.(*http2.SettingsFrame); ok && !s.IsAck() {
+				fr.WriteSettingsAck()
+			}
+			continue
+		}
+		frames = append(frames, f)
+		if f.Header().Flags.Has(http2.FlagHeadersEndStream) || f.Header().Flags.Has(http2.FlagDataEndStream) {
+			break
+		}
+	}
+	if len(frames) != 1 {
+		t.Fatalf("stream 1 had %d frames, want one HEADERS frame", len(frames))
+	}
+	h, ok := frames[0].(*http2.MetaHeadersFrame)
+	if !ok || !h.StreamEnded() {
+		t.Fatalf("frame %T, want HEADERS with END_STREAM", frames[0])
+	}
+	got := map[string]string{}
+	for _, f := range h.Fields {
+		if got[f.Name] != "" {
+			got[f.Name] += ", "
+		}
+		got[f.Name] += f.Value
+	}
+	want := map[string]string{
+		":status": "200", "content-type": "application/grpc", "grpc-status": "16",
+		"www-authenticate": `Bearer realm="tokengate", DPoP algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"`,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (all: %v)", k, got[k], v, got)
+		}
+	}
+	if m := got["grpc-message"]; !strings.HasPrefix(m, "unauthorized: ") || strings.ContainsAny(m, "\"\n") {
+		t.Errorf("grpc-message = %q", m)
 	}
 }
