@@ -79,6 +79,11 @@ func writeGRPCError(w *statusWriter, resp response) {
 	if resp.dpopNonce != "" {
 		h.Set(headerDPoPNonce, resp.dpopNonce)
 	}
+	if resp.closeConn {
+		// A body cut off leaves an HTTP/1.1 connection unusable; over
+		// HTTP/2 net/http turns this into a graceful GOAWAY.
+		h.Set("Connection", "close")
+	}
 	if resp.retryAfter {
 		h.Set("Retry-After", cmp.Or(resp.retryAfterValue, retryAfterSeconds))
 	}

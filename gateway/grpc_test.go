@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestGRPCCode(t *testing.T) {
@@ -52,5 +56,27 @@ func TestIsGRPC(t *testing.T) {
 		if got := isGRPC(r); got != tc.want {
 			t.Errorf("isGRPC(%q) = %v, want %v", tc.ct, got, tc.want)
 		}
+	}
+}
+
+// TestGRPCMalformedBodyClosesConnection: a gRPC-typed request whose
+// chunked body is broken (HTTP/1.1) gets its gRPC error and the connection
+// closed, as the JSON answer does: nothing more is read from it.
+func TestGRPCMalformedBodyClosesConnection(t *testing.T) {
+	env, api := bodyEnv(t, time.Second)
+	addr := strings.TrimPrefix(env.edge.URL, "http://")
+	resp, body := sendRaw(t, addr, "POST /api/upload HTTP/1.1\r\nHost: edge.example\r\nAuthorization: Bearer "+umbrella+
+		"\r\nContent-Type: application/grpc\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Grpc-Status") != "3" || body != "" {
+		t.Fatalf("status %d grpc-status %q body %q, want 200, 3 and no body", resp.StatusCode, resp.Header.Get("Grpc-Status"), body)
+	}
+	if !resp.Close {
+		t.Error("the connection was not closed after a broken body")
+	}
+	if len(api.requests()) != 0 {
+		t.Error("a broken body was forwarded")
+	}
+	if got := testutil.ToFloat64(env.metrics.Requests.WithLabelValues("api", "400")); got != 1 {
+		t.Errorf("requests{code=400} = %v, want 1 (the HTTP status decided)", got)
 	}
 }
