@@ -363,3 +363,34 @@ func TestE2ETLSUpstreamNameIsNeverHost(t *testing.T) {
 		t.Fatal("a request reached an upstream whose certificate failed verification")
 	}
 }
+
+// TestE2ETLSUpstreamWithoutH2: an https upstream that does not offer h2
+// is spoken to in HTTP/1.1, with the same custom TLS configuration.
+func TestE2ETLSUpstreamWithoutH2(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	upCert, upKey, _ := ca.issue(t, "127.0.0.1", false)
+	var proto atomic.Value
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		proto.Store(r.Proto)
+		io.WriteString(w, "ok")
+	}))
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{tlsPair(t, upCert, upKey)}}
+	up.StartTLS() // HTTP/1.1 only: EnableHTTP2 is false
+	t.Cleanup(up.Close)
+	dir := newSecretDir(t, map[string][]byte{"ca.crt": ca.pem})
+	idp := newE2EIdP(t)
+	orders := newE2EBackend(t, "orders")
+	g := startE2EWith(t, idp, orders, newE2EBackend(t, "inventory"), e2eOptions{
+		edit: func(text, _ string) string {
+			return strings.Replace(text, fmt.Sprintf("    upstream: %q\n", orders.srv.URL), fmt.Sprintf(
+				"    upstream: %q\n    tls: {ca_file: %q}\n", up.URL, dir.path("ca.crt")), 1)
+		},
+	})
+	resp, body := g.get(t, "/orders/1", idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"}))
+	if resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("status %d %q, want 200 from the HTTP/1.1 upstream", resp.StatusCode, body)
+	}
+	if p, _ := proto.Load().(string); p != "HTTP/1.1" {
+		t.Errorf("upstream spoke %q, want HTTP/1.1", p)
+	}
+}
