@@ -324,8 +324,10 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 	if st.err != nil && status >= 500 {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
 	}
-	if gs := grpcStatusOf(&st.rw); gs != "" && isGRPC(r) {
-		attrs = append(attrs, slog.String("grpc_status", gs))
+	if isGRPC(r) {
+		if gs := grpcStatusOf(&st.rw); gs != "" {
+			attrs = append(attrs, slog.String("grpc_status", gs))
+		}
 	}
 	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }

@@ -29,9 +29,13 @@ const (
 // alone or with a +codec suffix or parameters. gRPC-Web
 // (application/grpc-web*) is ordinary HTTP to the gateway.
 func isGRPC(r *http.Request) bool {
+	const grpcType = "application/grpc"
 	ct := r.Header.Get("Content-Type")
-	rest, ok := strings.CutPrefix(strings.ToLower(ct), "application/grpc")
-	return ok && (rest == "" || rest[0] == '+' || rest[0] == ';')
+	if len(ct) < len(grpcType) || !strings.EqualFold(ct[:len(grpcType)], grpcType) {
+		return false // no allocation on the common path
+	}
+	rest := ct[len(grpcType):]
+	return rest == "" || rest[0] == '+' || rest[0] == ';'
 }
 
 // grpcCode maps the HTTP status the gateway decided to the gRPC status a
