@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -22,6 +23,14 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 )
 
 // testCA is a private certificate authority minted for one test.
@@ -392,5 +401,42 @@ func TestE2ETLSUpstreamWithoutH2(t *testing.T) {
 	}
 	if p, _ := proto.Load().(string); p != "HTTP/1.1" {
 		t.Errorf("upstream spoke %q, want HTTP/1.1", p)
+	}
+}
+
+// TestE2EGRPCOverTLSEdge: a grpc-go client reaches a gRPC route over TLS
+// (h2 by ALPN) at the edge; the gateway's refusal is a gRPC status there
+// too.
+func TestE2EGRPCOverTLSEdge(t *testing.T) {
+	ca := newTestCA(t, "test CA")
+	edgeCert, edgeKey, _ := ca.issue(t, "127.0.0.1", false)
+	dir := newSecretDir(t, map[string][]byte{"tls.crt": edgeCert, "tls.key": edgeKey})
+	backend := newGRPCBackend(t)
+	idp := newE2EIdP(t)
+	g := startE2EWith(t, idp, newE2EBackend(t, "orders"), newE2EBackend(t, "inventory"), e2eOptions{
+		edit: func(text, edge string) string {
+			text = strings.Replace(text, "server:\n", fmt.Sprintf("server:\n  tls: {cert_file: %q, key_file: %q}\n",
+				dir.path("tls.crt"), dir.path("tls.key")), 1)
+			return grpcRoutes(backend.addr)(text, edge)
+		},
+	})
+	conn, err := grpc.NewClient("passthrough:///"+g.srv.edgeAddr.String(),
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := testpb.NewTestServiceClient(conn)
+	token := idp.mint(t, map[string]any{"sub": "u", "aud": audGRPC})
+	ctx, cancel := context.WithTimeout(withBearer(t.Context(), token), 10*time.Second)
+	defer cancel()
+	resp, err := client.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("tls")}})
+	if err != nil || string(resp.GetPayload().GetBody()) != "tls" {
+		t.Fatalf("unary over TLS: %v %v", resp, err)
+	}
+	var trailer metadata.MD
+	_, err = client.UnaryCall(t.Context(), &testpb.SimpleRequest{}, grpc.Trailer(&trailer))
+	if status.Code(err) != codes.Unauthenticated || len(trailer.Get("www-authenticate")) == 0 {
+		t.Fatalf("no token over TLS: %v, trailer %v; want UNAUTHENTICATED with a challenge", err, trailer)
 	}
 }
