@@ -54,6 +54,24 @@ type keyPair struct {
 	mu                sync.RWMutex
 	cert              *tls.Certificate
 	seenCert, seenKey []byte
+	unreadable        readFailure
+}
+
+// readFailure remembers the last failure to read a file, so a file that
+// stays missing is reported once, not at every poll.
+type readFailure struct{ last string }
+
+// report returns err the first time it is seen in a row, nil after.
+func (f *readFailure) report(err error) error {
+	if err == nil {
+		f.last = ""
+		return nil
+	}
+	if err.Error() == f.last {
+		return nil
+	}
+	f.last = err.Error()
+	return err
 }
 
 func loadKeyPair(path, fileKind, certFile, keyFile string) (*keyPair, error) {
@@ -67,15 +85,19 @@ func loadKeyPair(path, fileKind, certFile, keyFile string) (*keyPair, error) {
 func (p *keyPair) kind() string { return p.fileKind }
 func (p *keyPair) key() string  { return p.path }
 
+// reload runs on the polling goroutine only (and once at build time).
 func (p *keyPair) reload() (bool, error) {
 	certPEM, err := os.ReadFile(p.certFile)
 	if err != nil {
-		return true, fmt.Errorf("%s.cert_file: %w", p.path, err)
+		err = p.unreadable.report(fmt.Errorf("%s.cert_file: %w", p.path, err))
+		return err != nil, err
 	}
 	keyPEM, err := os.ReadFile(p.keyFile)
 	if err != nil {
-		return true, fmt.Errorf("%s.key_file: %w", p.path, err)
+		err = p.unreadable.report(fmt.Errorf("%s.key_file: %w", p.path, err))
+		return err != nil, err
 	}
+	p.unreadable.report(nil)
 	p.mu.RLock()
 	same := bytes.Equal(certPEM, p.seenCert) && bytes.Equal(keyPEM, p.seenKey)
 	p.mu.RUnlock()
@@ -119,6 +141,7 @@ type caBundle struct {
 	mu         sync.RWMutex
 	pool       *x509.CertPool
 	seen       []byte
+	unreadable readFailure
 }
 
 func loadCABundle(path, file string) (*caBundle, error) {
@@ -135,8 +158,10 @@ func (b *caBundle) key() string  { return b.path }
 func (b *caBundle) reload() (bool, error) {
 	data, err := os.ReadFile(b.file)
 	if err != nil {
-		return true, fmt.Errorf("%s: %w", b.path, err)
+		err = b.unreadable.report(fmt.Errorf("%s: %w", b.path, err))
+		return err != nil, err
 	}
+	b.unreadable.report(nil)
 	b.mu.RLock()
 	same := bytes.Equal(data, b.seen)
 	b.mu.RUnlock()

@@ -96,6 +96,9 @@ func TestKeyPairReload(t *testing.T) {
 	if _, err := p.reload(); err == nil {
 		t.Error("a missing key file was not reported")
 	}
+	if changed, err := p.reload(); changed || err != nil {
+		t.Errorf("a key file still missing: changed %v, err %v; want it reported once", changed, err)
+	}
 	if got := serialOf(t, p.current()); got != 2 {
 		t.Errorf("a missing key file: serving serial %d, want 2", got)
 	}
