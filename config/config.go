@@ -298,7 +298,8 @@ type Route struct {
 	PathPrefix string `yaml:"path_prefix"`
 	// StripPrefix removes PathPrefix before forwarding.
 	StripPrefix bool `yaml:"strip_prefix"`
-	// Upstream is the backend's base URL (http or https).
+	// Upstream is the backend's base URL: http://, https:// (HTTP/2 by
+	// ALPN, else HTTP/1.1) or h2c:// (cleartext HTTP/2, gRPC servers).
 	Upstream string `yaml:"upstream"`
 	// Audience is the single aud of the exchanged token.
 	Audience string `yaml:"audience"`
@@ -329,6 +330,26 @@ type Route struct {
 	// route (keys it omits take the defaults); allowed_origins: [] turns
 	// CORS off for the route (config/cors.go).
 	CORS *CORS `yaml:"cors"`
+	// TLS configures TLS to an https:// upstream; nil uses the system
+	// roots and the upstream's host name (docs/tls.md).
+	TLS *UpstreamTLS `yaml:"tls"`
+}
+
+// UpstreamTLS configures TLS to one route's https:// upstream. Every file is
+// reloaded when it changes on disk, without a restart.
+type UpstreamTLS struct {
+	// CAFile is a PEM bundle of the CAs to trust; it replaces the system
+	// roots for this upstream. Default: the system roots.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a client certificate (mutual TLS), optional.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is sent as SNI and is the name the upstream's certificate
+	// must hold; never taken from the request's Host. Default: the
+	// upstream URL's host.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify disables certificate checks: testing only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
 }
 
 // TokenEndpoint returns the configured RFC 8693 endpoint path ("" when disabled).

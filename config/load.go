@@ -137,6 +137,14 @@ func (c *Config) resolvePaths() {
 		abs("server.tls.cert_file", &c.Server.TLS.CertFile)
 		abs("server.tls.key_file", &c.Server.TLS.KeyFile)
 	}
+	for i := range c.Routes {
+		if t := c.Routes[i].TLS; t != nil {
+			p := indexPath("routes", i) + ".tls."
+			abs(p+"ca_file", &t.CAFile)
+			abs(p+"cert_file", &t.CertFile)
+			abs(p+"key_file", &t.KeyFile)
+		}
+	}
 	if r := c.Cache.Redis; r != nil && r.TLS != nil {
 		abs("cache.redis.tls.ca_file", &r.TLS.CAFile)
 		abs("cache.redis.tls.cert_file", &r.TLS.CertFile)

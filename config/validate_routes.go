@@ -59,6 +59,7 @@ func (v *validator) routes() {
 			// Without upstream a route is decided only through authz.
 			v.upstream(p+".upstream", r.Upstream)
 		}
+		v.upstreamTLS(p, r)
 		if r.Audience == "" {
 			v.add(p+".audience", "is empty: set the aud that this API accepts, like https://orders.example.com")
 		}
@@ -80,9 +81,18 @@ func (v *validator) upstream(path, raw string) {
 		v.add(path, "is empty: set the backend's base URL, like "+example)
 		return
 	}
-	u, msg := httpURL(raw, example)
+	// h2c:// (cleartext HTTP/2 with prior knowledge, for gRPC servers)
+	// takes the same form as http://.
+	checked := raw
+	if rest, ok := strings.CutPrefix(raw, "h2c://"); ok {
+		checked = "http://" + rest
+	}
+	u, msg := httpURL(checked, example)
 	if msg == "" {
-		msg = queryOrFragment(u, raw)
+		msg = queryOrFragment(u, checked)
+	}
+	if msg != "" && checked != raw {
+		msg = strings.Replace(msg, "http://", "h2c://", 1)
 	}
 	if msg != "" {
 		v.add(path, msg)
@@ -132,4 +142,31 @@ func pathPrefixProblem(pp string) string {
 			quote(pp), quote(strings.TrimRight(pp, "/")), quote(pp+"..."))
 	}
 	return ""
+}
+
+// upstreamTLS checks routes[].tls: only for an https:// upstream, a client
+// certificate needs both files, and every file must exist (the build then
+// parses them).
+func (v *validator) upstreamTLS(p string, r Route) {
+	t := r.TLS
+	if t == nil {
+		return
+	}
+	if !strings.HasPrefix(strings.ToLower(r.Upstream), "https://") {
+		v.add(p+".tls", "is set but the upstream is not https://: TLS settings apply to an https:// upstream only; "+
+			"change the upstream to https://, or remove tls")
+	}
+	if t.CAFile != "" {
+		v.requiredFile(p+".tls.ca_file", t.CAFile, "a PEM file of the CA certificates to trust",
+			"or remove ca_file to use the system's")
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		v.add(p+".tls", "has only one of cert_file and key_file: a client certificate needs both, or neither")
+	} else if t.CertFile != "" {
+		v.requiredFile(p+".tls.cert_file", t.CertFile, "a PEM client certificate", "or remove cert_file and key_file")
+		v.requiredFile(p+".tls.key_file", t.KeyFile, "its PEM private key", "or remove cert_file and key_file")
+	}
+	if hasSpaceOrControl(t.ServerName) {
+		v.add(p+".tls.server_name", "contains whitespace: write the host name in the upstream's certificate")
+	}
 }

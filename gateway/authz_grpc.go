@@ -138,13 +138,14 @@ func deniedCheck(resp response) *authv3.CheckResponse {
 		}
 	}
 	return &authv3.CheckResponse{
-		Status:       &rpcstatus.Status{Code: int32(grpcCode(resp.status)), Message: resp.code},
+		Status:       &rpcstatus.Status{Code: int32(extAuthzCode(resp.status)), Message: resp.code},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 	}
 }
 
-// grpcCode maps the HTTP status decided to the ext_authz Check status.
-func grpcCode(status int) codes.Code {
+// extAuthzCode maps the HTTP status decided to the ext_authz Check status
+// (contract section 9; the edge's own gRPC errors use grpcCode, section 10).
+func extAuthzCode(status int) codes.Code {
 	switch {
 	case status == http.StatusUnauthorized:
 		return codes.Unauthenticated

@@ -261,7 +261,7 @@ func checkVia(t *testing.T, gw *Gateway, tc decisionCase) outcome {
 		}
 	}
 	got.code = decodeError(t, []byte(d.GetBody())).Error
-	if want := grpcCode(got.status); codes.Code(res.GetStatus().GetCode()) != want {
+	if want := extAuthzCode(got.status); codes.Code(res.GetStatus().GetCode()) != want {
 		t.Errorf("ext_authz: gRPC status %v for HTTP %d, want %v", codes.Code(res.GetStatus().GetCode()), got.status, want)
 	}
 	return got
@@ -283,8 +283,8 @@ func TestGRPCCodes(t *testing.T) {
 		401: codes.Unauthenticated, 403: codes.PermissionDenied, 404: codes.PermissionDenied,
 		400: codes.InvalidArgument, 503: codes.Unavailable,
 	} {
-		if got := grpcCode(status); got != want {
-			t.Errorf("grpcCode(%d) = %v, want %v", status, got, want)
+		if got := extAuthzCode(status); got != want {
+			t.Errorf("extAuthzCode(%d) = %v, want %v", status, got, want)
 		}
 	}
 }

@@ -356,6 +356,11 @@ func (g *Gateway) fail(w *statusWriter, r *http.Request, st *requestState, err e
 	if w.started() {
 		return
 	}
+	if isGRPC(r) {
+		// A gRPC client reads a status, not a JSON body (gateway/grpc.go).
+		writeGRPCError(w, resp)
+		return
+	}
 	writeResponse(w, resp)
 }
 
@@ -401,13 +406,11 @@ func writeResponse(w http.ResponseWriter, resp response) {
 	_, _ = w.Write(body)
 }
 
-// headers sets the response's headers on h and returns its body: the JSON
-// error object and a newline. writeResponse and the ext_authz denial share
-// it, so a denial says exactly what the edge would.
-func (resp response) headers(h http.Header) []byte {
-	h.Set("Content-Type", "application/json")
+// metaHeaders are the headers every form of the answer carries (JSON, a
+// gRPC status, an ext_authz denial): the challenges, the DPoP nonce,
+// Retry-After, and Connection: close after a body cut off.
+func (resp response) metaHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
 	if resp.challenge != "" {
 		h.Set("WWW-Authenticate", resp.challenge)
 	}
@@ -420,11 +423,22 @@ func (resp response) headers(h http.Header) []byte {
 	if resp.retryAfter {
 		h.Set("Retry-After", cmp.Or(resp.retryAfterValue, retryAfterSeconds))
 	}
+	if resp.closeConn {
+		// A body cut off leaves an HTTP/1.1 connection unusable; over
+		// HTTP/2 net/http turns this into a graceful GOAWAY.
+		h.Set("Connection", "close")
+	}
+}
+
+// headers sets the response's headers on h and returns its body: the JSON
+// error object and a newline. writeResponse and the ext_authz denial share
+// it, so a denial says exactly what the edge would.
+func (resp response) headers(h http.Header) []byte {
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	resp.metaHeaders(h)
 	if resp.allow != "" {
 		h.Set("Allow", resp.allow)
-	}
-	if resp.closeConn {
-		h.Set("Connection", "close")
 	}
 	eb := errorBody{Error: resp.code, Description: resp.description}
 	if resp.hints {

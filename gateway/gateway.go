@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -67,6 +68,10 @@ type Options struct {
 	// Revocations, when set, refuses revoked tokens in authorize. Nil means
 	// nothing is ever revoked (tests, `tokengate check`).
 	Revocations Revocations
+	// UpstreamTLS are the TLS client configurations of routes with
+	// routes[].tls, by index in Config.Routes (internal/server builds them,
+	// with their files reloaded on change).
+	UpstreamTLS map[int]*tls.Config
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -152,6 +157,7 @@ func New(opts Options) (*Gateway, error) {
 	for i, rt := range routes {
 		rt.obs = g.metrics.forRoute(rt.name)
 		rt.cors = newCORSPolicy(opts.Config.CORSFor(i))
+		rt.tlsConfig = opts.UpstreamTLS[i]
 		if rt.upstream != nil {
 			rt.proxy = g.newProxy(rt)
 		}
@@ -331,6 +337,11 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 	}
 	if st.err != nil && status >= 500 {
 		attrs = append(attrs, slog.String("error", st.err.Error()))
+	}
+	if isGRPC(r) {
+		if gs := grpcStatusOf(&st.rw); gs != "" {
+			attrs = append(attrs, slog.String("grpc_status", gs))
+		}
 	}
 	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
 }

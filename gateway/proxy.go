@@ -2,9 +2,11 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +26,47 @@ const (
 	invalidateTimeout = 2 * time.Second
 )
 
+// schemeH2C is the upstream scheme of cleartext HTTP/2 with prior
+// knowledge (gRPC servers): the request itself goes out as http://.
+const schemeH2C = "h2c"
+
+// parseUpstream parses a route's upstream: http://, https:// or h2c://
+// (the same form as http://). An h2c URL is returned as http://, with h2c
+// set.
+func parseUpstream(raw string) (u *url.URL, h2c bool, err error) {
+	u, err = url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, false, fmt.Errorf("%q is not an absolute http(s) or h2c URL", raw)
+	}
+	switch u.Scheme {
+	case "http", "https":
+		return u, false, nil
+	case schemeH2C:
+		u.Scheme = "http"
+		return u, true, nil
+	default:
+		return nil, false, fmt.Errorf("%q is not an absolute http(s) or h2c URL", raw)
+	}
+}
+
+// upstreamProtocols are the protocols spoken to an upstream: HTTP/1.1 to
+// http://, cleartext HTTP/2 only to h2c:// (prior knowledge, no upgrade),
+// and HTTP/2 negotiated by ALPN (else HTTP/1.1) to https://, custom TLS
+// configuration or not.
+func upstreamProtocols(u *url.URL, h2c bool) *http.Protocols {
+	p := new(http.Protocols)
+	switch {
+	case h2c:
+		p.SetUnencryptedHTTP2(true)
+	case u.Scheme == "https":
+		p.SetHTTP1(true)
+		p.SetHTTP2(true)
+	default:
+		p.SetHTTP1(true)
+	}
+	return p
+}
+
 // newTransport is the tuned transport of one upstream. ResponseHeaderTimeout
 // is the route's timeout; streaming bodies and upgraded connections are not
 // bounded by it.
@@ -42,9 +85,38 @@ func newTransport(timeout time.Duration) *http.Transport {
 	}
 }
 
-// newProxy builds the reverse proxy of one route.
-func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
+// routeProxy forwards a route's requests: gRPC calls through a proxy that
+// flushes every write at once (messages of a stream must not wait in a
+// buffer), everything else through one that lets ReverseProxy decide
+// (streaming responses without a length are flushed at once anyway).
+type routeProxy struct {
+	plain, grpc *httputil.ReverseProxy
+}
+
+func (p *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isGRPC(r) {
+		p.grpc.ServeHTTP(w, r)
+		return
+	}
+	p.plain.ServeHTTP(w, r)
+}
+
+// newProxy builds the reverse proxy of one route, over a transport that
+// speaks the upstream's protocol (upstreamProtocols) with the route's TLS
+// configuration (nil: the system roots, the upstream's host as the name).
+func (g *Gateway) newProxy(rt *route) *routeProxy {
 	rt.transport = newTransport(rt.timeout)
+	rt.transport.Protocols = upstreamProtocols(rt.upstream, rt.h2c)
+	if rt.tlsConfig != nil {
+		rt.transport.TLSClientConfig = rt.tlsConfig
+	}
+	plain := g.newReverseProxy(rt)
+	grpc := g.newReverseProxy(rt)
+	grpc.FlushInterval = -1
+	return &routeProxy{plain: plain, grpc: grpc}
+}
+
+func (g *Gateway) newReverseProxy(rt *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Transport:  rt.transport,
 		BufferPool: g.buffers,

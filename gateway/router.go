@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"cmp"
+	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"path"
 	"slices"
@@ -46,7 +46,13 @@ type route struct {
 	requireDPoP bool
 
 	transport *http.Transport
-	proxy     *httputil.ReverseProxy
+	proxy     *routeProxy
+	// h2c: the upstream speaks cleartext HTTP/2 (upstream h2c://); upstream
+	// is then its http:// form.
+	h2c bool
+	// tlsConfig is the upstream's TLS client configuration (routes[].tls),
+	// nil for the defaults.
+	tlsConfig *tls.Config
 	obs       routeObservers
 	txn       *routeTxn // nil unless forward is txn_token or both
 }
@@ -60,12 +66,14 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 		key := fmt.Sprintf("routes[%d]", i)
 		// A route without upstream is decided only through authz (config
 		// allows it only then); the edge answers 404 for it.
-		var u *url.URL
+		var (
+			u   *url.URL
+			h2c bool
+		)
 		if c.Upstream != "" {
 			var err error
-			u, err = url.Parse(c.Upstream)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-				return nil, fmt.Errorf("%s.upstream: %q is not an absolute http(s) URL", key, c.Upstream)
+			if u, h2c, err = parseUpstream(c.Upstream); err != nil {
+				return nil, fmt.Errorf("%s.upstream: %w", key, err)
 			}
 		}
 		if !strings.HasPrefix(c.PathPrefix, "/") {
@@ -81,6 +89,7 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			foldedPrefix: foldPath(normalizePrefix(c.PathPrefix)),
 			stripPrefix:  c.StripPrefix,
 			upstream:     u,
+			h2c:          h2c,
 			audience:     c.Audience,
 			scopes:       make(map[string]struct{}, len(c.Scopes)),
 			scopePrefix:  c.ScopePrefix,

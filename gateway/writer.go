@@ -16,6 +16,9 @@ type statusWriter struct {
 	status   int
 	hijacked bool
 	written  int64 // body bytes written (bytes_out)
+	// grpcStatus is the grpc-status of the gateway's own gRPC error
+	// (writeGRPCError), "" otherwise.
+	grpcStatus string
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -33,6 +36,16 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	n, err := w.ResponseWriter.Write(b)
 	w.written += int64(n)
 	return n, err
+}
+
+// writeDecided records decided as the response's status while writing wire
+// on the connection: a gRPC error is HTTP 200 on the wire, but metrics and
+// the access log count the HTTP status the gateway decided.
+func (w *statusWriter) writeDecided(decided, wire int) {
+	if w.status == 0 {
+		w.status = decided
+	}
+	w.ResponseWriter.WriteHeader(wire)
 }
 
 // Flush sends buffered data to the client (streaming responses).

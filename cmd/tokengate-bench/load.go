@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,12 +41,27 @@ func (r roundResult) cpuPerReq() time.Duration {
 	return r.cpu / time.Duration(r.requests)
 }
 
-// client is a fixed pool of conns keep-alive connections to one target.
+// client is a fixed pool of conns keep-alive connections to one target
+// (or, for gRPC, conns workers multiplexed on one HTTP/2 connection, as a
+// gRPC channel does).
 type client struct {
 	base  string
 	rt    *http.Transport
 	conns int
+	grpc  bool // POST gRPC unary calls over h2c; success is grpc-status 0
 }
+
+// newGRPCClient makes gRPC-shaped unary calls over cleartext HTTP/2.
+func newGRPCClient(base string, conns int) *client {
+	c := newClient(base, conns)
+	c.grpc = true
+	c.rt.Protocols = new(http.Protocols)
+	c.rt.Protocols.SetUnencryptedHTTP2(true)
+	return c
+}
+
+// grpcRequest is one length-prefixed gRPC message (11 bytes).
+var grpcRequest = append([]byte{0, 0, 0, 0, 6}, []byte("bench!")...)
 
 func newClient(base string, conns int) *client {
 	return &client{base: base, conns: conns, rt: &http.Transport{
@@ -61,16 +77,30 @@ func newClient(base string, conns int) *client {
 func (c *client) do(req *http.Request, path, auth string) (bool, error) {
 	req.URL.Path = path
 	req.Header["Authorization"] = []string{auth}
+	if c.grpc {
+		req.Body = io.NopCloser(bytes.NewReader(grpcRequest))
+	}
 	resp, err := c.rt.RoundTrip(req)
 	if err != nil {
 		return false, err
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK && err == nil, err
+	ok := resp.StatusCode == http.StatusOK && err == nil
+	if c.grpc {
+		ok = ok && resp.Trailer.Get("Grpc-Status") == "0"
+	}
+	return ok, err
 }
 
 func (c *client) newRequest() *http.Request {
+	if c.grpc {
+		req, _ := http.NewRequest(http.MethodPost, c.base+"/", nil)
+		req.Header.Set("Content-Type", "application/grpc")
+		req.Header.Set("Te", "trailers")
+		req.ContentLength = int64(len(grpcRequest))
+		return req
+	}
 	req, _ := http.NewRequest(http.MethodGet, c.base+"/", nil)
 	return req
 }

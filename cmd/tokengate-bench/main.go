@@ -40,7 +40,7 @@ func main() {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each round measures every target once, in alternating order")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "load duration per target per round")
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections (one closed-loop worker each)")
-	fs.StringVar(&o.scenarios, "scenarios", "hit,miss,spread,stream,redis,memory", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
+	fs.StringVar(&o.scenarios, "scenarios", "hit,miss,spread,stream,grpc,redis,memory", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
 	fs.StringVar(&o.tokengate, "tokengate", "", "tokengate binary (default: go build ./cmd/tokengate into a temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "tokengate's log.level (info writes one access log line per request, as in production)")
 	fs.IntVar(&o.missTokens, "miss-tokens", 0, "umbrella tokens pre-minted per round for the miss scenario (default 6000 per second of -duration)")

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -56,7 +57,8 @@ func newEnv(o options) (e *env, err error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.bare.close)
-	if e.tg, err = startTokengate(tokengateOptions{binary: o.tokengate, upstream: e.backend.url, idp: e.idp, logLevel: o.logLevel, dir: e.dir}); err != nil {
+	if e.tg, err = startTokengate(tokengateOptions{binary: o.tokengate, upstream: e.backend.url, idp: e.idp, logLevel: o.logLevel, dir: e.dir,
+		grpcUpstream: e.backend.grpcURL}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.tg.close)
@@ -90,6 +92,27 @@ var scenarios = map[string]scenario{
 	"miss":   {"miss: a fresh umbrella token on every tokengate request (pre-minted), local ES256 signing; crypto floor measured in the same run", runMiss},
 	"redis":  {"Redis-tier hit (memory tier cold)", runRedis},
 	"memory": {"memory tier: bytes per entry and GC CPU while filling and serving", runMemory},
+	"grpc":   {"cache hit, gRPC unary on the wire (h2c both sides, POST application/grpc, grpc-status trailer) vs a bare h2c ReverseProxy", runGRPC},
+}
+
+// grpcPrefix is the grpc scenario's route (a gRPC service's path).
+const grpcPrefix = "/bench.v1.Bench"
+
+// runGRPC compares tokengate with a bare h2c reverse proxy (its own child
+// process) on gRPC-shaped unary calls: clients and the upstream speak the
+// gRPC wire format over cleartext HTTP/2, so the figures are the proxies'
+// own, not a gRPC library's.
+func runGRPC(e *env, w io.Writer) error {
+	bare, err := startBare("h2c://" + strings.TrimPrefix(e.backend.grpcURL, "http://"))
+	if err != nil {
+		return err
+	}
+	e.closers = append(e.closers, bare.close)
+	ref := side{"bare-h2c", bare, newGRPCClient(bare.url, e.o.conns)}
+	test := side{"tokengate", e.tg, newGRPCClient(e.tg.url, e.o.conns)}
+	load := constant(grpcPrefix+"/Unary", e.token)
+	_, err = e.compareSides(w, "grpc", ref, test, load, func() (workload, error) { return load, nil }, nil)
+	return err
 }
 
 func scenarioNames() []string {

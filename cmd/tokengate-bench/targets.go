@@ -79,12 +79,22 @@ func serveBare(upstream string) error {
 	if err != nil {
 		return err
 	}
+	transport := gateway.UpstreamTransport(5 * time.Second)
 	proxy := &httputil.ReverseProxy{
 		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.SetXForwarded() },
-		Transport:  gateway.UpstreamTransport(5 * time.Second),
+		Transport:  transport,
 		BufferPool: gateway.NewBufferPool(),
 	}
-	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10}
+	if u.Scheme == "h2c" {
+		// The grpc scenario's reference: cleartext HTTP/2 to the upstream,
+		// every write flushed, as tokengate does for gRPC calls.
+		u.Scheme = "http"
+		transport.Protocols = new(http.Protocols)
+		transport.Protocols.SetUnencryptedHTTP2(true)
+		proxy.FlushInterval = -1
+	}
+	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 16 << 10,
+		Protocols: h2cProtocols()}
 	fmt.Printf("listening %s\n", ln.Addr())
 	go func() { io.Copy(io.Discard, os.Stdin); os.Exit(0) }()
 	return srv.Serve(ln)
@@ -155,6 +165,8 @@ type tokengateOptions struct {
 	// maxEntries is cache.max_entries; 0 means 1,000,000.
 	maxEntries int
 	dir        string
+	// grpcUpstream, when set, adds the grpc route (h2c) over this http:// URL.
+	grpcUpstream string
 }
 
 // configText is a tokengate configuration with benchRoutes routes over
@@ -177,6 +189,10 @@ func configText(o tokengateOptions, edge, admin string) string {
 	for i := range benchRoutes {
 		fmt.Fprintf(&b, "  - name: r%d\n    path_prefix: %s\n    upstream: %q\n    audience: %q\n    scopes: [api%d:read]\n    timeout: 5s\n",
 			i, routePath(i), o.upstream, audience(i), i)
+	}
+	if o.grpcUpstream != "" {
+		fmt.Fprintf(&b, "  - name: grpc\n    path_prefix: %s\n    upstream: %q\n    audience: %q\n    timeout: 5s\n",
+			grpcPrefix, "h2c://"+strings.TrimPrefix(o.grpcUpstream, "http://"), audience(0))
 	}
 	return b.String()
 }

@@ -121,6 +121,18 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 			},
 			files: map[string]string{"tls/cert.pem": notPEM, "tls/key.pem": garbage},
 			want:  []string{"cache.redis", "client certificate"}},
+		{name: "routes[].tls.ca_file",
+			edit:  upstreamTLSEdit("{ca_file: tls/ca.pem}"),
+			files: map[string]string{"tls/ca.pem": notPEM},
+			want:  []string{"routes[0].tls.ca_file"}},
+		{name: "routes[].tls.cert_file",
+			edit:  upstreamTLSEdit("{cert_file: tls/cert.pem, key_file: tls/key.pem}"),
+			files: map[string]string{"tls/cert.pem": notPEM},
+			want:  []string{"routes[0].tls.cert_file"}},
+		{name: "routes[].tls.key_file",
+			edit:  upstreamTLSEdit("{cert_file: tls/cert.pem, key_file: tls/key.pem}"),
+			files: map[string]string{"tls/key.pem": garbage},
+			want:  []string{"routes[0].tls.key_file"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -187,6 +199,14 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 				t.Errorf("serve and check report differently:\n  serve: %s\n  check: %s", serveErr.String(), checkErr)
 			}
 		})
+	}
+}
+
+// upstreamTLSEdit gives the orders route an https:// upstream with tls.
+func upstreamTLSEdit(tlsYAML string) func(string) string {
+	return func(s string) string {
+		return strings.Replace(s, `upstream: "http://127.0.0.1:9001", audience: "https://orders.example.com"}`,
+			`upstream: "https://127.0.0.1:9001", audience: "https://orders.example.com", tls: `+tlsYAML+`}`, 1)
 	}
 }
 

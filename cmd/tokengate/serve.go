@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -167,12 +168,13 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	s.edgeAddr, s.adminAdr = edgeLn.Addr(), adminLn.Addr()
 	errorLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	s.edge = &http.Server{
-		TLSConfig:         gen.TLS(),
+		TLSConfig:         s.edgeTLS(),
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Edge().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       cfg.IdleTimeout.D(),
 		ErrorLog:          errorLog,
+		Protocols:         edgeProtocols(),
 	}
 	s.admin = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Admin().ServeHTTP(w, r) }),
@@ -268,6 +270,37 @@ func (s *server) shutdownAuthz(ctx context.Context) error {
 		}
 	}
 	return err
+}
+
+// edgeTLS is the edge listener's TLS configuration: the certificate of
+// the generation in use, asked for at each handshake, so that a reload and
+// a certificate rotated on disk (internal/server polls the files) both
+// apply to new connections. nil without server.tls.
+func (s *server) edgeTLS() *tls.Config {
+	if s.gen.Load().TLS() == nil {
+		return nil
+	}
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			t := s.gen.Load().TLS()
+			if t == nil { // a reload removed server.tls: a restart applies it
+				return nil, errors.New("server.tls was removed from the configuration; restart to serve without TLS")
+			}
+			return t.GetCertificate(hello)
+		},
+	}
+}
+
+// edgeProtocols are what the edge listener speaks: HTTP/1.1, HTTP/2 over
+// TLS (ALPN) and cleartext HTTP/2 with prior knowledge (h2c, what gRPC
+// clients send); an HTTP/1.1 Upgrade to h2c is not offered.
+func edgeProtocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetHTTP2(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
 }
 
 // serveEnded reports a listener that stopped for another reason than Shutdown.

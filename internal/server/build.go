@@ -38,6 +38,9 @@ type Generation struct {
 	edge     *gateway.Gateway
 	admin    http.Handler
 	tls      *tls.Config // nil without server.tls
+	// tlsFiles are the TLS files this generation serves with, polled for
+	// rotations while it is in use (not in an offline build).
+	tlsFiles tlsFiles
 
 	// dpopMemory is the DPoP replay memory, handed on across reloads.
 	dpopMemory *cache.MemoryReplay
@@ -98,7 +101,11 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 			g.Close()
 		}
 	}()
-	if g.tls, err = loadTLS(cfg.Server.TLS); err != nil {
+	if g.tls, err = loadTLS(cfg.Server.TLS, &g.tlsFiles); err != nil {
+		return nil, err
+	}
+	upTLS, err := upstreamTLS(cfg.Routes, &g.tlsFiles)
+	if err != nil {
 		return nil, err
 	}
 	up, err := buildUpstream(p, cfg)
@@ -203,6 +210,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		// Revocation is checked on every verified token, whatever the
 		// route forwards, not only where a token is exchanged.
 		Revocations: caching,
+		UpstreamTLS: upTLS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -210,6 +218,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	g.cleanup.push(g.edge.Close)
 	if !opts.Offline {
 		prefetch(ctx, p, g.verifier, up)
+		g.watchTLS(p)
 	}
 	g.admin = buildAdmin(p, cfg, g, up, caching, shared)
 	if !opts.Offline {
@@ -267,6 +276,24 @@ func purgeRemovedSigningKeys(ctx context.Context, p *Process, prev, g *Generatio
 		p.Logger.Warn("signing key removed: its cached tokens were dropped on every replica",
 			"event", "revocation", "kind", "signing_key_removed", "kid", k.KeyID, "entries_dropped", res.Dropped)
 	}
+}
+
+// watchTLS polls the generation's TLS files until it is closed, so a
+// certificate rotated on disk is served without a restart or a reload.
+func (g *Generation) watchTLS(p *Process) {
+	if len(g.tlsFiles.files) == 0 {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		g.tlsFiles.watch(ctx, p.tlsPollInterval, p.Logger, p.TLSReloads)
+	}()
+	g.cleanup.push(func() {
+		cancel()
+		<-done
+	})
 }
 
 // prefetch fetches every issuer's keys and the STS's metadata now, so the

@@ -41,8 +41,12 @@ type Process struct {
 	Denylist      *cache.Denylist
 	// Draining is set when shutdown begins: /readyz fails from then on.
 	Draining atomic.Bool
+	// TLSReloads counts TLS file reloads by file_kind (server_certificate,
+	// upstream_client_certificate, upstream_ca) and result (ok, error).
+	TLSReloads *prometheus.CounterVec
 
-	cacheSecret []byte
+	cacheSecret     []byte
+	tlsPollInterval time.Duration
 }
 
 // ProcessOptions vary NewProcess; zero values are the production choices.
@@ -51,6 +55,9 @@ type ProcessOptions struct {
 	HTTPClient *http.Client
 	// Clock is nil for time.Now.
 	Clock func() time.Time
+	// TLSPollInterval is how often TLS files are checked for a rotation
+	// (0 => DefaultTLSPollInterval).
+	TLSPollInterval time.Duration
 }
 
 // NewProcess registers the build's collectors on reg (which the caller
@@ -72,7 +79,13 @@ func NewProcess(logger *slog.Logger, reg *prometheus.Registry, opts ProcessOptio
 	if clock == nil {
 		clock = time.Now
 	}
+	poll := opts.TLSPollInterval
+	if poll <= 0 {
+		poll = DefaultTLSPollInterval
+	}
 	return &Process{
+		TLSReloads:      newTLSReloads(reg),
+		tlsPollInterval: poll,
 		Logger:          logger,
 		Registry:        reg,
 		GatewayMetrics:  gateway.NewMetrics(reg),
@@ -84,4 +97,19 @@ func NewProcess(logger *slog.Logger, reg *prometheus.Registry, opts ProcessOptio
 		Denylist:        cache.NewDenylist(clock),
 		cacheSecret:     secret,
 	}, nil
+}
+
+// newTLSReloads registers tokengate_tls_reloads_total, every series at zero
+// so an alert on errors sees a zero before the first rotation.
+func newTLSReloads(reg prometheus.Registerer) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokengate_tls_reloads_total",
+		Help: "TLS file reloads after a change on disk, by file_kind (server_certificate, upstream_client_certificate, upstream_ca) and result (ok, error: the previous file stays in use).",
+	}, []string{"file_kind", "result"})
+	reg.MustRegister(c)
+	for _, k := range []string{kindServerCert, kindUpstreamCert, kindUpstreamCA} {
+		c.WithLabelValues(k, "ok")
+		c.WithLabelValues(k, "error")
+	}
+	return c
 }
