@@ -20,6 +20,8 @@ type Config struct {
 	Routes   []Route  `yaml:"routes"`
 	// TxnToken configures Transaction Tokens (config/txn.go).
 	TxnToken TxnToken `yaml:"txn_token"`
+	// Tracing configures OpenTelemetry tracing (config/tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Dir is the folder of the file the configuration was loaded from. Relative
 	// file paths have already been resolved against it by Load.

@@ -27,6 +27,7 @@ func (c *Config) validate() problems {
 	v.cache()
 	v.routes()
 	v.txnToken()
+	v.tracing()
 	return v.probs
 }
 
