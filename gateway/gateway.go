@@ -66,6 +66,9 @@ type Options struct {
 	// Revocations, when set, refuses revoked tokens in authorize. Nil means
 	// nothing is ever revoked (tests, `tokengate check`).
 	Revocations Revocations
+	// WrapTransport, when set, wraps each route's upstream transport (a
+	// tracing CLIENT span, gateway/tracing.go); route is the route's name.
+	WrapTransport func(route string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -96,6 +99,8 @@ type Gateway struct {
 	logSubjects bool
 	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
 	revocations Revocations // nil: nothing is revoked
+	// wrapTransport is Options.WrapTransport (nil: the bare transport).
+	wrapTransport func(string, http.RoundTripper) http.RoundTripper
 	// closed is set by Close: requests still running on this gateway (a
 	// reload replaced it) then drop their upstream connections when done.
 	closed atomic.Bool
@@ -121,6 +126,7 @@ func New(opts Options) (*Gateway, error) {
 		logSubjects:   opts.Config.Log.Subjects,
 		buffers:       &bufferPool{},
 		revocations:   opts.Revocations,
+		wrapTransport: opts.WrapTransport,
 	}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
@@ -286,10 +292,11 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 		obs = g.tokenObs()
 	}
 	elapsed := g.clock().Sub(st.start)
-	obs.duration.Observe(elapsed.Seconds())
-	obs.requests(status).Inc()
-
 	ctx := r.Context()
+	observeDuration(ctx, obs.duration, elapsed.Seconds())
+	obs.requests(status).Inc()
+	traceDecision(ctx, r, obs, st)
+
 	if !g.logger.Enabled(ctx, slog.LevelInfo) {
 		return
 	}

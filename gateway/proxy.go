@@ -46,7 +46,7 @@ func newTransport(timeout time.Duration) *http.Transport {
 func (g *Gateway) newProxy(rt *route) *httputil.ReverseProxy {
 	rt.transport = newTransport(rt.timeout)
 	return &httputil.ReverseProxy{
-		Transport:  rt.transport,
+		Transport:  g.upstreamTransport(rt),
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rt.rewrite(pr, g.proxies)
