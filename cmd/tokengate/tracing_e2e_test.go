@@ -317,8 +317,12 @@ func TestTracingE2ESampling(t *testing.T) {
 	if spans := rc.trace(unsampled); len(spans) != 0 {
 		t.Errorf("an unsampled traceparent was recorded: %v", spanNames(spans))
 	}
-	// A new trace at ratio 0: nothing.
+	// A new trace at ratio 0: nothing recorded, and the upstream learns it
+	// is not sampled (a new trace id, flag 00).
 	send(t, g, "/orders/3", umbrella, nil)
+	if tp := orders.received()[2].Header.Get("traceparent"); len(tp) != 55 || !strings.HasSuffix(tp, "-00") || strings.Contains(tp, clientTraceID) {
+		t.Errorf("a new unsampled trace reached the upstream with traceparent %q", tp)
+	}
 	if s := send(t, g, "/orders/4", umbrella, map[string]string{"traceparent": "00-" + strings.Repeat("c", 32) + "-" + clientSpanID + "-01"}); s != 200 {
 		t.Fatalf("status %d", s)
 	}

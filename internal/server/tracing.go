@@ -36,6 +36,9 @@ type tracedVerifier struct {
 }
 
 func (v tracedVerifier) Verify(ctx context.Context, raw, audience string) (*exchange.Token, error) {
+	if !sampled(ctx) {
+		return v.next.Verify(ctx, raw, audience)
+	}
 	ctx, span := v.tracer.Start(ctx, spanVerify, trace.WithAttributes(attrAudience.String(audience)))
 	defer span.End()
 	t, err := v.next.Verify(ctx, raw, audience)
@@ -51,6 +54,9 @@ type tracedExchanger struct {
 }
 
 func (e tracedExchanger) Exchange(ctx context.Context, req exchange.Request) (*exchange.Result, error) {
+	if !sampled(ctx) {
+		return e.next.Exchange(ctx, req)
+	}
 	ctx, span := e.tracer.Start(ctx, spanExch, trace.WithAttributes(attrAudience.String(req.Audience)))
 	defer span.End()
 	res, err := e.next.Exchange(ctx, req)
@@ -69,12 +75,19 @@ type tracedTxnMinter struct {
 }
 
 func (m tracedTxnMinter) MintTxnToken(ctx context.Context, req exchange.TxnRequest) (*exchange.TxnResult, error) {
+	if !sampled(ctx) {
+		return m.next.MintTxnToken(ctx, req)
+	}
 	ctx, span := m.tracer.Start(ctx, spanTxn)
 	defer span.End()
 	res, err := m.next.MintTxnToken(ctx, req)
 	endWith(span, err)
 	return res, err
 }
+
+// sampled reports whether the request's trace is recorded: the spans of a
+// request that is not are not made at all (a non-recording span still costs).
+func sampled(ctx context.Context) bool { return trace.SpanContextFromContext(ctx).IsSampled() }
 
 // endWith marks a failed step. Only the reason of a refusal is recorded,
 // never the error's text: it may quote a claim. A refusal is the step's

@@ -59,6 +59,7 @@ type Provider struct {
 	sdk      *sdktrace.TracerProvider // nil when off
 	tp       trace.TracerProvider
 	prop     propagation.TextMapPropagator
+	sampler  sdktrace.Sampler // decides before the instrumentation (sampling.go)
 }
 
 // Off is a provider with tracing off.
@@ -119,12 +120,14 @@ func New(ctx context.Context, cfg config.Tracing, logger *slog.Logger, opts Opti
 	if batch <= 0 {
 		batch = defaultBatchTimeout
 	}
+	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))
 	sdk := sdktrace.NewTracerProvider(
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.SampleRatio))),
+		sdktrace.WithSampler(sampler),
+		sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithBatcher(newSafeExporter(exp, logger), sdktrace.WithBatchTimeout(batch)),
 	)
-	return &Provider{settings: cfg, sdk: sdk, tp: sdk, prop: propagator()}, nil
+	return &Provider{settings: cfg, sdk: sdk, tp: sdk, prop: propagator(), sampler: sampler}, nil
 }
 
 // Enabled reports whether spans are recorded and exported.
@@ -173,25 +176,27 @@ func (p *Provider) ForceFlush(ctx context.Context) error {
 
 // Handler puts a SERVER span around h (the edge listener). Its name is the
 // method until the gateway names it by route when the request ends
-// (gateway.Gateway's finish). With tracing off, h itself.
+// (gateway.Gateway's finish). An unsampled request skips the
+// instrumentation (sampling.go). With tracing off, h itself.
 func (p *Provider) Handler(h http.Handler) http.Handler {
 	if !p.Enabled() {
 		return h
 	}
-	return otelhttp.NewHandler(h, "tokengate",
+	return p.sampledHandler(h, otelhttp.NewHandler(h, "tokengate",
 		otelhttp.WithTracerProvider(p.tp),
 		otelhttp.WithPropagators(p.prop),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
 		// Never the path: it is unbounded, and may hold what it should not.
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method }),
-	)
+	))
 }
 
 // Transport puts a CLIENT span around every round trip of rt and injects
 // traceparent (replacing the client's, which the span continues). name
 // says whom it calls (a route's name): spans are named "METHOD name", or
 // "METHOD host" when name is "" (the IdP and STS client, whose hosts come
-// from the configuration). With tracing off, rt itself.
+// from the configuration). A round trip outside a sampled trace skips the
+// instrumentation. With tracing off, rt itself.
 func (p *Provider) Transport(name string, rt http.RoundTripper) http.RoundTripper {
 	if !p.Enabled() {
 		return rt
@@ -199,7 +204,7 @@ func (p *Provider) Transport(name string, rt http.RoundTripper) http.RoundTrippe
 	if rt == nil {
 		rt = http.DefaultTransport
 	}
-	return otelhttp.NewTransport(rt,
+	return sampledTransport{bare: rt, traced: otelhttp.NewTransport(rt,
 		otelhttp.WithTracerProvider(p.tp),
 		otelhttp.WithPropagators(p.prop),
 		otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()),
@@ -209,5 +214,5 @@ func (p *Provider) Transport(name string, rt http.RoundTripper) http.RoundTrippe
 			}
 			return r.Method + " " + name
 		}),
-	)
+	)}
 }
