@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -95,5 +96,37 @@ func TestTracingE2EReloadNeedsRestart(t *testing.T) {
 	}
 	if g.srv.proc.Telemetry != before || g.srv.proc.Telemetry.Settings().SampleRatio != 1 {
 		t.Errorf("the reload replaced the tracer provider")
+	}
+}
+
+// TestTracingE2ETokenEndpointSpan: the token endpoint has its server span
+// too, named after its route label; the admin listener has none.
+func TestTracingE2ETokenEndpointSpan(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	_, _, g := tracingGateway(t, rc, "1.0")
+	tid := strings.Repeat("d", 32)
+	req, _ := http.NewRequest(http.MethodPost, g.srv.EdgeURL()+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("traceparent", "00-"+tid+"-"+clientSpanID+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	adminReq, _ := http.NewRequest(http.MethodGet, g.srv.AdminURL()+"/metrics", nil)
+	adminReq.Header.Set("traceparent", "00-"+strings.Repeat("e", 32)+"-"+clientSpanID+"-01")
+	if resp, err := http.DefaultClient.Do(adminReq); err == nil {
+		resp.Body.Close()
+	}
+	spans := waitTrace(t, g, rc, tid, 1)
+	s := findSpan(spans, tracepb.Span_SPAN_KIND_SERVER, "POST token_endpoint")
+	if s == nil {
+		t.Fatalf("no server span POST token_endpoint: %v", spanNames(spans))
+	}
+	if got := attr(s, "http.response.status_code"); got != fmt.Sprint(resp.StatusCode) {
+		t.Errorf("status attribute %q, response %d", got, resp.StatusCode)
+	}
+	if admin := rc.trace(strings.Repeat("e", 32)); len(admin) != 0 {
+		t.Errorf("the admin listener was traced: %v", spanNames(admin))
 	}
 }

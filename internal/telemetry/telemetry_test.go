@@ -78,7 +78,7 @@ func TestRedactAttrs(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range redactAttrs(in) {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	want := map[string]string{
 		"url.full": "https://sts.example/token", "url.path": "/orders/1", "http.response.status_code": "200",
