@@ -23,7 +23,8 @@ type env struct {
 	tg      *target
 	bareC   *client
 	tgC     *client
-	token   string // the one umbrella token of the hit scenarios
+	otlp    *otlpSink // nil without -tracing
+	token   string    // the one umbrella token of the hit scenarios
 	closers []func()
 }
 
@@ -56,7 +57,14 @@ func newEnv(o options) (e *env, err error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.bare.close)
-	if e.tg, err = startTokengate(tokengateOptions{binary: o.tokengate, upstream: e.backend.url, idp: e.idp, logLevel: o.logLevel, dir: e.dir}); err != nil {
+	if o.tracing != "" {
+		if e.otlp, err = startOTLPSink(); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, e.otlp.close)
+	}
+	if e.tg, err = startTokengate(tokengateOptions{binary: o.tokengate, upstream: e.backend.url, idp: e.idp, logLevel: o.logLevel, dir: e.dir,
+		otlp: e.otlp.baseURL(), ratio: o.tracing}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.tg.close)
