@@ -130,3 +130,20 @@ func TestTracingE2ETokenEndpointSpan(t *testing.T) {
 		t.Errorf("the admin listener was traced: %v", spanNames(admin))
 	}
 }
+
+// TestTracingE2EShutdownFlushes: spans still queued at exit are exported by
+// the shutdown, without any explicit flush (the batch timeout is 5s).
+func TestTracingE2EShutdownFlushes(t *testing.T) {
+	rc := newOTLPReceiver(t)
+	idp, _, g := tracingGateway(t, rc, "1.0")
+	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
+	if s := send(t, g, "/orders/1", umbrella, map[string]string{"traceparent": "00-" + clientTraceID + "-" + clientSpanID + "-01"}); s != 200 {
+		t.Fatalf("status %d", s)
+	}
+	if err := g.srv.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if findSpan(rc.trace(clientTraceID), tracepb.Span_SPAN_KIND_SERVER, "GET orders") == nil {
+		t.Errorf("the server span was not exported at shutdown: %v", spanNames(rc.trace(clientTraceID)))
+	}
+}
