@@ -26,6 +26,8 @@ type Config struct {
 	// Authz are the decision listeners for a proxy in front: HTTP
 	// forward-auth and Envoy ext_authz (config/authz.go).
 	Authz Authz `yaml:"authz"`
+	// Tracing configures OpenTelemetry tracing (config/tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 
 	// Dir is the folder of the file the configuration was loaded from. Relative
 	// file paths have already been resolved against it by Load.

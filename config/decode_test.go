@@ -262,6 +262,7 @@ func TestDefaults(t *testing.T) {
 			}},
 		Routes:   []Route{{Timeout: Duration(30 * time.Second), Forward: ForwardAccessToken}},
 		TxnToken: TxnToken{WorkloadID: "tokengate", TTL: Duration(60 * time.Second)},
+		Tracing:  Tracing{SampleRatio: 1, ServiceName: "tokengate"},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("applyDefaults:\n got %+v\nwant %+v", c, want)

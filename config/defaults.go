@@ -85,6 +85,12 @@ const (
 // DefaultRouteTimeout is routes[].timeout when absent.
 const DefaultRouteTimeout = 30 * time.Second
 
+// Tracing defaults (tracing).
+const (
+	DefaultSampleRatio = 1.0
+	DefaultServiceName = "tokengate"
+)
+
 // applyDefaults fills every key the file left out. Server.TokenEndpointPath
 // stays nil: Server.TokenEndpoint applies its default, so that an explicit ""
 // (disabled) remains distinguishable.
@@ -142,6 +148,8 @@ func (c *Config) applyDefaults() {
 	c.applyCORSDefaults()
 	setDefault(c, &c.TxnToken.WorkloadID, "txn_token.workload_id", DefaultTxnWorkloadID)
 	setDefault(c, &c.TxnToken.TTL, "txn_token.ttl", Duration(DefaultTxnTTL))
+	setDefault(c, &c.Tracing.SampleRatio, "tracing.sample_ratio", DefaultSampleRatio)
+	setDefault(c, &c.Tracing.ServiceName, "tracing.service_name", DefaultServiceName)
 }
 
 // setDefault sets *v to def when it is zero and the file did not set it.

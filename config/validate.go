@@ -29,6 +29,7 @@ func (c *Config) validate() problems {
 	v.txnToken()
 	v.cors()
 	v.authz()
+	v.tracing()
 	return v.probs
 }
 

@@ -314,6 +314,10 @@ func scalarProblem(n *yaml.Node, t reflect.Type, fromEnv bool) string {
 		if n.ShortTag() != "!!int" {
 			return shown + " is not an integer"
 		}
+	case t.Kind() == reflect.Float64:
+		if tag := n.ShortTag(); tag != "!!float" && tag != "!!int" {
+			return shown + " is not a number"
+		}
 	case t.Kind() == reflect.Bool:
 		if n.ShortTag() != "!!bool" {
 			return shown + " is not a boolean: write true or false"

@@ -133,7 +133,7 @@ func NewAdmin(opts AdminOptions) http.Handler {
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
 	}
-	a.metrics = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+	a.metrics = promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, EnableOpenMetrics: true})
 	if opts.JWKS != nil && opts.Issuer != "" {
 		a.discovery = discoveryDocument(opts)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
@@ -72,6 +73,9 @@ type Options struct {
 	// routes[].tls, by index in Config.Routes (internal/server builds them,
 	// with their files reloaded on change).
 	UpstreamTLS map[int]*tls.Config
+	// WrapTransport, when set, wraps each route's upstream transport (a
+	// tracing CLIENT span, gateway/tracing.go); route is the route's name.
+	WrapTransport func(route string, rt http.RoundTripper) http.RoundTripper
 }
 
 // Gateway is the edge http.Handler built from one configuration. A reload
@@ -105,6 +109,8 @@ type Gateway struct {
 	authzPrefix string
 	txnMinter   TxnMinter   // nil when no route forwards a Txn-Token
 	revocations Revocations // nil: nothing is revoked
+	// wrapTransport is Options.WrapTransport (nil: the bare transport).
+	wrapTransport func(string, http.RoundTripper) http.RoundTripper
 	// closed is set by Close: requests still running on this gateway (a
 	// reload replaced it) then drop their upstream connections when done.
 	closed atomic.Bool
@@ -131,6 +137,7 @@ func New(opts Options) (*Gateway, error) {
 		buffers:       &bufferPool{},
 		revocations:   opts.Revocations,
 		authzPrefix:   opts.Config.Authz.PathPrefix,
+		wrapTransport: opts.WrapTransport,
 	}
 	if g.logger == nil {
 		g.logger = slog.New(slog.DiscardHandler)
@@ -283,8 +290,10 @@ func (g *Gateway) finish(r *http.Request, st *requestState) {
 		obs = g.tokenObs()
 	}
 	elapsed := g.clock().Sub(st.start)
-	obs.duration.Observe(elapsed.Seconds())
+	ctx := r.Context()
+	observeDuration(ctx, obs.duration, elapsed.Seconds())
 	obs.requests(status).Inc()
+	traceDecision(ctx, r, obs, st)
 
 	g.logRequest(r, st, obs.name, status, elapsed, "")
 }
@@ -319,6 +328,10 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 	)
 	if st.upDone {
 		attrs = append(attrs, slog.Float64("upstream_duration_ms", milliseconds(st.upDur)))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		// Tracing on and this request traced: the line leads to its trace.
+		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
 	if protocol != "" {
 		attrs = append(attrs, slog.String("authz", protocol))

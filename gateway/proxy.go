@@ -118,7 +118,7 @@ func (g *Gateway) newProxy(rt *route) *routeProxy {
 
 func (g *Gateway) newReverseProxy(rt *route) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Transport:  rt.transport,
+		Transport:  g.upstreamTransport(rt),
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			rt.rewrite(pr, g.proxies)

@@ -29,6 +29,9 @@ type options struct {
 	missTokens    int
 	memoryEntries int
 	spreadTokens  int
+	// tracing is tracing.sample_ratio ("" = tracing off); spans go to an
+	// OTLP receiver in this process that discards them.
+	tracing string
 }
 
 func main() {
@@ -46,6 +49,7 @@ func main() {
 	fs.IntVar(&o.missTokens, "miss-tokens", 0, "umbrella tokens pre-minted per round for the miss scenario (default 6000 per second of -duration)")
 	fs.IntVar(&o.spreadTokens, "spread-tokens", 1000, "distinct umbrella tokens of the spread and redis scenarios (each used on every route)")
 	fs.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries for the memory scenario")
+	fs.StringVar(&o.tracing, "tracing", "", "tracing.sample_ratio of tokengate, like 0.01 (spans go to a local OTLP receiver that discards them); \"\" = tracing off")
 	fs.Parse(os.Args[1:])
 	if err := run(o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "tokengate-bench:", err)
@@ -67,8 +71,8 @@ func run(o options, out io.Writer) error {
 			return fmt.Errorf("unknown scenario %q (known: %s)", n, strings.Join(scenarioNames(), ","))
 		}
 	}
-	fmt.Fprintf(out, "tokengate-bench: %d CPUs (%s), GOMAXPROCS %d, %s, %d rounds x %s per target, %d keep-alive connections, tokengate log level %s\n",
-		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), o.rounds, o.duration, o.conns, o.logLevel)
+	fmt.Fprintf(out, "tokengate-bench: %d CPUs (%s), GOMAXPROCS %d, %s, %d rounds x %s per target, %d keep-alive connections, tokengate log level %s, tracing %s\n",
+		runtime.NumCPU(), cpuModel(), runtime.GOMAXPROCS(0), runtime.Version(), o.rounds, o.duration, o.conns, o.logLevel, tracingLabel(o.tracing))
 	env, err := newEnv(o)
 	if err != nil {
 		return err
@@ -95,4 +99,11 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+func tracingLabel(ratio string) string {
+	if ratio == "" {
+		return "off"
+	}
+	return "sample_ratio " + ratio
 }

@@ -24,7 +24,8 @@ type env struct {
 	tg      *target
 	bareC   *client
 	tgC     *client
-	token   string // the one umbrella token of the hit scenarios
+	otlp    *otlpSink // nil without -tracing
+	token   string    // the one umbrella token of the hit scenarios
 	closers []func()
 }
 
@@ -57,8 +58,14 @@ func newEnv(o options) (e *env, err error) {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.bare.close)
+	if o.tracing != "" {
+		if e.otlp, err = startOTLPSink(); err != nil {
+			return nil, err
+		}
+		e.closers = append(e.closers, e.otlp.close)
+	}
 	if e.tg, err = startTokengate(tokengateOptions{binary: o.tokengate, upstream: e.backend.url, idp: e.idp, logLevel: o.logLevel, dir: e.dir,
-		grpcUpstream: e.backend.grpcURL}); err != nil {
+		grpcUpstream: e.backend.grpcURL, otlp: e.otlp.baseURL(), ratio: o.tracing}); err != nil {
 		return nil, err
 	}
 	e.closers = append(e.closers, e.tg.close)

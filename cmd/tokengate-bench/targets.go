@@ -167,6 +167,9 @@ type tokengateOptions struct {
 	dir        string
 	// grpcUpstream, when set, adds the grpc route (h2c) over this http:// URL.
 	grpcUpstream string
+	// otlp is the OTLP receiver's base URL and ratio tracing.sample_ratio;
+	// otlp "" is tracing off.
+	otlp, ratio string
 }
 
 // configText is a tokengate configuration with benchRoutes routes over
@@ -184,6 +187,9 @@ func configText(o tokengateOptions, edge, admin string) string {
 	fmt.Fprintf(&b, "cache:\n  max_entries: %d\n", o.maxEntries)
 	if o.redis != "" {
 		fmt.Fprintf(&b, "  redis:\n    addrs: [%q]\n    encryption_key: %q\n", o.redis, o.redisKey)
+	}
+	if o.otlp != "" {
+		fmt.Fprintf(&b, "tracing:\n  otlp_endpoint: %q\n  sample_ratio: %s\n", o.otlp, o.ratio)
 	}
 	b.WriteString("routes:\n")
 	for i := range benchRoutes {

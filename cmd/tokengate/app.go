@@ -26,7 +26,7 @@ type process struct {
 	reloadState *reloadGauges
 }
 
-func newProcess(logger *slog.Logger) (*process, error) {
+func newProcess(logger *slog.Logger, tracing config.Tracing) (*process, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -45,7 +45,7 @@ func newProcess(logger *slog.Logger) (*process, error) {
 	// Both series exist from the start, so alerts on errors see a zero.
 	reloads.WithLabelValues("ok")
 	reloads.WithLabelValues("error")
-	bp, err := build.NewProcess(logger, reg, build.ProcessOptions{})
+	bp, err := build.NewProcess(logger, reg, build.ProcessOptions{Tracing: tracing})
 	if err != nil {
 		return nil, err
 	}

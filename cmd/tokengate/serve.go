@@ -142,7 +142,7 @@ type server struct {
 // startServer builds the first generation, binds both listeners and serves
 // until Shutdown. It returns once the listeners accept connections.
 func startServer(ctx context.Context, opts serverOptions) (*server, error) {
-	proc, err := newProcess(opts.Logger)
+	proc, err := newProcess(opts.Logger, opts.Config.Tracing)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func startServer(ctx context.Context, opts serverOptions) (*server, error) {
 	errorLog := slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)
 	s.edge = &http.Server{
 		TLSConfig:         s.edgeTLS(),
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Edge().ServeHTTP(w, r) }),
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.gen.Load().Handler().ServeHTTP(w, r) }),
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout.D(),
 		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		IdleTimeout:       cfg.IdleTimeout.D(),
@@ -359,6 +359,9 @@ func (s *server) Reload(ctx context.Context) error {
 			"listen", cfg.Server.Listen, "admin_listen", cfg.Server.AdminListen,
 			"authz.listen", cfg.Authz.Listen, "authz.grpc_listen", cfg.Authz.GRPCListen)
 	}
+	if s.proc.TracingChanged(cfg) {
+		log.Warn("tracing settings changed; they take effect only after a restart (the tracer is process-wide)")
+	}
 	// Build new, swap, release old: in-flight requests keep their
 	// reference to the old gateway and finish; only its idle upstream
 	// connections and its Redis client are closed.
@@ -415,6 +418,10 @@ func (s *server) Shutdown(ctx context.Context) error {
 		s.gen.Load().Close()
 		if err != nil {
 			err = fmt.Errorf("shutdown: in-flight requests did not finish within %s: %w", grace, err)
+		}
+		// The last spans are flushed within what is left of the grace.
+		if terr := s.proc.Shutdown(ctx); terr != nil {
+			s.proc.Logger.Warn("tracing: spans not flushed at exit", "error", terr)
 		}
 	})
 	return err

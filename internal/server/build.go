@@ -36,6 +36,7 @@ type Generation struct {
 	local    *exchange.Local // nil in remote mode
 	memory   *cache.Memory
 	edge     *gateway.Gateway
+	handler  http.Handler // edge, in a server span when tracing is on
 	admin    http.Handler
 	tls      *tls.Config // nil without server.tls
 	// tlsFiles are the TLS files this generation serves with, polled for
@@ -52,6 +53,10 @@ func (g *Generation) Config() *config.Config { return g.cfg }
 
 // Edge is the edge listener's handler (routes and the token endpoint).
 func (g *Generation) Edge() *gateway.Gateway { return g.edge }
+
+// Handler is the edge listener's handler: Edge, with a SERVER span per
+// request when tracing is on (the admin listener has none).
+func (g *Generation) Handler() http.Handler { return g.handler }
 
 // Admin is the admin listener's handler.
 func (g *Generation) Admin() http.Handler { return g.admin }
@@ -198,10 +203,12 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if opts.Verifier != nil {
 		verifier = opts.Verifier(g.verifier)
 	}
+	// A span per step of the decision, around the gateway's interfaces.
+	verifier, exchanger, txn := traced(p.Telemetry, verifier, caching, txn)
 	g.edge, err = gateway.New(gateway.Options{
 		Config:    cfg,
 		Verifier:  verifier,
-		Exchanger: caching,
+		Exchanger: exchanger,
 		Logger:    p.Logger,
 		Metrics:   p.GatewayMetrics,
 		Clock:     p.Clock,
@@ -211,11 +218,14 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 		// route forwards, not only where a token is exchanged.
 		Revocations: caching,
 		UpstreamTLS: upTLS,
+		// The upstream call is a CLIENT span that carries traceparent.
+		WrapTransport: p.Telemetry.Transport,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
 	}
 	g.cleanup.push(g.edge.Close)
+	g.handler = p.Telemetry.Handler(g.edge)
 	if !opts.Offline {
 		prefetch(ctx, p, g.verifier, up)
 		g.watchTLS(p)

@@ -9,6 +9,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
@@ -19,15 +20,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/gateway"
+	"github.com/tokengate/tokengate/internal/telemetry"
 )
 
 // Process holds what lives as long as the process, across configuration
 // reloads: the collectors (a registry refuses the same name twice), the HTTP
 // client for IdP and STS fetches, the cache key secret (so a reload keeps
-// the cache warm), the revocation denylist, and the draining flag that
-// /readyz reports.
+// the cache warm), the revocation denylist, the draining flag that
+// /readyz reports, and the tracer provider (tracing is process-wide: its
+// settings take effect at start; a reload keeps it, see TracingChanged).
 type Process struct {
 	Logger          *slog.Logger
 	Registry        *prometheus.Registry
@@ -44,6 +48,9 @@ type Process struct {
 	// TLSReloads counts TLS file reloads by file_kind (server_certificate,
 	// upstream_client_certificate, upstream_ca) and result (ok, error).
 	TLSReloads *prometheus.CounterVec
+	// Telemetry is the tracer provider (off when tracing is not configured);
+	// Shutdown flushes it.
+	Telemetry *telemetry.Provider
 
 	cacheSecret     []byte
 	tlsPollInterval time.Duration
@@ -58,6 +65,12 @@ type ProcessOptions struct {
 	// TLSPollInterval is how often TLS files are checked for a rotation
 	// (0 => DefaultTLSPollInterval).
 	TLSPollInterval time.Duration
+	// Tracing are the tracing keys of the configuration the process starts
+	// with; the zero value (no endpoint) is tracing off unless the OTEL_*
+	// variables name a collector.
+	Tracing config.Tracing
+	// Telemetry varies the tracer provider (tests: a short batch timeout).
+	Telemetry telemetry.Options
 }
 
 // NewProcess registers the build's collectors on reg (which the caller
@@ -74,6 +87,16 @@ func NewProcess(logger *slog.Logger, reg *prometheus.Registry, opts ProcessOptio
 		// Each fetch also carries its own context deadline
 		// (issuers[].fetch_timeout); this is the outer bound.
 		client = &http.Client{Transport: transport, Timeout: 30 * time.Second}
+	}
+	tel, err := telemetry.New(context.Background(), opts.Tracing, logger, opts.Telemetry)
+	if err != nil {
+		return nil, err
+	}
+	if tel.Enabled() {
+		// A CLIENT span for every IdP, JWKS, introspection and STS call.
+		traced := *client
+		traced.Transport = tel.Transport("", client.Transport)
+		client = &traced
 	}
 	clock := opts.Clock
 	if clock == nil {
@@ -95,6 +118,7 @@ func NewProcess(logger *slog.Logger, reg *prometheus.Registry, opts ProcessOptio
 		HTTPClient:      client,
 		Clock:           clock,
 		Denylist:        cache.NewDenylist(clock),
+		Telemetry:       tel,
 		cacheSecret:     secret,
 	}, nil
 }
@@ -112,4 +136,19 @@ func newTLSReloads(reg prometheus.Registerer) *prometheus.CounterVec {
 		c.WithLabelValues(k, "error")
 	}
 	return c
+}
+
+// Shutdown flushes the spans still queued and stops the exporter, within
+// ctx: a collector that is down does not hold the exit up.
+func (p *Process) Shutdown(ctx context.Context) error {
+	if err := p.Telemetry.Shutdown(ctx); err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	return nil
+}
+
+// TracingChanged reports whether cfg's tracing keys differ from those the
+// process started with: they take effect only after a restart.
+func (p *Process) TracingChanged(cfg *config.Config) bool {
+	return cfg.Tracing != p.Telemetry.Settings()
 }

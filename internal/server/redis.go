@@ -45,6 +45,10 @@ func newRedisTier(p *Process, cfg *config.Config, memory *cache.Memory, listen b
 	if err != nil {
 		return nil, fmt.Errorf("cache.redis: %w", err)
 	}
+	if err := traceRedis(p.Telemetry, client); err != nil {
+		client.Close()
+		return nil, fmt.Errorf("cache.redis: tracing: %w", err)
+	}
 	r, err := cache.NewRedis(cache.RedisOptions{
 		Client:          client,
 		Keyring:         keys,
