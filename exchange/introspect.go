@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // ErrIntrospectionUnavailable: the introspection endpoint could not say
@@ -42,7 +43,7 @@ type introspector struct {
 	endpoint      string // "" means the issuer's metadata names it
 	allowInsecure bool
 	clientID      string
-	auth          stsClientAuth
+	auth          oauthclient.ClientAuth
 	jwtResponse   bool
 	timeout       time.Duration
 	maxTTL        time.Duration

@@ -34,7 +34,7 @@ func (it *introspector) ask(ctx context.Context, raw string, hash [32]byte) (*in
 	if err != nil {
 		return nil, fmt.Errorf("build introspection request: %w", err)
 	}
-	if err := it.auth.apply(req, form, endpoint, it.now()); err != nil {
+	if err := it.auth.Apply(req, form, endpoint, it.now()); err != nil {
 		return nil, err
 	}
 	// The body is set after client authentication has added its fields.

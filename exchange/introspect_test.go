@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 func TestIntrospectActiveMapsEveryClaim(t *testing.T) {
@@ -244,7 +245,7 @@ func TestIntrospectClientAuth(t *testing.T) {
 			if r.basic {
 				t.Error("basic auth sent with private_key_jwt")
 			}
-			if r.form.Get("client_assertion_type") != clientAssertionType || r.form.Get("client_id") != "tokengate" {
+			if r.form.Get("client_assertion_type") != oauthclient.ClientAssertionType || r.form.Get("client_id") != "tokengate" {
 				t.Errorf("form %v", r.form)
 			}
 			jws, err := jwt.ParseSigned(r.form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})

@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"encoding/json"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -173,10 +174,8 @@ func FuzzSTSParseSuccess(f *testing.F) {
 	}
 	notAfter := rtNow.Add(time.Hour)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := httptest.NewRecorder()
-		rec.Header().Set("Content-Type", "application/json")
-		_, _ = rec.Write(body)
-		res, err := stsParseSuccess(rec.Result(), rtNow, rtTTL, notAfter)
+		resp := &oauthclient.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body, Sent: rtNow}
+		res, err := stsParseSuccess(resp, rtNow, rtTTL, notAfter)
 		if err != nil {
 			return
 		}
