@@ -71,7 +71,8 @@ func Get(ctx context.Context, client *http.Client, uri string, limit int64, time
 	}
 	if resp.StatusCode != http.StatusOK {
 		drain(resp.Body)
-		return nil, &Error{Server: "GET " + uri, Status: resp.StatusCode}
+		// The text keeps the words operators grep logs for.
+		return nil, &Error{Server: "GET " + uri, Status: resp.StatusCode, Description: fmt.Sprintf("unexpected status %d", resp.StatusCode)}
 	}
 	defer resp.Body.Close()
 	body, err := ReadBody(resp.Body, limit)

@@ -42,7 +42,7 @@ func (e *Error) Error() string {
 		b.WriteString("authorization server")
 	}
 	if e.Status != 0 {
-		fmt.Fprintf(&b, " answered status %d", e.Status)
+		fmt.Fprintf(&b, " answered %d", e.Status)
 	} else {
 		b.WriteString(" unreachable")
 	}
