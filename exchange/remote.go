@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
@@ -70,12 +72,10 @@ type RemoteOptions struct {
 	// attempts (0 means 50ms).
 	Backoff time.Duration
 	// BreakerThreshold is how many consecutive transient failures open the
-	// circuit breaker (0 means 5); BreakerCooldown is its first open period
-	// (0 means 1s), doubled after each failed probe up to BreakerMaxCooldown
-	// (0 means 30s).
-	BreakerThreshold   int
-	BreakerCooldown    time.Duration
-	BreakerMaxCooldown time.Duration
+	// circuit breaker (0 means 5); BreakerCooldown is its open period (0
+	// means 1s), after which one probe call decides.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
 }
 
 // Remote obtains exchanged tokens from an RFC 8693 STS. It is the Upstream
@@ -92,7 +92,7 @@ type Remote struct {
 	timeout      time.Duration
 	maxAttempts  int
 	backoff      time.Duration
-	breaker      *breaker
+	breaker      *stsBreaker
 	clock        func() time.Time
 	metrics      *Metrics
 	logger       *slog.Logger
@@ -183,15 +183,14 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.client = &client
 	r.endpoint = newSTSEndpoint(cfg.TokenEndpoint, cfg.Issuer, r.client, r.timeout, cfg.AllowInsecureHTTP, r.clock, r.logger)
-	r.breaker = newBreaker(r.clock, opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown)
-	r.breaker.onChange = func(from, to breakerState, backoff time.Duration) {
+	r.breaker = newSTSBreaker(opts.BreakerThreshold, opts.BreakerCooldown, func(from, to gobreaker.State, cooldown time.Duration) {
 		level := slog.LevelInfo
-		if to == breakerOpen {
+		if to == gobreaker.StateOpen {
 			level = slog.LevelWarn
 		}
 		r.logger.Log(context.Background(), level, "sts circuit breaker "+to.String(),
-			"from", from.String(), "backoff", backoff.String())
-	}
+			"from", from.String(), "backoff", cooldown.String())
+	})
 	r.wait = remoteWait
 	r.jitter = func(d time.Duration) time.Duration { return time.Duration(mrand.Int64N(int64(d) + 1)) }
 	r.fingerprint = r.remoteFingerprint(cfg)
@@ -349,7 +348,7 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 
 	var last *STSError
 	for attempt := 1; ; attempt++ {
-		ticket, err := r.breaker.allow()
+		done, err := r.breaker.allow()
 		if err != nil {
 			if last != nil {
 				return nil, fmt.Errorf("remote exchange: %w: %w (after %w)", ErrExchangeUnavailable, err, last)
@@ -358,25 +357,25 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 		}
 		res, retryAfter, err := send(ctx, endpoint)
 		if err == nil {
-			ticket.done(breakerSuccess)
+			done(breakerSuccess)
 			r.configProblem.Store(nil)
 			return res, nil
 		}
 		var se *STSError
 		if !errors.As(err, &se) {
 			// Not the STS's doing (a signing failure): nothing to retry.
-			ticket.done(breakerUnknown)
+			done(breakerUnknown)
 			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
 		}
 		se = r.redactSTSError(se, subject)
 		last = se
 		switch {
 		case errors.Is(se.Err, context.Canceled):
-			ticket.done(breakerUnknown)
+			done(breakerUnknown)
 		case se.Retryable():
-			ticket.done(breakerFailure)
+			done(breakerFailure)
 		default:
-			ticket.done(breakerSuccess)
+			done(breakerSuccess)
 		}
 		if !se.Retryable() || attempt >= r.maxAttempts || ctx.Err() != nil {
 			break
