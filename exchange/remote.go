@@ -72,10 +72,12 @@ type RemoteOptions struct {
 	// attempts (0 means 50ms).
 	Backoff time.Duration
 	// BreakerThreshold is how many consecutive transient failures open the
-	// circuit breaker (0 means 5); BreakerCooldown is its open period (0
-	// means 1s), after which one probe call decides.
-	BreakerThreshold int
-	BreakerCooldown  time.Duration
+	// circuit breaker (0 means 5); BreakerCooldown is its first open period
+	// (0 means 1s), doubled after each failed probe up to BreakerMaxCooldown
+	// (0 means 30s).
+	BreakerThreshold   int
+	BreakerCooldown    time.Duration
+	BreakerMaxCooldown time.Duration
 }
 
 // Remote obtains exchanged tokens from an RFC 8693 STS. It is the Upstream
@@ -183,13 +185,13 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.client = &client
 	r.endpoint = newSTSEndpoint(cfg.TokenEndpoint, cfg.Issuer, r.client, r.timeout, cfg.AllowInsecureHTTP, r.clock, r.logger)
-	r.breaker = newSTSBreaker(opts.BreakerThreshold, opts.BreakerCooldown, func(from, to gobreaker.State, cooldown time.Duration) {
+	r.breaker = newSTSBreaker(opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown, func(from, to gobreaker.State, backoff time.Duration) {
 		level := slog.LevelInfo
 		if to == gobreaker.StateOpen {
 			level = slog.LevelWarn
 		}
 		r.logger.Log(context.Background(), level, "sts circuit breaker "+to.String(),
-			"from", from.String(), "backoff", cooldown.String())
+			"from", from.String(), "backoff", backoff.String())
 	})
 	r.wait = remoteWait
 	r.jitter = func(d time.Duration) time.Duration { return time.Duration(mrand.Int64N(int64(d) + 1)) }

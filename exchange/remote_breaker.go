@@ -25,8 +25,9 @@ var (
 
 // Breaker defaults.
 const (
-	defaultBreakerThreshold = 5
-	defaultBreakerCooldown  = time.Second
+	defaultBreakerThreshold   = 5
+	defaultBreakerCooldown    = time.Second
+	defaultBreakerMaxCooldown = 30 * time.Second
 )
 
 // breakerResult is how an admitted call ended.
@@ -42,27 +43,34 @@ const (
 // two-step breaker, as cache/breaker.go uses for Redis. threshold
 // consecutive transient failures open it for cooldown; then one probe call
 // is let through (half-open): its success closes the breaker, its failure
-// opens it again. Answers that are not transient failures (any 4xx: a
-// rejected token, access_denied, a configuration error) prove the STS alive
-// and count as successes. gobreaker keeps time with time.Now.
+// opens it again for twice as long, up to maxCooldown (gobreaker's open
+// period is fixed, so the longer periods are a gate in front of it).
+// Answers that are not transient failures (any 4xx: a rejected token,
+// access_denied, a configuration error) prove the STS alive and count as
+// successes. Time is time.Now, as gobreaker keeps it.
 type stsBreaker struct {
-	cb       *gobreaker.TwoStepCircuitBreaker[struct{}]
-	cooldown time.Duration
+	cb          *gobreaker.TwoStepCircuitBreaker[struct{}]
+	cooldown    time.Duration
+	maxCooldown time.Duration
 
 	mu       sync.Mutex
-	openedAt time.Time // when it last opened
+	backoff  time.Duration // the current open period
+	openedAt time.Time     // when it last opened
 }
 
 // newSTSBreaker builds the breaker; onChange, when set, is told of every
-// state change (logging).
-func newSTSBreaker(threshold int, cooldown time.Duration, onChange func(from, to gobreaker.State, cooldown time.Duration)) *stsBreaker {
+// state change and the open period (logging).
+func newSTSBreaker(threshold int, cooldown, maxCooldown time.Duration, onChange func(from, to gobreaker.State, backoff time.Duration)) *stsBreaker {
 	if threshold <= 0 {
 		threshold = defaultBreakerThreshold
 	}
 	if cooldown <= 0 {
 		cooldown = defaultBreakerCooldown
 	}
-	b := &stsBreaker{cooldown: cooldown}
+	if maxCooldown < cooldown {
+		maxCooldown = max(cooldown, defaultBreakerMaxCooldown)
+	}
+	b := &stsBreaker{cooldown: cooldown, maxCooldown: maxCooldown, backoff: cooldown}
 	b.cb = gobreaker.NewTwoStepCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "sts",
 		MaxRequests: 1,
@@ -70,30 +78,45 @@ func newSTSBreaker(threshold int, cooldown time.Duration, onChange func(from, to
 		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= uint32(threshold) },
 		IsExcluded:  func(err error) bool { return errors.Is(err, errBreakerExcluded) },
 		OnStateChange: func(_ string, from, to gobreaker.State) {
-			if to == gobreaker.StateOpen {
-				b.mu.Lock()
-				b.openedAt = time.Now()
-				b.mu.Unlock()
-			}
+			backoff := b.changed(from, to)
 			if onChange != nil {
-				onChange(from, to, cooldown)
+				onChange(from, to, backoff)
 			}
 		},
 	})
 	return b
 }
 
+// changed tracks the open period: doubled by a failed probe, back to
+// cooldown once closed.
+func (b *stsBreaker) changed(from, to gobreaker.State) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch to {
+	case gobreaker.StateOpen:
+		if from == gobreaker.StateHalfOpen {
+			b.backoff = min(2*b.backoff, b.maxCooldown)
+		}
+		b.openedAt = time.Now()
+	case gobreaker.StateClosed:
+		b.backoff = b.cooldown
+	}
+	return b.backoff
+}
+
 // allow admits a call, or returns an error wrapping errCircuitOpen that says
 // when the STS will be tried again. done must then be called once with the
 // call's outcome.
 func (b *stsBreaker) allow() (done func(breakerResult), err error) {
+	if left, open := b.openRemaining(); open {
+		return nil, fmt.Errorf("%w; next try in %s", errCircuitOpen, left.Round(time.Millisecond))
+	}
 	d, err := b.cb.Allow()
 	switch {
 	case errors.Is(err, gobreaker.ErrTooManyRequests):
 		return nil, fmt.Errorf("%w; a probe call is under way", errCircuitOpen)
 	case err != nil:
-		left, _ := b.openRemaining()
-		return nil, fmt.Errorf("%w; next try in %s", errCircuitOpen, left.Round(time.Millisecond))
+		return nil, fmt.Errorf("%w; next try soon", errCircuitOpen)
 	}
 	return func(r breakerResult) {
 		switch r {
@@ -108,15 +131,16 @@ func (b *stsBreaker) allow() (done func(breakerResult), err error) {
 }
 
 // openRemaining reports whether the breaker refuses calls now, and for how
-// much longer: an open breaker whose period is over admits the next call as
-// a probe, so it no longer counts as degraded even before that call comes.
+// much longer: once the open period is over the next call is admitted as a
+// probe, so it no longer counts as degraded even before that call comes.
 func (b *stsBreaker) openRemaining() (time.Duration, bool) {
-	if b.cb.State() != gobreaker.StateOpen {
+	if b.cb.State() == gobreaker.StateClosed {
 		return 0, false
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return max(b.openedAt.Add(b.cooldown).Sub(time.Now()), 0), true
+	left := time.Until(b.openedAt.Add(b.backoff))
+	return left, left > 0
 }
 
 // state is the breaker's state, for tests.

@@ -2,8 +2,10 @@ package exchange
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,6 +84,7 @@ func TestRemoteBreakerStates(t *testing.T) {
 		o.MaxAttempts = 1
 		o.BreakerThreshold = 3
 		o.BreakerCooldown = rtBreakerCooldown
+		o.BreakerMaxCooldown = 2 * rtBreakerCooldown
 	})
 	exchange := func(ctx context.Context) error {
 		_, err := env.remote.Exchange(ctx, rtRequest())
@@ -141,7 +144,8 @@ func TestRemoteBreakerStates(t *testing.T) {
 	if err := exchange(context.Background()); !errors.Is(err, errCircuitOpen) || !strings.Contains(err.Error(), "probe") {
 		t.Fatalf("a second call got through while the probe runs: %v", err)
 	}
-	// A failed probe opens it again.
+	// A failed probe opens it again, for twice as long.
+	beforeReopen := time.Now()
 	release <- struct{}{}
 	if err := <-probeErr; kindOf(err) != kindUnavailable {
 		t.Fatalf("failed probe: %v", err)
@@ -152,29 +156,40 @@ func TestRemoteBreakerStates(t *testing.T) {
 	if err := exchange(context.Background()); !errors.Is(err, errCircuitOpen) {
 		t.Fatalf("admitted right after a failed probe: %v", err)
 	}
-	// A probe that says nothing (caller gone) lets the next caller probe.
 	rtEventually(t, "the end of the open period", func() bool { return env.remote.Degraded(context.Background()) == nil })
+	if open := time.Since(beforeReopen); open < 2*rtBreakerCooldown {
+		t.Errorf("open for %s after a failed probe, want at least %s", open, 2*rtBreakerCooldown)
+	}
+	// A probe that says nothing (caller gone) lets the next caller probe.
 	mu.Lock()
-	script = []step{hang}
+	script = []step{hang, fail}
 	mu.Unlock()
 	gaveUp()
-	// A successful probe closes it.
-	if err := exchange(context.Background()); err != nil {
+	// Failed probes double the back-off up to the maximum (2 cooldowns here).
+	if err := exchange(context.Background()); kindOf(err) != kindUnavailable || errors.Is(err, errCircuitOpen) {
 		t.Fatalf("no new probe after an inconclusive one: %v", err)
+	}
+	rtEventually(t, "the end of the open period", func() bool { return env.remote.Degraded(context.Background()) == nil })
+	// A successful probe closes it, and the back-off starts over.
+	if err := exchange(context.Background()); err != nil {
+		t.Fatalf("good probe: %v", err)
 	}
 	if !closed() {
 		t.Fatalf("state %s after a good probe", env.remote.breaker.state())
 	}
-	logs := env.logs.String()
-	for _, want := range []string{
-		`"msg":"sts circuit breaker open","from":"closed"`,
-		`"msg":"sts circuit breaker half-open","from":"open"`,
-		`"msg":"sts circuit breaker open","from":"half-open"`,
-		`"msg":"sts circuit breaker closed","from":"half-open"`,
-	} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("no log line %s in:\n%s", want, logs)
+	c, c2 := rtBreakerCooldown.String(), (2 * rtBreakerCooldown).String()
+	want := []string{"closed>open@" + c, "open>half-open@" + c, "half-open>open@" + c2, "open>half-open@" + c2,
+		"half-open>open@" + c2, "open>half-open@" + c2, "half-open>closed@" + c}
+	var changes []string
+	for _, line := range strings.Split(env.logs.String(), "\n") {
+		var l struct{ Msg, From, Backoff string }
+		if json.Unmarshal([]byte(line), &l) != nil || !strings.HasPrefix(l.Msg, "sts circuit breaker ") {
+			continue
 		}
+		changes = append(changes, l.From+">"+strings.TrimPrefix(l.Msg, "sts circuit breaker ")+"@"+l.Backoff)
+	}
+	if !slices.Equal(changes, want) {
+		t.Errorf("state changes %v, want %v", changes, want)
 	}
 }
 
