@@ -132,7 +132,7 @@ func TestFaultRandomKidBurst(t *testing.T) {
 	}
 	atk := newAttacker(t)
 	claims := claimsJSON(t, idp.URL(), nil)
-	before := idp.fetches.Load()
+	before := idp.JWKSFetches()
 	const n = 200
 	tokens := make([]string, n)
 	for i := range tokens {
@@ -143,19 +143,19 @@ func TestFaultRandomKidBurst(t *testing.T) {
 			t.Fatalf("a random-kid token got %d, want 401", c)
 		}
 	}
-	if got := idp.fetches.Load() - before; got > 1 {
+	if got := idp.JWKSFetches() - before; got > 1 {
 		t.Errorf("%d random-kid requests caused %d JWKS fetches; want at most 1 per min_refresh_interval", n, got)
 	}
 
-	idp.down.Store(true)
-	before = idp.fetches.Load()
+	idp.SetDown(true)
+	before = idp.JWKSFetches()
 	for i := range 20 {
 		tok := craft(t, fmt.Sprintf(`{"alg":"ES256","kid":"down-%d"}`, i), claims, signES256(atk.key))
 		if resp, body := g.get(t, "/orders", tok); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("unknown kid with the IdP down: %d %s, want 401", resp.StatusCode, body)
 		}
 	}
-	if got := idp.fetches.Load() - before; got > 1 {
+	if got := idp.JWKSFetches() - before; got > 1 {
 		t.Errorf("unknown kids during an outage caused %d JWKS fetches; want at most 1", got)
 	}
 	if resp, body := g.get(t, "/orders", good); resp.StatusCode != 200 {
