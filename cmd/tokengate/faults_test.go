@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 	"io"
 	"net"
 	"net/http"
@@ -60,15 +61,14 @@ func TestFaultSTS(t *testing.T) {
 	var mode atomic.Value
 	var calls atomic.Int32
 	mode.Store("500")
-	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sts := oauthtest.NewSTS(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 		calls.Add(1)
 		switch mode.Load() {
 		case "500":
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		case "hang":
-			// Read the form first: the server notices the client hanging
-			// up (and cancels r.Context) only once the body is consumed.
-			io.Copy(io.Discard, r.Body)
+			// oauthtest has read the form: the server notices the client
+			// hanging up (and cancels r.Context) only once the body is consumed.
 			<-r.Context().Done()
 		case "garbage":
 			w.Header().Set("Content-Type", "application/json")
@@ -84,14 +84,13 @@ func TestFaultSTS(t *testing.T) {
 				}
 			}
 		}
-	}))
-	t.Cleanup(sts.Close)
+	})
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	for i, m := range []string{"500", "hang", "garbage", "html", "huge"} {
 		t.Run(m, func(t *testing.T) {
 			// A gateway per mode: an open breaker must not hide the case.
-			g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.URL+"/token"), orders, inventory)
+			g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory)
 			mode.Store(m)
 			calls.Store(0)
 			defer func() {
