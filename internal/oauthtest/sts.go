@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"net/http"
+	"sync/atomic"
 	"testing"
 )
 
@@ -14,13 +15,16 @@ const GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 // endpoint, unless taken down with SetMetadataDown.
 type STS struct {
 	*formServer
-	metaDown bool
+	metaDown    bool
+	metaPath    string
+	metaDoc     func(base string) (int, any) // nil: the default document
+	metaFetches atomic.Int32
 }
 
 // NewSTS starts an STS that answers its token endpoint with handle.
 func NewSTS(t testing.TB, handle Handler) *STS {
 	t.Helper()
-	s := &STS{formServer: newFormServer(t, "/token", handle)}
+	s := &STS{formServer: newFormServer(t, "/token", handle), metaPath: "/.well-known/openid-configuration"}
 	s.extra = s.metadata
 	return s
 }
@@ -35,16 +39,34 @@ func (s *STS) SetMetadataDown(down bool) {
 	s.metaDown = down
 }
 
+// SetMetadata serves doc's answer at path (an RFC 8414 location, an
+// issuer with a path) instead of the default document; doc gets the
+// server's base URL.
+func (s *STS) SetMetadata(path string, doc func(base string) (status int, body any)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.metaPath, s.metaDoc = path, doc
+}
+
+// MetadataFetches counts the metadata requests so far.
+func (s *STS) MetadataFetches() int32 { return s.metaFetches.Load() }
+
 func (s *STS) metadata(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/.well-known/openid-configuration" {
+	s.mu.Lock()
+	down, path, doc := s.metaDown, s.metaPath, s.metaDoc
+	s.mu.Unlock()
+	if r.URL.Path != path {
 		http.NotFound(w, r)
 		return
 	}
-	s.mu.Lock()
-	down := s.metaDown
-	s.mu.Unlock()
+	s.metaFetches.Add(1)
 	if down {
 		http.Error(w, "down", http.StatusServiceUnavailable)
+		return
+	}
+	if doc != nil {
+		status, body := doc(s.srv.URL)
+		JSON(w, status, body)
 		return
 	}
 	JSON(w, http.StatusOK, map[string]any{
