@@ -206,7 +206,7 @@ func TestIntrospectOutages(t *testing.T) {
 
 func TestIntrospectNetworkError(t *testing.T) {
 	e := itNewEnv(t, nil)
-	e.as.srv.Close()
+	e.as.intro.Close()
 	_, err := e.verify(t, itOpaque, vtAudOrders)
 	if got := itReason(err); got != "unavailable" {
 		t.Fatalf("outcome %q (%v), want unavailable", got, err)
@@ -560,7 +560,7 @@ func TestNewVerifierRefusesTwoIntrospectors(t *testing.T) {
 	e := itNewEnv(t, nil)
 	second := e.iss
 	second.Issuer = "https://second.example.com"
-	_, err := NewVerifier([]config.Issuer{e.iss, second}, VerifierOptions{HTTPClient: e.as.srv.Client()})
+	_, err := NewVerifier([]config.Issuer{e.iss, second}, VerifierOptions{HTTPClient: e.as.client()})
 	if err == nil || !strings.Contains(err.Error(), "only one issuer may introspect") {
 		t.Fatalf("err = %v", err)
 	}
@@ -568,13 +568,13 @@ func TestNewVerifierRefusesTwoIntrospectors(t *testing.T) {
 
 func TestIntrospectDiscoveryWithoutEndpoint(t *testing.T) {
 	as := itNewAS(t)
-	as.noMetaEndpoint.Store(true)
+	as.withoutMetaEndpoint()
 	as.respond(map[string]any{"active": true, "aud": vtAudOrders})
 	iss := config.Issuer{
 		Issuer: as.URL(), Discovery: true,
 		Introspection: &config.Introspection{ClientID: "tg", ClientSecret: "s"},
 	}
-	v, err := NewVerifier([]config.Issuer{iss}, VerifierOptions{HTTPClient: as.srv.Client()})
+	v, err := NewVerifier([]config.Issuer{iss}, VerifierOptions{HTTPClient: as.client()})
 	if err != nil {
 		t.Fatal(err)
 	}

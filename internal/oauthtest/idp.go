@@ -112,6 +112,14 @@ func (i *IdP) PublishKey(t testing.TB, alg, kid string) crypto.Signer {
 	return k
 }
 
+// PublishJWK publishes a key the test holds (its public part) after the
+// signing keys, for responses the test signs itself.
+func (i *IdP) PublishJWK(k jose.JSONWebKey) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.keys = append(i.keys, k)
+}
+
 // PrivateKey is the key kid, nil when the IdP has none.
 func (i *IdP) PrivateKey(kid string) crypto.Signer {
 	i.mu.Lock()
