@@ -2,10 +2,11 @@ package config
 
 import (
 	"errors"
-	"github.com/tokengate/tokengate/internal/oauthtest"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // testEnv is the environment the tests see instead of the process's.

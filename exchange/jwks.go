@@ -18,8 +18,9 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"github.com/tokengate/tokengate/internal/oauthclient"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 const (

@@ -3,12 +3,13 @@ package exchange
 import (
 	"context"
 	"encoding/json"
-	"github.com/tokengate/tokengate/internal/oauthclient"
-	"github.com/tokengate/tokengate/internal/oauthtest"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // newRTMetadataServer is oauthtest's STS serving meta's answer at path

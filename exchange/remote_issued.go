@@ -5,11 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tokengate/tokengate/internal/oauthclient"
 	"math"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // errIssuedTokenMismatch: the STS answered 200 with a token that is not for

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tokengate/tokengate/internal/oauthclient"
 	"io"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 const (

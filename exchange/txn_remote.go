@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/tokengate/tokengate/internal/oauthclient"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // maxTxnIDLen bounds the txn claim of an STS's Txn-Token: it becomes the

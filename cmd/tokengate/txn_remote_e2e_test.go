@@ -4,12 +4,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"github.com/tokengate/tokengate/internal/oauthtest"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // e2eTTS is a Txn-Token Service: it answers txn_token requests with a
