@@ -1,16 +1,12 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // testEnv is the environment the tests see instead of the process's.
@@ -33,21 +29,8 @@ func lookupTestEnv(name string) (string, bool) {
 // writeKey writes a new ES256 private key (PKCS#8 PEM) to dir/rel.
 func writeKey(t testing.TB, dir, rel string) string {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(dir, filepath.FromSlash(rel))
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	oauthtest.WriteKey(t, path, "ES256")
 	return path
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // ErrIntrospectionUnavailable: the introspection endpoint could not say
@@ -42,12 +42,11 @@ type introspector struct {
 	endpoint      string // "" means the issuer's metadata names it
 	allowInsecure bool
 	clientID      string
-	auth          stsClientAuth
+	oauth         *oauthclient.Client
 	jwtResponse   bool
 	timeout       time.Duration
 	maxTTL        time.Duration
 	negativeTTL   time.Duration
-	client        *http.Client
 	now           func() time.Time
 	log           *slog.Logger
 	metrics       *IntrospectionMetrics
@@ -78,7 +77,7 @@ func newIntrospector(ic config.Issuer, iss *verifyIssuer, client *http.Client, l
 		return nil, errors.New("introspection needs introspection_endpoint or discovery: true")
 	}
 	if ic.IntrospectionEndpoint != "" {
-		if err := jwksCheckURI(ic.IntrospectionEndpoint, ic.AllowInsecureHTTP); err != nil {
+		if err := oauthclient.CheckEndpointURL(ic.IntrospectionEndpoint, ic.AllowInsecureHTTP); err != nil {
 			return nil, fmt.Errorf("introspection_endpoint: %w", err)
 		}
 	}
@@ -89,22 +88,22 @@ func newIntrospector(ic config.Issuer, iss *verifyIssuer, client *http.Client, l
 	if err != nil {
 		return nil, err
 	}
-	// Never follow a redirect: it would carry the token somewhere else.
-	c := *client
-	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	it := &introspector{
 		iss:           iss,
 		endpoint:      ic.IntrospectionEndpoint,
 		allowInsecure: ic.AllowInsecureHTTP,
 		clientID:      in.ClientID,
-		auth:          auth,
-		jwtResponse:   in.JWTResponse,
-		timeout:       positiveOr(in.Timeout.D(), introspectDefaultTimeout),
-		maxTTL:        positiveOr(in.MaxCacheTTL.D(), introspectDefaultMaxTTL),
-		negativeTTL:   max(in.NegativeCacheTTL.D(), 0),
-		client:        &c,
-		now:           now,
-		log:           log,
+		// oauthclient never follows a redirect: it would carry the token
+		// somewhere else.
+		oauth: oauthclient.NewClient(oauthclient.ClientOptions{
+			HTTP: client, Auth: auth, Server: "introspection endpoint", MaxBody: introspectMaxBody, Clock: now,
+		}),
+		jwtResponse: in.JWTResponse,
+		timeout:     positiveOr(in.Timeout.D(), introspectDefaultTimeout),
+		maxTTL:      positiveOr(in.MaxCacheTTL.D(), introspectDefaultMaxTTL),
+		negativeTTL: max(in.NegativeCacheTTL.D(), 0),
+		now:         now,
+		log:         log,
 	}
 	if m != nil {
 		it.metrics = m.Introspection
@@ -282,7 +281,7 @@ func (s *jwksKeySet) storeIntrospectionEndpoint(ep string) {
 	if ep == "" {
 		return
 	}
-	if err := jwksCheckURI(ep, s.allowInsecure); err != nil {
+	if err := oauthclient.CheckEndpointURL(ep, s.allowInsecure); err != nil {
 		s.log.Warn("ignoring the metadata's introspection_endpoint", "issuer", s.issuer, "error", err)
 		return
 	}
@@ -295,16 +294,4 @@ func (s *jwksKeySet) introspectionEndpoint() string {
 		return *p
 	}
 	return ""
-}
-
-// introspectReadAll reads at most limit bytes of r; more is an error.
-func introspectReadAll(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("response is larger than %d bytes", limit)
-	}
-	return b, nil
 }

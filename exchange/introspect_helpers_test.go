@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/logtest"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // itOpaque is an opaque umbrella token as an authorization server issues it.
@@ -36,33 +36,41 @@ type itRequest struct {
 	contentType string
 }
 
-// itAS is an authorization server with an introspection endpoint, a JWKS
-// and metadata; its answer can change while a test runs.
+// itAS is an authorization server: an oauthtest IdP as the issuer (its
+// metadata names the introspection endpoint, its JWKS publishes key, which
+// signs RFC 9701 responses) and an oauthtest introspection endpoint whose
+// answer can change while a test runs.
 type itAS struct {
-	srv  *httptest.Server
-	key  *vtKey // ES256 "as1": signs RFC 9701 responses, published
-	jwks []byte
+	idp   *oauthtest.IdP
+	intro *oauthtest.Introspection
+	key   *vtKey // ES256 "as1"
 
 	mu      sync.Mutex
 	handle  func(w http.ResponseWriter, r *http.Request)
-	reqs    []itRequest
 	arrived chan struct{}
 	calls   atomic.Int64
-	// noMetaEndpoint leaves introspection_endpoint out of the metadata.
-	noMetaEndpoint atomic.Bool
 }
 
 func itNewAS(t testing.TB) *itAS {
 	t.Helper()
 	as := &itAS{key: vtNewKey(t, jose.ES256, "as1"), arrived: make(chan struct{}, 100)}
-	as.jwks = vtJWKS(t, as.key)
-	as.srv = httptest.NewServer(http.HandlerFunc(as.serve))
-	t.Cleanup(as.srv.Close)
+	as.idp = oauthtest.NewIdP(t)
+	as.idp.RemoveKey("idp-key-1") // only as1 is published
+	as.idp.PublishJWK(jose.JSONWebKey{Key: as.key.priv, KeyID: as.key.kid, Algorithm: string(as.key.alg), Use: "sig"})
+	as.intro = oauthtest.NewIntrospection(t, as.serve)
+	as.idp.SetIntrospectionEndpoint(as.intro.Endpoint())
 	return as
 }
 
-func (as *itAS) URL() string      { return as.srv.URL }
-func (as *itAS) endpoint() string { return as.srv.URL + "/introspect" }
+// URL is the issuer.
+func (as *itAS) URL() string      { return as.idp.URL() }
+func (as *itAS) endpoint() string { return as.intro.Endpoint() }
+
+// client is an HTTP client for the issuer and the endpoint.
+func (as *itAS) client() *http.Client { return as.intro.Client() }
+
+// withoutMetaEndpoint leaves introspection_endpoint out of the metadata.
+func (as *itAS) withoutMetaEndpoint() { as.idp.SetIntrospectionEndpoint("") }
 
 func (as *itAS) setHandle(h func(w http.ResponseWriter, r *http.Request)) {
 	as.mu.Lock()
@@ -80,36 +88,20 @@ func itWriteJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// requests are what the endpoint received.
 func (as *itAS) requests() []itRequest {
-	as.mu.Lock()
-	defer as.mu.Unlock()
-	return append([]itRequest(nil), as.reqs...)
+	var out []itRequest
+	for _, c := range as.intro.Calls() {
+		user, pass, basic := (&http.Request{Header: c.Header}).BasicAuth()
+		out = append(out, itRequest{form: c.Form, header: c.Header, user: user, pass: pass,
+			basic: basic, contentType: c.Header.Get("Content-Type")})
+	}
+	return out
 }
 
-func (as *itAS) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
-		meta := map[string]any{"issuer": as.srv.URL, "jwks_uri": as.srv.URL + "/jwks.json"}
-		if !as.noMetaEndpoint.Load() {
-			meta["introspection_endpoint"] = as.endpoint()
-		}
-		itWriteJSON(w, meta)
-		return
-	case "/jwks.json":
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(as.jwks)
-		return
-	case "/introspect":
-	default:
-		http.NotFound(w, r)
-		return
-	}
+func (as *itAS) serve(w http.ResponseWriter, r *http.Request, _ int) {
 	as.calls.Add(1)
-	_ = r.ParseForm()
-	user, pass, basic := r.BasicAuth()
 	as.mu.Lock()
-	as.reqs = append(as.reqs, itRequest{form: r.PostForm, header: r.Header.Clone(), user: user, pass: pass,
-		basic: basic, contentType: r.Header.Get("Content-Type")})
 	h := as.handle
 	as.mu.Unlock()
 	select {
@@ -159,7 +151,7 @@ func itNewEnv(t testing.TB, mutate func(*config.Issuer)) *itEnv {
 	}
 	e.metrics = NewMetrics(prometheus.NewRegistry())
 	v, err := NewVerifier([]config.Issuer{e.iss}, VerifierOptions{
-		HTTPClient: e.as.srv.Client(),
+		HTTPClient: e.as.client(),
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics:    e.metrics,
 		Clock:      e.clock.Now,

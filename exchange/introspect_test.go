@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 func TestIntrospectActiveMapsEveryClaim(t *testing.T) {
@@ -205,7 +206,7 @@ func TestIntrospectOutages(t *testing.T) {
 
 func TestIntrospectNetworkError(t *testing.T) {
 	e := itNewEnv(t, nil)
-	e.as.srv.Close()
+	e.as.intro.Close()
 	_, err := e.verify(t, itOpaque, vtAudOrders)
 	if got := itReason(err); got != "unavailable" {
 		t.Fatalf("outcome %q (%v), want unavailable", got, err)
@@ -244,7 +245,7 @@ func TestIntrospectClientAuth(t *testing.T) {
 			if r.basic {
 				t.Error("basic auth sent with private_key_jwt")
 			}
-			if r.form.Get("client_assertion_type") != clientAssertionType || r.form.Get("client_id") != "tokengate" {
+			if r.form.Get("client_assertion_type") != oauthclient.ClientAssertionType || r.form.Get("client_id") != "tokengate" {
 				t.Errorf("form %v", r.form)
 			}
 			jws, err := jwt.ParseSigned(r.form.Get("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})
@@ -559,7 +560,7 @@ func TestNewVerifierRefusesTwoIntrospectors(t *testing.T) {
 	e := itNewEnv(t, nil)
 	second := e.iss
 	second.Issuer = "https://second.example.com"
-	_, err := NewVerifier([]config.Issuer{e.iss, second}, VerifierOptions{HTTPClient: e.as.srv.Client()})
+	_, err := NewVerifier([]config.Issuer{e.iss, second}, VerifierOptions{HTTPClient: e.as.client()})
 	if err == nil || !strings.Contains(err.Error(), "only one issuer may introspect") {
 		t.Fatalf("err = %v", err)
 	}
@@ -567,13 +568,13 @@ func TestNewVerifierRefusesTwoIntrospectors(t *testing.T) {
 
 func TestIntrospectDiscoveryWithoutEndpoint(t *testing.T) {
 	as := itNewAS(t)
-	as.noMetaEndpoint.Store(true)
+	as.withoutMetaEndpoint()
 	as.respond(map[string]any{"active": true, "aud": vtAudOrders})
 	iss := config.Issuer{
 		Issuer: as.URL(), Discovery: true,
 		Introspection: &config.Introspection{ClientID: "tg", ClientSecret: "s"},
 	}
-	v, err := NewVerifier([]config.Issuer{iss}, VerifierOptions{HTTPClient: as.srv.Client()})
+	v, err := NewVerifier([]config.Issuer{iss}, VerifierOptions{HTTPClient: as.client()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,11 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -22,6 +19,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 const (
@@ -37,16 +36,6 @@ const (
 // errJWKSRefreshLimited: a refresh was skipped because the issuer's keys were
 // fetched (or tried) less than min_refresh_interval ago.
 var errJWKSRefreshLimited = errors.New("jwks refresh skipped: the last attempt was less than min_refresh_interval ago")
-
-// jwksStatusError is a non-200 answer from a metadata or JWKS endpoint.
-type jwksStatusError struct {
-	URL    string
-	Status int
-}
-
-func (e *jwksStatusError) Error() string {
-	return fmt.Sprintf("GET %s: unexpected status %d", e.URL, e.Status)
-}
 
 // jwksSnapshot is an immutable set of an issuer's usable keys.
 type jwksSnapshot struct {
@@ -287,7 +276,7 @@ func (s *jwksKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 			return nil, err
 		}
 	}
-	body, err := s.get(ctx, uri)
+	body, err := oauthclient.Get(ctx, s.client, uri, jwksMaxBody, s.timeout)
 	if err != nil {
 		return nil, fmt.Errorf("fetch jwks: %w", err)
 	}
@@ -302,101 +291,18 @@ func (s *jwksKeySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	return keys, nil
 }
 
-// discover reads jwks_uri from the issuer's OpenID Connect metadata, falling
-// back to RFC 8414 metadata when the first answers with a non-200 status.
+// discover reads jwks_uri from the issuer's metadata (oauthclient:
+// OpenID Connect discovery, else RFC 8414; the issuer must match exactly).
 func (s *jwksKeySet) discover(ctx context.Context) (string, error) {
-	var errs []error
-	for _, u := range jwksMetadataURLs(s.issuer) {
-		body, err := s.get(ctx, u)
-		if err != nil {
-			errs = append(errs, err)
-			if _, ok := errors.AsType[*jwksStatusError](err); ok {
-				continue
-			}
-			break
-		}
-		var meta struct {
-			Issuer                string `json:"issuer"`
-			JWKSURI               string `json:"jwks_uri"`
-			IntrospectionEndpoint string `json:"introspection_endpoint"`
-		}
-		if err := json.Unmarshal(body, &meta); err != nil {
-			return "", fmt.Errorf("discover keys: parse %s: %w", u, err)
-		}
-		if meta.Issuer != s.issuer {
-			return "", fmt.Errorf("discover keys: %s names issuer %q, want exactly %q", u, meta.Issuer, s.issuer)
-		}
-		s.storeIntrospectionEndpoint(meta.IntrospectionEndpoint)
-		if err := jwksCheckURI(meta.JWKSURI, s.allowInsecure); err != nil {
-			return "", fmt.Errorf("discover keys: %s: jwks_uri: %w", u, err)
-		}
-		return meta.JWKSURI, nil
-	}
-	return "", fmt.Errorf("discover keys: %w", errors.Join(errs...))
-}
-
-// jwksMetadataURLs are the OIDC discovery URL and the RFC 8414 one (the
-// well-known path inserted between host and the issuer's path).
-func jwksMetadataURLs(issuer string) []string {
-	urls := []string{strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"}
-	if u, err := url.Parse(issuer); err == nil {
-		u.Path = "/.well-known/oauth-authorization-server" + strings.TrimSuffix(u.Path, "/")
-		u.RawPath = ""
-		urls = append(urls, u.String())
-	}
-	return urls
-}
-
-// jwksCheckURI accepts absolute https URLs, and http ones on loopback or
-// when the issuer allows insecure HTTP: keys fetched without TLS can be
-// forged in transit, and metadata must not downgrade a jwks_uri to http.
-func jwksCheckURI(s string, allowInsecure bool) error {
-	u, err := url.Parse(s)
+	meta, err := oauthclient.FetchMetadata(ctx, s.client, s.issuer, s.timeout)
 	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
+		return "", fmt.Errorf("discover keys: %w", err)
 	}
-	if (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	s.storeIntrospectionEndpoint(meta.IntrospectionEndpoint)
+	if err := oauthclient.CheckEndpointURL(meta.JWKSURI, s.allowInsecure); err != nil {
+		return "", fmt.Errorf("discover keys: jwks_uri: %w", err)
 	}
-	if u.Scheme == "http" && !allowInsecure && !jwksLoopback(u.Hostname()) {
-		return fmt.Errorf("%q uses plain http on a non-loopback host (allow_insecure_http is off)", s)
-	}
-	return nil
-}
-
-func jwksLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
-// get fetches uri with its own timeout and a bounded body; only 200 succeeds.
-func (s *jwksKeySet) get(ctx context.Context, uri string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", uri, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", uri, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, &jwksStatusError{URL: uri, Status: resp.StatusCode}
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: read body: %w", uri, err)
-	}
-	if len(body) > jwksMaxBody {
-		return nil, fmt.Errorf("GET %s: response larger than %d bytes", uri, jwksMaxBody)
-	}
-	return body, nil
+	return meta.JWKSURI, nil
 }
 
 // jwksParse keeps the usable public signing keys of a JWK Set. A set without

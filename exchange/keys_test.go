@@ -23,6 +23,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // ltKeys are generated once per test binary: RSA generation is slow under -race.
@@ -98,9 +99,7 @@ func ltPKCS1(key *rsa.PrivateKey) []byte {
 func ltWrite(t testing.TB, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	oauthtest.WriteFile(t, p, data)
 	return p
 }
 

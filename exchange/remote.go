@@ -14,12 +14,14 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // remoteMode is the mode label of remote exchanges in metrics.
@@ -83,7 +85,7 @@ type RemoteOptions struct {
 // from its breaker and discovered endpoint, and safe for concurrent use.
 type Remote struct {
 	endpoint     *stsEndpoint
-	auth         stsClientAuth
+	oauth        *oauthclient.Client
 	client       *http.Client
 	subjectType  string
 	requested    string
@@ -92,7 +94,7 @@ type Remote struct {
 	timeout      time.Duration
 	maxAttempts  int
 	backoff      time.Duration
-	breaker      *breaker
+	breaker      *stsBreaker
 	clock        func() time.Time
 	metrics      *Metrics
 	logger       *slog.Logger
@@ -176,30 +178,21 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 	if err != nil {
 		return nil, fmt.Errorf("remote exchanger: %w", err)
 	}
-	r.auth = auth
-
+	r.oauth = oauthclient.NewClient(oauthclient.ClientOptions{
+		HTTP: opts.HTTPClient, Auth: auth, Server: stsServer, MaxBody: stsMaxBody, Clock: r.clock,
+	})
 	client := *opts.HTTPClient
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	r.client = &client
-
-	r.endpoint = &stsEndpoint{
-		static:        cfg.TokenEndpoint,
-		issuer:        cfg.Issuer,
-		client:        r.client,
-		timeout:       r.timeout,
-		allowInsecure: cfg.AllowInsecureHTTP,
-		now:           r.clock,
-		onWarn:        func(msg string, args ...any) { r.logger.Warn(msg, args...) },
-	}
-	r.breaker = newBreaker(r.clock, opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown)
-	r.breaker.onChange = func(from, to breakerState, backoff time.Duration) {
+	r.endpoint = newSTSEndpoint(cfg.TokenEndpoint, cfg.Issuer, r.client, r.timeout, cfg.AllowInsecureHTTP, r.clock, r.logger)
+	r.breaker = newSTSBreaker(opts.BreakerThreshold, opts.BreakerCooldown, opts.BreakerMaxCooldown, func(from, to gobreaker.State, backoff time.Duration) {
 		level := slog.LevelInfo
-		if to == breakerOpen {
+		if to == gobreaker.StateOpen {
 			level = slog.LevelWarn
 		}
 		r.logger.Log(context.Background(), level, "sts circuit breaker "+to.String(),
 			"from", from.String(), "backoff", backoff.String())
-	}
+	})
 	r.wait = remoteWait
 	r.jitter = func(d time.Duration) time.Duration { return time.Duration(mrand.Int64N(int64(d) + 1)) }
 	r.fingerprint = r.remoteFingerprint(cfg)
@@ -239,7 +232,7 @@ func (r *Remote) remoteFingerprint(cfg config.Remote) string {
 		resource = strings.Join(slices.Sorted(slices.Values(r.resource.Audiences)), "\x00")
 	}
 	for _, s := range []string{
-		cfg.TokenEndpoint, cfg.Issuer, cfg.ClientID, r.auth.fingerprint(),
+		cfg.TokenEndpoint, cfg.Issuer, cfg.ClientID, r.oauth.Fingerprint(),
 		r.subjectType, r.requested, resource, r.ttl.String(),
 	} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
@@ -316,7 +309,7 @@ func remoteResult(err error) string {
 		return remoteResultRejected
 	case errors.Is(err, ErrSTSConfig):
 		return remoteResultConfig
-	case errors.As(err, &se) && se.invalidResponse():
+	case errors.As(err, &se) && stsInvalidResponse(se):
 		return remoteResultInvalid
 	}
 	return remoteResultUnavailable
@@ -357,7 +350,7 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 
 	var last *STSError
 	for attempt := 1; ; attempt++ {
-		ticket, err := r.breaker.allow()
+		done, err := r.breaker.allow()
 		if err != nil {
 			if last != nil {
 				return nil, fmt.Errorf("remote exchange: %w: %w (after %w)", ErrExchangeUnavailable, err, last)
@@ -366,25 +359,25 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 		}
 		res, retryAfter, err := send(ctx, endpoint)
 		if err == nil {
-			ticket.done(breakerSuccess)
+			done(breakerSuccess)
 			r.configProblem.Store(nil)
 			return res, nil
 		}
 		var se *STSError
 		if !errors.As(err, &se) {
 			// Not the STS's doing (a signing failure): nothing to retry.
-			ticket.done(breakerUnknown)
+			done(breakerUnknown)
 			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
 		}
 		se = r.redactSTSError(se, subject)
 		last = se
 		switch {
 		case errors.Is(se.Err, context.Canceled):
-			ticket.done(breakerUnknown)
+			done(breakerUnknown)
 		case se.Retryable():
-			ticket.done(breakerFailure)
+			done(breakerFailure)
 		default:
-			ticket.done(breakerSuccess)
+			done(breakerSuccess)
 		}
 		if !se.Retryable() || attempt >= r.maxAttempts || ctx.Err() != nil {
 			break
@@ -399,7 +392,7 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 		}
 	}
 	out := stsClientError(last)
-	switch last.outcome() {
+	switch stsOutcomeOf(last) {
 	case stsRejected, stsDenied:
 		// A considered answer about the caller's token: the STS accepted
 		// tokengate's request itself.
@@ -478,13 +471,13 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 		form.Set("scope", strings.Join(req.Scopes, " "))
 	}
 	r.addExtraParams(form)
-	return r.post(ctx, endpoint, form, func(resp *http.Response, now time.Time) (*Result, error) {
-		res, err := stsParseSuccess(resp, now, r.ttl, notAfter)
+	return r.post(ctx, endpoint, form, func(resp *oauthclient.Response) (*Result, error) {
+		res, err := stsParseSuccess(resp, resp.Sent, r.ttl, notAfter)
 		if err != nil {
 			return nil, err
 		}
 		if err := checkIssuedJWT(res.AccessToken, req.Audience, r.clock()); err != nil {
-			return nil, &STSError{Status: resp.StatusCode, Description: "unusable token response", Err: err}
+			return nil, &STSError{Server: stsServer, Status: resp.Status, Description: "unusable token response", Err: err}
 		}
 		if res.Scope == "" && len(req.Scopes) > 0 {
 			// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
@@ -507,62 +500,20 @@ func (r *Remote) addExtraParams(form url.Values) {
 }
 
 // post sends form to the STS with tokengate's client authentication and
-// parses a 200 answer with parse (now is when the request was sent). It
-// returns the result, or an error (an *STSError for anything the STS did or
-// did not answer) and the Retry-After the STS asked for (0 when none).
+// parses a 200 answer with parse. It returns the result, or an error (an
+// *STSError for anything the STS did or did not answer) and the Retry-After
+// the STS asked for (0 when none).
 func (r *Remote) post(ctx context.Context, endpoint string, form url.Values,
-	parse func(resp *http.Response, now time.Time) (*Result, error)) (*Result, time.Duration, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, nil)
+	parse func(resp *oauthclient.Response) (*Result, error)) (*Result, time.Duration, error) {
+	resp, retryAfter, err := r.oauth.PostForm(ctx, endpoint, form, "application/json")
 	if err != nil {
-		return nil, 0, fmt.Errorf("build sts request: %w", err)
+		return nil, retryAfter, err
 	}
-	now := r.clock()
-	if err := r.auth.apply(hreq, form, endpoint, now); err != nil {
-		return nil, 0, err
-	}
-	// The body is set after client authentication has added its fields;
-	// GetBody lets the transport resend it on a stale keep-alive connection.
-	body := form.Encode()
-	hreq.Body = io.NopCloser(strings.NewReader(body))
-	hreq.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
-	hreq.ContentLength = int64(len(body))
-	hreq.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	hreq.Header.Set("Accept", "application/json")
-
-	resp, err := r.client.Do(hreq)
-	if err != nil {
-		// *url.Error would carry the endpoint URL, which is fine, but never
-		// the body; keep only the cause's text.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, 0, &STSError{Err: err}
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, retryAfter(resp.Header.Get("Retry-After"), r.clock()), stsParseError(resp)
-	}
-	res, err := parse(resp, now)
+	res, err := parse(resp)
 	if err != nil {
 		return nil, 0, err
 	}
 	return res, 0, nil
-}
-
-// retryAfter reads a Retry-After header: seconds or an HTTP date; 0 when
-// absent or unreadable.
-func retryAfter(v string, now time.Time) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // remoteWait sleeps for d or until ctx ends.

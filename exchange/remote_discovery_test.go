@@ -4,51 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
-// rtMetadataServer serves metadata at path (issuer = its own URL + suffix)
-// and a token endpoint at /token.
-type rtMetadataServer struct {
-	srv      *httptest.Server
-	fetches  atomic.Int32
-	exchange atomic.Int32
-	mu       sync.Mutex
-	meta     func(base string) (int, any)
-	path     string
-}
-
-func newRTMetadataServer(t *testing.T, path string, meta func(base string) (int, any)) *rtMetadataServer {
+// newRTMetadataServer is oauthtest's STS serving meta's answer at path
+// (the issuer being its URL + a suffix) and good token responses at /token.
+func newRTMetadataServer(t *testing.T, path string, meta func(base string) (int, any)) *oauthtest.STS {
 	t.Helper()
-	m := &rtMetadataServer{meta: meta, path: path}
-	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/token":
-			m.exchange.Add(1)
-			rtOK(60)(w, r, 0)
-		case m.path:
-			m.fetches.Add(1)
-			m.mu.Lock()
-			status, body := m.meta("http://" + r.Host)
-			m.mu.Unlock()
-			rtJSON(w, status, body)
-		default:
-			http.NotFound(w, r)
-		}
-	}))
-	t.Cleanup(m.srv.Close)
+	m := oauthtest.NewSTS(t, rtOK(60))
+	m.SetMetadata(path, meta)
 	return m
-}
-
-func (m *rtMetadataServer) setMeta(meta func(base string) (int, any)) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.meta = meta
 }
 
 func TestRemoteDiscovery(t *testing.T) {
@@ -85,7 +55,7 @@ func TestRemoteDiscovery(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newRTMetadataServer(t, tt.path, tt.meta)
 			cfg := rtConfig("")
-			cfg.Issuer = m.srv.URL + tt.suffix
+			cfg.Issuer = m.URL() + tt.suffix
 			env := newRTEnv(t, cfg)
 			err := env.remote.Prefetch(context.Background())
 			_, xerr := env.remote.Exchange(context.Background(), rtRequest())
@@ -94,8 +64,8 @@ func TestRemoteDiscovery(t *testing.T) {
 				if err != nil || xerr != nil || rerr != nil {
 					t.Fatalf("Prefetch %v, Exchange %v, Ready %v", err, xerr, rerr)
 				}
-				if m.exchange.Load() != 1 {
-					t.Errorf("%d calls at the discovered token endpoint", m.exchange.Load())
+				if len(m.Calls()) != 1 {
+					t.Errorf("%d calls at the discovered token endpoint", len(m.Calls()))
 				}
 				return
 			}
@@ -108,7 +78,7 @@ func TestRemoteDiscovery(t *testing.T) {
 			if rerr == nil {
 				t.Error("Ready with no token endpoint")
 			}
-			if m.exchange.Load() != 0 {
+			if len(m.Calls()) != 0 {
 				t.Error("an exchange reached a token endpoint that was not validly discovered")
 			}
 		})
@@ -120,7 +90,7 @@ func TestRemoteDiscoveryCachedAndRateLimited(t *testing.T) {
 		return 503, map[string]string{"error": "down"}
 	})
 	cfg := rtConfig("")
-	cfg.Issuer = m.srv.URL
+	cfg.Issuer = m.URL()
 	env := newRTEnv(t, cfg)
 	ctx := context.Background()
 	for range 5 {
@@ -129,10 +99,10 @@ func TestRemoteDiscoveryCachedAndRateLimited(t *testing.T) {
 		}
 	}
 	// Both locations were tried once; the failures within the interval reuse the error.
-	if n := m.fetches.Load(); n != 1 {
+	if n := m.MetadataFetches(); n != 1 {
 		t.Fatalf("%d metadata fetches within the retry interval, want 1", n)
 	}
-	m.setMeta(func(base string) (int, any) {
+	m.SetMetadata("/.well-known/openid-configuration", func(base string) (int, any) {
 		return 200, map[string]any{"issuer": base, "token_endpoint": base + "/token"}
 	})
 	env.clock.Set(rtNow.Add(stsDiscoveryMinInterval))
@@ -144,7 +114,7 @@ func TestRemoteDiscoveryCachedAndRateLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := m.fetches.Load(); n != 2 {
+	if n := m.MetadataFetches(); n != 2 {
 		t.Errorf("%d metadata fetches, want 2: a found endpoint is kept", n)
 	}
 }
@@ -173,10 +143,8 @@ func FuzzSTSParseSuccess(f *testing.F) {
 	}
 	notAfter := rtNow.Add(time.Hour)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := httptest.NewRecorder()
-		rec.Header().Set("Content-Type", "application/json")
-		_, _ = rec.Write(body)
-		res, err := stsParseSuccess(rec.Result(), rtNow, rtTTL, notAfter)
+		resp := &oauthclient.Response{Status: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}}, Body: body, Sent: rtNow}
+		res, err := stsParseSuccess(resp, rtNow, rtTTL, notAfter)
 		if err != nil {
 			return
 		}

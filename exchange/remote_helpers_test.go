@@ -3,16 +3,10 @@ package exchange
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -23,6 +17,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/clocktest"
 	"github.com/tokengate/tokengate/internal/logtest"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // rtNow is the fake time of remote tests.
@@ -46,57 +41,24 @@ func rtRequestFor(raw string, exp time.Time, aud string, scopes ...string) Reque
 }
 
 // rtCall is one request the fake STS received.
-type rtCall struct {
-	Header http.Header
-	Form   url.Values
-	Path   string
-}
+type rtCall = oauthtest.Call
 
-// rtSTS is a fake RFC 8693 STS: handle answers each call (n counts from 1).
-type rtSTS struct {
-	srv *httptest.Server
-
-	mu     sync.Mutex
-	calls  []rtCall
-	handle func(w http.ResponseWriter, r *http.Request, n int)
-}
+// rtSTS is oauthtest's STS: handle answers each call (n counts from 1) at
+// its token endpoint, URL().
+type rtSTS struct{ *oauthtest.STS }
 
 func newRTSTS(t testing.TB, handle func(w http.ResponseWriter, r *http.Request, n int)) *rtSTS {
 	t.Helper()
-	s := &rtSTS{handle: handle}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(body))
-		s.mu.Lock()
-		s.calls = append(s.calls, rtCall{Header: r.Header.Clone(), Form: form, Path: r.URL.Path})
-		n, h := len(s.calls), s.handle
-		s.mu.Unlock()
-		h(w, r, n)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
+	return &rtSTS{oauthtest.NewSTS(t, handle)}
 }
 
-func (s *rtSTS) setHandle(h func(w http.ResponseWriter, r *http.Request, n int)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.handle = h
-}
+func (s *rtSTS) setHandle(h func(w http.ResponseWriter, r *http.Request, n int)) { s.SetHandler(h) }
 
-func (s *rtSTS) URL() string { return s.srv.URL + "/oauth2/token" }
-
-func (s *rtSTS) Calls() []rtCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]rtCall(nil), s.calls...)
-}
+// URL is the token endpoint.
+func (s *rtSTS) URL() string { return s.TokenURL() }
 
 // rtJSON answers status with v as JSON.
-func rtJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func rtJSON(w http.ResponseWriter, status int, v any) { oauthtest.JSON(w, status, v) }
 
 // rtOK is a good token response valid for expiresIn seconds.
 func rtOK(expiresIn any) func(w http.ResponseWriter, r *http.Request, n int) {
@@ -182,23 +144,9 @@ func newRTEnv(t testing.TB, cfg config.Remote, mutate ...func(*RemoteOptions)) *
 // rtWriteKey writes a new ES256 key as PEM and returns its path and key.
 func rtWriteKey(t testing.TB) (string, *ecdsa.PrivateKey) {
 	t.Helper()
-	pemBytes, err := GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "client.pem")
-	if err := os.WriteFile(path, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := ParsePrivateKeyPEM(pemBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, ok := signer.(*ecdsa.PrivateKey)
-	if !ok || key.Curve != elliptic.P256() {
-		t.Fatalf("GenerateKeyPEM(ES256) made a %T", signer)
-	}
-	return path, key
+	k, _ := oauthtest.WriteKey(t, path, "ES256")
+	return path, k.(*ecdsa.PrivateKey)
 }
 
 func newRTLogger(w io.Writer) *slog.Logger {

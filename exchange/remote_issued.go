@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // errIssuedTokenMismatch: the STS answered 200 with a token that is not for
@@ -36,9 +38,9 @@ func checkIssuedJWT(token, audience string, now time.Time) error {
 	case err != nil:
 		return fmt.Errorf("%w: aud: %w", errIssuedTokenMismatch, err)
 	case len(auds) == 0:
-		return fmt.Errorf("%w: it has no aud; want %q", errIssuedTokenMismatch, stsSanitize(audience))
+		return fmt.Errorf("%w: it has no aud; want %q", errIssuedTokenMismatch, oauthclient.Sanitize(audience))
 	case !slices.Contains(auds, audience):
-		return fmt.Errorf("%w: its aud %s does not name %q", errIssuedTokenMismatch, showAudiences(auds), stsSanitize(audience))
+		return fmt.Errorf("%w: its aud %s does not name %q", errIssuedTokenMismatch, showAudiences(auds), oauthclient.Sanitize(audience))
 	}
 	if raw, ok := claims["exp"]; ok {
 		var exp float64
@@ -108,7 +110,7 @@ func showAudiences(auds []string) string {
 			shown = append(shown, fmt.Sprintf("... (%d more)", len(auds)-4))
 			break
 		}
-		shown = append(shown, fmt.Sprintf("%q", stsSanitize(a)))
+		shown = append(shown, fmt.Sprintf("%q", oauthclient.Sanitize(a)))
 	}
 	return "[" + strings.Join(shown, ", ") + "]"
 }

@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"mime"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
-// stsMaxBody bounds an STS response body: a token response is a few KiB.
-const stsMaxBody = 1 << 20
+const (
+	// stsMaxBody bounds an STS response body: a token response is a few KiB.
+	stsMaxBody = 1 << 20
+	// stsServer names the STS in an STSError's text.
+	stsServer = "sts"
+)
 
 // stsTokenResponse is an RFC 8693 section 2.2.1 response. expires_in stays
 // raw: RFC 6749 says number, but some servers send a numeric string.
@@ -27,63 +31,10 @@ type stsTokenResponse struct {
 	Scope           string          `json:"scope"`
 }
 
-// stsErrorResponse is an RFC 6749 section 5.2 error response.
-type stsErrorResponse struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description"`
-}
-
-// stsReadBody reads at most stsMaxBody bytes; more is an error.
-func stsReadBody(resp *http.Response) ([]byte, error) {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, stsMaxBody+1))
-	if err != nil {
-		return nil, fmt.Errorf("read response body: %w", err)
-	}
-	if len(body) > stsMaxBody {
-		return nil, fmt.Errorf("response body larger than %d bytes", stsMaxBody)
-	}
-	return body, nil
-}
-
-// stsJSONContentType accepts what servers send for JSON: application/json,
-// any +json type, text/json, with any parameters, or no Content-Type at all.
-// A login page or a proxy's HTML error page is refused.
-func stsJSONContentType(h http.Header) bool {
-	ct := h.Get("Content-Type")
-	if ct == "" {
-		return true
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
-}
-
-// stsParseError turns a non-200 response into an *STSError, reading the
-// RFC 6749 error fields when the body is JSON. The body itself is never kept.
-func stsParseError(resp *http.Response) *STSError {
-	e := &STSError{Status: resp.StatusCode}
-	body, err := stsReadBody(resp)
-	if err != nil {
-		e.Err = err
-		return e
-	}
-	var er stsErrorResponse
-	if stsJSONContentType(resp.Header) && json.Unmarshal(body, &er) == nil {
-		e.Code = stsSanitize(er.Error)
-		e.Description = stsSanitize(er.Description)
-	}
-	if e.Code == "" {
-		e.Description = "no RFC 6749 error in the response"
-	}
-	return e
-}
-
 // stsParseSuccess reads a 200 response. now is when the request was sent:
 // expires_in counts from about then, so the token is never kept too long.
 // ttl caps the lifetime; notAfter (the umbrella's exp) too.
-func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*Result, error) {
+func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*Result, error) {
 	malformed := stsMalformed(resp)
 	tr, err := stsDecodeSuccess(resp)
 	if err != nil {
@@ -97,7 +48,7 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 		return nil, malformed("no token_type")
 	default:
 		// DPoP, MAC, ...: tokengate can only present a bearer token.
-		return nil, malformed("token_type %q is not Bearer", stsSanitize(tr.TokenType))
+		return nil, malformed("token_type %q is not Bearer", oauthclient.Sanitize(tr.TokenType))
 	}
 	switch tr.IssuedTokenType {
 	case TokenTypeAccessToken, TokenTypeJWT:
@@ -106,7 +57,7 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 		tr.IssuedTokenType = TokenTypeAccessToken
 	default:
 		// A refresh token or an ID token must never be sent to an API.
-		return nil, malformed("issued_token_type %q is not an access token or a JWT", stsSanitize(tr.IssuedTokenType))
+		return nil, malformed("issued_token_type %q is not an access token or a JWT", oauthclient.Sanitize(tr.IssuedTokenType))
 	}
 	exp, err := stsExpiry(tr, now, ttl, notAfter, malformed)
 	if err != nil {
@@ -122,27 +73,23 @@ func stsParseSuccess(resp *http.Response, now time.Time, ttl time.Duration, notA
 }
 
 // stsMalformed returns the constructor of "malformed token response" errors.
-func stsMalformed(resp *http.Response) func(format string, args ...any) error {
+func stsMalformed(resp *oauthclient.Response) func(format string, args ...any) error {
 	return func(format string, args ...any) error {
-		return &STSError{Status: resp.StatusCode, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
+		return &STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
 	}
 }
 
 // stsDecodeSuccess reads the JSON of a 200 response and checks its
 // access_token is present and header-safe.
-func stsDecodeSuccess(resp *http.Response) (*stsTokenResponse, error) {
+func stsDecodeSuccess(resp *oauthclient.Response) (*stsTokenResponse, error) {
 	malformed := stsMalformed(resp)
-	body, err := stsReadBody(resp)
-	if err != nil {
-		return nil, &STSError{Status: resp.StatusCode, Description: "malformed token response", Err: err}
-	}
-	if !stsJSONContentType(resp.Header) {
-		return nil, malformed("Content-Type %q is not JSON", stsSanitize(resp.Header.Get("Content-Type")))
+	if !oauthclient.JSONContentType(resp.Header) {
+		return nil, malformed("Content-Type %q is not JSON", oauthclient.Sanitize(resp.Header.Get("Content-Type")))
 	}
 	var tr stsTokenResponse
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(bytes.NewReader(resp.Body))
 	if err := dec.Decode(&tr); err != nil {
-		return nil, &STSError{Status: resp.StatusCode, Description: "malformed token response: not a JSON object with the RFC 8693 fields", Err: stsJSONError(err)}
+		return nil, &STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: not a JSON object with the RFC 8693 fields", Err: stsJSONError(err)}
 	}
 	if dec.More() {
 		return nil, malformed("data after the JSON object")

@@ -512,7 +512,7 @@ func TestRemoteRetriesOnlyTransientFailures(t *testing.T) {
 	t.Run("connection refused is retried", func(t *testing.T) {
 		sts := newRTSTS(t, rtOK(60))
 		url := sts.URL()
-		sts.srv.Close()
+		sts.Close()
 		env := newRTEnv(t, rtConfig(url))
 		_, err := env.remote.Exchange(context.Background(), rtRequest())
 		if kindOf(err) != kindUnavailable {

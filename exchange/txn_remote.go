@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // maxTxnIDLen bounds the txn claim of an STS's Txn-Token: it becomes the
@@ -61,8 +62,8 @@ func (t *RemoteTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResul
 	}
 	var txn string
 	res, err := r.roundTrips(ctx, req.Subject, t.opts.TrustDomain, func(ctx context.Context, endpoint string) (*Result, time.Duration, error) {
-		return r.post(ctx, endpoint, form, func(resp *http.Response, now time.Time) (*Result, error) {
-			res, id, err := t.parse(resp, now, notAfter)
+		return r.post(ctx, endpoint, form, func(resp *oauthclient.Response) (*Result, error) {
+			res, id, err := t.parse(resp, resp.Sent, notAfter)
 			txn = id
 			return res, err
 		})
@@ -112,17 +113,17 @@ func (t *RemoteTxn) form(req TxnRequest, scope string) (url.Values, error) {
 // must be the Txn-Token URI (anything else, an access token say, is refused),
 // token_type N_A, aud the trust domain, exp (if any) in the future. The token's txn claim is read without verification: it is
 // only the request id in logs; the services verify the token itself.
-func (t *RemoteTxn) parse(resp *http.Response, now time.Time, notAfter time.Time) (*Result, string, error) {
+func (t *RemoteTxn) parse(resp *oauthclient.Response, now time.Time, notAfter time.Time) (*Result, string, error) {
 	malformed := stsMalformed(resp)
 	tr, err := stsDecodeSuccess(resp)
 	if err != nil {
 		return nil, "", err
 	}
 	if tr.IssuedTokenType != TokenTypeTxnToken {
-		return nil, "", malformed("issued_token_type %q is not %s", stsSanitize(tr.IssuedTokenType), TokenTypeTxnToken)
+		return nil, "", malformed("issued_token_type %q is not %s", oauthclient.Sanitize(tr.IssuedTokenType), TokenTypeTxnToken)
 	}
 	if tr.TokenType != "N_A" && !strings.EqualFold(tr.TokenType, "Bearer") {
-		return nil, "", malformed("token_type %q is not N_A", stsSanitize(tr.TokenType))
+		return nil, "", malformed("token_type %q is not N_A", oauthclient.Sanitize(tr.TokenType))
 	}
 	txn, ok := unverifiedTxn(tr.AccessToken)
 	if !ok {
@@ -131,7 +132,7 @@ func (t *RemoteTxn) parse(resp *http.Response, now time.Time, notAfter time.Time
 	// A Txn-Token is a JWT for the trust domain: one for another audience
 	// would be refused by every service, or accepted where it must not be.
 	if err := checkIssuedJWT(tr.AccessToken, t.opts.TrustDomain, t.remote.clock()); err != nil {
-		return nil, "", &STSError{Status: resp.StatusCode, Description: "unusable Txn-Token response", Err: err}
+		return nil, "", &STSError{Server: stsServer, Status: resp.Status, Description: "unusable Txn-Token response", Err: err}
 	}
 	exp, err := stsExpiry(tr, now, t.opts.TTL, notAfter, malformed)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
 // Verifier defaults for zero-valued options and issuer settings.
@@ -196,11 +197,11 @@ func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m 
 	}
 	switch {
 	case ic.JWKSURI != "":
-		if err := jwksCheckURI(ic.JWKSURI, ic.AllowInsecureHTTP); err != nil {
+		if err := oauthclient.CheckEndpointURL(ic.JWKSURI, ic.AllowInsecureHTTP); err != nil {
 			return nil, fmt.Errorf("jwks_uri: %w", err)
 		}
 	case ic.Discovery:
-		if err := jwksCheckURI(ic.Issuer, ic.AllowInsecureHTTP); err != nil {
+		if err := oauthclient.CheckEndpointURL(ic.Issuer, ic.AllowInsecureHTTP); err != nil {
 			return nil, fmt.Errorf("discovery needs an http(s) issuer URL: %w", err)
 		}
 	case ic.IntrospectionOnly():

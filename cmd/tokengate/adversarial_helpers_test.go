@@ -99,45 +99,21 @@ func fixed(sig string) signer { return func(testing.TB, string) string { return 
 // key keeps signing mint's tokens) and returns it.
 func (i *e2eIdP) addRSAKey(t testing.TB, kid string) *rsa.PrivateKey {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i.mu.Lock()
-	i.keys = append(i.keys, jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: "RS256", Use: "sig"})
-	i.mu.Unlock()
-	return k
+	return i.PublishKey(t, "RS256", kid).(*rsa.PrivateKey)
 }
 
 // ecKey returns the IdP's ES256 key with that kid.
 func (i *e2eIdP) ecKey(t testing.TB, kid string) *ecdsa.PrivateKey {
 	t.Helper()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	for _, k := range i.keys {
-		if ec, ok := k.Key.(*ecdsa.PrivateKey); ok && k.KeyID == kid {
-			return ec
-		}
+	ec, ok := i.PrivateKey(kid).(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("the IdP has no ES256 key %q", kid)
 	}
-	t.Fatalf("the IdP has no ES256 key %q", kid)
-	return nil
+	return ec
 }
 
 // publicJWKS is the JWKS document the IdP serves.
-func (i *e2eIdP) publicJWKS(t testing.TB) []byte {
-	t.Helper()
-	i.mu.Lock()
-	set := jose.JSONWebKeySet{}
-	for _, k := range i.keys {
-		set.Keys = append(set.Keys, k.Public())
-	}
-	i.mu.Unlock()
-	b, err := json.Marshal(set)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func (i *e2eIdP) publicJWKS(t testing.TB) []byte { return i.JWKS(t) }
 
 // attacker is a server an attacker controls: it serves its own JWKS and
 // certificate for jku / x5u and counts every request, which must stay zero.

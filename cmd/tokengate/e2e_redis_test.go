@@ -18,7 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokengate/tokengate/cache"
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 	"github.com/tokengate/tokengate/internal/redistest"
 )
 
@@ -417,10 +417,7 @@ func TestE2ERedisReload(t *testing.T) {
 // (PEM) and the Redis encryption key (base64 of 32 random bytes).
 func replicaSecrets(t *testing.T) (signingKeyPEM []byte, redisKey string) {
 	t.Helper()
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pemBytes := oauthtest.KeyPEM(t, oauthtest.NewKey(t, "ES256"))
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
 		t.Fatal(err)

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,80 +20,21 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/logtest"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
-// e2eIdP is a real HTTP identity provider whose signing keys can be rotated
-// and whose JWKS endpoint can be taken down while the test runs.
-type e2eIdP struct {
-	srv     *httptest.Server
-	mu      sync.Mutex
-	keys    []jose.JSONWebKey // first signs
-	down    atomic.Bool
-	fetches atomic.Int32
-}
+// e2eIdP is oauthtest's IdP (JWKS and metadata over real HTTP, keys that
+// rotate, a JWKS that can be taken down) under the names these tests use.
+type e2eIdP struct{ *oauthtest.IdP }
 
-func newE2EIdP(t testing.TB) *e2eIdP {
-	t.Helper()
-	idp := &e2eIdP{}
-	idp.addKey(t, "idp-key-1")
-	idp.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/jwks.json" {
-			http.NotFound(w, r)
-			return
-		}
-		idp.fetches.Add(1)
-		if idp.down.Load() {
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		idp.mu.Lock()
-		set := jose.JSONWebKeySet{}
-		for _, k := range idp.keys {
-			set.Keys = append(set.Keys, k.Public())
-		}
-		idp.mu.Unlock()
-		json.NewEncoder(w).Encode(set)
-	}))
-	t.Cleanup(idp.srv.Close)
-	return idp
-}
+func newE2EIdP(t testing.TB) *e2eIdP { return &e2eIdP{oauthtest.NewIdP(t)} }
 
 // addKey puts a new ES256 key first (it signs from now on); older keys stay published.
-func (i *e2eIdP) addKey(t testing.TB, kid string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i.mu.Lock()
-	i.keys = append([]jose.JSONWebKey{{Key: k, KeyID: kid, Algorithm: "ES256", Use: "sig"}}, i.keys...)
-	i.mu.Unlock()
-}
-
-func (i *e2eIdP) URL() string { return i.srv.URL }
+func (i *e2eIdP) addKey(t testing.TB, kid string) { i.AddKey(t, "ES256", kid) }
 
 // mint signs claims with the IdP's current key; iat/exp default to now/+1h.
-func (i *e2eIdP) mint(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	i.mu.Lock()
-	key := i.keys[0]
-	i.mu.Unlock()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := map[string]any{"iss": i.URL(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
-	for k, v := range claims {
-		c[k] = v
-	}
-	tok, err := jwt.Signed(signer).Claims(c).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
+func (i *e2eIdP) mint(t testing.TB, claims map[string]any) string { return i.Mint(t, claims) }
 
 // e2eBackend records every request it receives.
 type e2eBackend struct {
@@ -454,10 +391,8 @@ func TestE2EErrorsNeverReachBackends(t *testing.T) {
 		return m
 	}
 	forged := func() string {
-		// Signed by another key but claiming the configured issuer.
-		otherIdP.mu.Lock()
-		otherIdP.keys[0].KeyID = "idp-key-1"
-		otherIdP.mu.Unlock()
+		// Signed by another key but claiming the configured issuer; its
+		// kid is "idp-key-1" too (every IdP's first key is).
 		tok := otherIdP.mint(t, with(map[string]any{"iss": idp.URL()}))
 		return tok
 	}()
@@ -529,19 +464,19 @@ func TestE2EKeyRotationAndIdPOutage(t *testing.T) {
 	// inside the interval do not reach the IdP.
 	idp.addKey(t, "idp-key-2")
 	rotated := idp.mint(t, claims)
-	before := idp.fetches.Load()
+	before := idp.JWKSFetches()
 	attempts := 0
 	waitFor(t, func() bool {
 		attempts++
 		resp, _ := g.get(t, "/orders", rotated)
 		return resp.StatusCode == 200
 	})
-	if fetched := idp.fetches.Load() - before; fetched > 2 {
+	if fetched := idp.JWKSFetches() - before; fetched > 2 {
 		t.Errorf("%d requests with the new kid caused %d JWKS fetches; want at most 2 (rate limit)", attempts, fetched)
 	}
 
 	// Outage after start: tokens signed by known keys keep working.
-	idp.down.Store(true)
+	idp.SetDown(true)
 	fresh := idp.mint(t, map[string]any{"sub": "other", "aud": audOrders, "scope": "orders:read"})
 	if resp, body := g.get(t, "/orders", fresh); resp.StatusCode != 200 {
 		t.Fatalf("known key during IdP outage: %d %s", resp.StatusCode, body)
@@ -553,7 +488,7 @@ func TestE2EKeyRotationAndIdPOutage(t *testing.T) {
 
 func TestE2EIdPDownFromStartIs503(t *testing.T) {
 	idp := newE2EIdP(t)
-	idp.down.Store(true)
+	idp.SetDown(true)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	g := startE2E(t, idp, orders, inventory)
 	resp, body := g.get(t, "/orders", idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"}))
@@ -570,7 +505,7 @@ func TestE2EIdPDownFromStartIs503(t *testing.T) {
 		t.Errorf("forwarded during an IdP outage")
 	}
 	// The IdP comes back: the next request fetches keys and succeeds.
-	idp.down.Store(false)
+	idp.SetDown(false)
 	_ = waitFor(t, func() bool {
 		resp, _ := g.get(t, "/orders", idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"}))
 		return resp.StatusCode == 200
@@ -765,21 +700,9 @@ func repeat(tok string, n int) []string {
 // its folder, and returns the PEM.
 func writeES256Key(t testing.TB, path string) []byte {
 	t.Helper()
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, pemBytes)
+	_, pemBytes := oauthtest.WriteKey(t, path, "ES256")
 	return pemBytes
 }
 
 // writeFile writes b to path (mode 0600), creating its folder.
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
+func writeFile(t testing.TB, path string, b []byte) { oauthtest.WriteFile(t, path, b) }

@@ -19,7 +19,7 @@ func TestExplainOpaqueToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoint := as.srv.URL + "/introspect"
+	endpoint := as.Endpoint()
 	withIntrospection := strings.Replace(string(text), "    permissions_as_scopes: true\n",
 		"    permissions_as_scopes: true\n    introspection_endpoint: \""+endpoint+"\"\n"+
 			"    introspection: {client_id: gw, client_secret: s}\n", 1)

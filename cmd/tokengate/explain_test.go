@@ -85,10 +85,7 @@ func explainSetup(t *testing.T, idp *e2eIdP) (string, func() time.Time) {
 // intended change and review the diff.
 func TestExplainGolden(t *testing.T) {
 	idp := newE2EIdP(t)
-	stranger := newE2EIdP(t) // signs with a key the gateway does not know, under the same kid
-	stranger.mu.Lock()
-	stranger.keys[0].KeyID = "idp-key-1"
-	stranger.mu.Unlock()
+	stranger := newE2EIdP(t) // signs with a key the gateway does not know, under the same kid ("idp-key-1", every IdP's first)
 	path, now := explainSetup(t, idp)
 	cfg, err := loadConfig(path)
 	if err != nil {
@@ -140,8 +137,8 @@ func TestExplainGolden(t *testing.T) {
 				signer = tc.signer
 			}
 			raw := signer.mint(t, tc.claims)
-			idp.down.Store(tc.down)
-			defer idp.down.Store(false)
+			idp.SetDown(tc.down)
+			defer idp.SetDown(false)
 			var out bytes.Buffer
 			err := explain(context.Background(), explainOptions{
 				cfg: cfg, raw: raw, noVerify: tc.noVerify, now: now,
@@ -187,7 +184,7 @@ func assertNoToken(t *testing.T, out, raw string) {
 // error that names the way out.
 func TestExplainIssuerDown(t *testing.T) {
 	idp := newE2EIdP(t)
-	idp.down.Store(true)
+	idp.SetDown(true)
 	path, now := explainSetup(t, idp)
 	cfg, err := loadConfig(path)
 	if err != nil {

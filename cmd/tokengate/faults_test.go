@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // Fault tests: dependencies that die, hang or answer garbage, and hostile
@@ -60,15 +62,14 @@ func TestFaultSTS(t *testing.T) {
 	var mode atomic.Value
 	var calls atomic.Int32
 	mode.Store("500")
-	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sts := oauthtest.NewSTS(t, func(w http.ResponseWriter, r *http.Request, _ int) {
 		calls.Add(1)
 		switch mode.Load() {
 		case "500":
 			http.Error(w, "internal error", http.StatusInternalServerError)
 		case "hang":
-			// Read the form first: the server notices the client hanging
-			// up (and cancels r.Context) only once the body is consumed.
-			io.Copy(io.Discard, r.Body)
+			// oauthtest has read the form: the server notices the client
+			// hanging up (and cancels r.Context) only once the body is consumed.
 			<-r.Context().Done()
 		case "garbage":
 			w.Header().Set("Content-Type", "application/json")
@@ -84,14 +85,13 @@ func TestFaultSTS(t *testing.T) {
 				}
 			}
 		}
-	}))
-	t.Cleanup(sts.Close)
+	})
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	for i, m := range []string{"500", "hang", "garbage", "html", "huge"} {
 		t.Run(m, func(t *testing.T) {
 			// A gateway per mode: an open breaker must not hide the case.
-			g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.URL+"/token"), orders, inventory)
+			g := startRemoteE2E(t, idp, nil, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory)
 			mode.Store(m)
 			calls.Store(0)
 			defer func() {
@@ -132,7 +132,7 @@ func TestFaultRandomKidBurst(t *testing.T) {
 	}
 	atk := newAttacker(t)
 	claims := claimsJSON(t, idp.URL(), nil)
-	before := idp.fetches.Load()
+	before := idp.JWKSFetches()
 	const n = 200
 	tokens := make([]string, n)
 	for i := range tokens {
@@ -143,19 +143,19 @@ func TestFaultRandomKidBurst(t *testing.T) {
 			t.Fatalf("a random-kid token got %d, want 401", c)
 		}
 	}
-	if got := idp.fetches.Load() - before; got > 1 {
+	if got := idp.JWKSFetches() - before; got > 1 {
 		t.Errorf("%d random-kid requests caused %d JWKS fetches; want at most 1 per min_refresh_interval", n, got)
 	}
 
-	idp.down.Store(true)
-	before = idp.fetches.Load()
+	idp.SetDown(true)
+	before = idp.JWKSFetches()
 	for i := range 20 {
 		tok := craft(t, fmt.Sprintf(`{"alg":"ES256","kid":"down-%d"}`, i), claims, signES256(atk.key))
 		if resp, body := g.get(t, "/orders", tok); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("unknown kid with the IdP down: %d %s, want 401", resp.StatusCode, body)
 		}
 	}
-	if got := idp.fetches.Load() - before; got > 1 {
+	if got := idp.JWKSFetches() - before; got > 1 {
 		t.Errorf("unknown kids during an outage caused %d JWKS fetches; want at most 1", got)
 	}
 	if resp, body := g.get(t, "/orders", good); resp.StatusCode != 200 {

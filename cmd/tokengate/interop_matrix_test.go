@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // The backend matrix: tokens that tokengate signs (one gateway per
@@ -116,11 +115,7 @@ type matrixTokens struct {
 func startMatrixGateway(t *testing.T, idp *e2eIdP, alg, umbrella string) matrixTokens {
 	t.Helper()
 	dir := t.TempDir()
-	pemBytes, err := exchange.GenerateKeyPEM(alg, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "key.pem"), pemBytes)
+	oauthtest.WriteKey(t, filepath.Join(dir, "key.pem"), alg)
 	adminLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -5,53 +5,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
-// ioScriptedSTS is an STS whose answer the test sets per step; it records
-// every form it receives.
-type ioScriptedSTS struct {
-	srv *httptest.Server
-
-	mu     sync.Mutex
-	answer func(form url.Values) (int, any)
-	forms  []url.Values
-}
+// ioScriptedSTS is oauthtest's STS whose answer the test sets per step; it
+// records every form it receives.
+type ioScriptedSTS struct{ *oauthtest.STS }
 
 func newIOScriptedSTS(t *testing.T) *ioScriptedSTS {
 	t.Helper()
-	s := &ioScriptedSTS{}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
-			return
-		}
-		s.mu.Lock()
-		s.forms = append(s.forms, r.PostForm)
-		answer := s.answer
-		s.mu.Unlock()
-		status, body := answer(r.PostForm)
-		writeJSONTest(w, status, body)
-	}))
-	t.Cleanup(s.srv.Close)
-	return s
+	return &ioScriptedSTS{oauthtest.NewSTS(t, oauthtest.Answer(http.StatusServiceUnavailable, map[string]string{"error": "not_scripted"}))}
 }
 
 func (s *ioScriptedSTS) set(answer func(form url.Values) (int, any)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.answer = answer
+	s.SetHandler(func(w http.ResponseWriter, r *http.Request, _ int) {
+		status, body := answer(r.PostForm)
+		oauthtest.JSON(w, status, body)
+	})
 }
 
 func (s *ioScriptedSTS) lastForm() url.Values {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.forms[len(s.forms)-1]
+	calls := s.Calls()
+	return calls[len(calls)-1].Form
 }
 
 // ioIssuedJWT is a JWT-shaped token as an STS would issue it (unsigned:
@@ -92,7 +72,7 @@ func TestE2ERemoteSTSInterop(t *testing.T) {
 	idp, sts := newE2EIdP(t), newIOScriptedSTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	t.Setenv("TOKENGATE_TEST_CONNECTOR", "ldap-corp")
-	g := startRemoteE2EWith(t, idp, fmt.Sprintf("token_endpoint: %q", sts.srv.URL+"/token"), orders, inventory, func(s string) string {
+	g := startRemoteE2EWith(t, idp, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory, func(s string) string {
 		return strings.Replace(s, "    timeout: 2s\n", "    timeout: 2s\n    extra_params:\n      connector_id: ${TOKENGATE_TEST_CONNECTOR}\n      tenant: acme\n", 1)
 	})
 	n := 0
@@ -135,7 +115,7 @@ func TestE2ERemoteSTSInterop(t *testing.T) {
 			t.Errorf("exchanges{result=invalid_response} = %v, want 1", got)
 		}
 		logs := g.logs.String()
-		if !strings.Contains(logs, sts.srv.URL+"/token") || !strings.Contains(logs, "billing.example.com") {
+		if !strings.Contains(logs, sts.TokenURL()) || !strings.Contains(logs, "billing.example.com") {
 			t.Errorf("the log does not name the STS and the wrong audience:\n%s", logs)
 		}
 		if strings.Contains(logs, wrong) || strings.Contains(logs, wrong[strings.LastIndex(wrong, ".")+1:]) {

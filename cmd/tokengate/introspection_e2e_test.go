@@ -4,18 +4,19 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // e2eAS is an authorization server's RFC 7662 endpoint: it knows a set of
 // opaque tokens and their claims, and can be taken down.
 type e2eAS struct {
-	srv   *httptest.Server
+	*oauthtest.Introspection
 	down  atomic.Bool
 	calls atomic.Int32
 	mu    sync.Mutex
@@ -30,35 +31,34 @@ const (
 func newE2EAS(t testing.TB) *e2eAS {
 	t.Helper()
 	as := &e2eAS{known: map[string]map[string]any{}}
-	as.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/introspect" || r.Method != http.MethodPost {
-			http.NotFound(w, r)
-			return
-		}
-		as.calls.Add(1)
-		if as.down.Load() {
-			http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-			return
-		}
-		if id, secret, ok := r.BasicAuth(); !ok || id != e2eASClientID || secret != e2eASSecret {
-			writeJSONTest(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client"})
-			return
-		}
-		if err := r.ParseForm(); err != nil || r.PostForm.Get("token_type_hint") != "access_token" {
-			writeJSONTest(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
-			return
-		}
-		as.mu.Lock()
-		claims, ok := as.known[r.PostForm.Get("token")]
-		as.mu.Unlock()
-		if !ok {
-			writeJSONTest(w, http.StatusOK, map[string]any{"active": false})
-			return
-		}
-		writeJSONTest(w, http.StatusOK, claims)
-	}))
-	t.Cleanup(as.srv.Close)
+	as.Introspection = oauthtest.NewIntrospection(t, as.answer)
 	return as
+}
+
+// answer checks the client's credentials and the request, then says
+// whether the token is one the AS issued.
+func (as *e2eAS) answer(w http.ResponseWriter, r *http.Request, _ int) {
+	as.calls.Add(1)
+	if as.down.Load() {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
+	if id, secret, ok := r.BasicAuth(); !ok || id != e2eASClientID || secret != e2eASSecret {
+		writeJSONTest(w, http.StatusUnauthorized, map[string]any{"error": "invalid_client"})
+		return
+	}
+	if r.Method != http.MethodPost || r.PostForm.Get("token_type_hint") != "access_token" {
+		writeJSONTest(w, http.StatusBadRequest, map[string]any{"error": "invalid_request"})
+		return
+	}
+	as.mu.Lock()
+	claims, ok := as.known[r.PostForm.Get("token")]
+	as.mu.Unlock()
+	if !ok {
+		writeJSONTest(w, http.StatusOK, map[string]any{"active": false})
+		return
+	}
+	writeJSONTest(w, http.StatusOK, claims)
 }
 
 // issue makes an opaque token the AS knows as active with claims.
@@ -80,7 +80,7 @@ func startIntrospectionE2E(t *testing.T, idp *e2eIdP, as *e2eAS, orders, invento
 	return startE2EWith(t, idp, orders, inventory, e2eOptions{edit: func(text, _ string) string {
 		block := fmt.Sprintf("    min_refresh_interval: 1s\n    introspection_endpoint: %q\n    introspection:\n"+
 			"      client_id: %s\n      client_secret: \"${TOKENGATE_TEST_INTROSPECTION_SECRET}\"\n      timeout: 1s\n",
-			as.srv.URL+"/introspect", e2eASClientID)
+			as.Endpoint(), e2eASClientID)
 		return strings.Replace(text, "    min_refresh_interval: 1s\n", block, 1)
 	}})
 }

@@ -14,7 +14,7 @@ import (
 // start is reported at its first failed refresh, and cleared by a good one.
 func TestE2EReadinessOneIdPDown(t *testing.T) {
 	idp, idp2 := newE2EIdP(t), newE2EIdP(t)
-	idp2.down.Store(true)
+	idp2.SetDown(true)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	second := fmt.Sprintf("  - issuer: %q\n    jwks_uri: %q\n    algorithms: [ES256]\n    leeway: 5s\n    min_refresh_interval: 1s\n",
 		idp2.URL(), idp2.URL()+"/jwks.json")
@@ -66,7 +66,7 @@ func TestE2EReadinessOneIdPDown(t *testing.T) {
 	// makes the gateway refresh, the refresh fails, the issuer is degraded
 	// at once (its known keys still verify, so the replica stays ready).
 	// (Refreshes are at most one per min_refresh_interval: retry until one ran.)
-	idp.down.Store(true)
+	idp.SetDown(true)
 	idp.addKey(t, "idp-key-new")
 	waitFor(t, func() bool {
 		if resp, _ := g.get(t, "/orders", idp.mint(t, map[string]any{"sub": "u", "aud": audOrders})); resp.StatusCode == 200 {
@@ -83,7 +83,7 @@ func TestE2EReadinessOneIdPDown(t *testing.T) {
 	}
 
 	// It comes back: the next refresh (the new kid, past min_refresh_interval) clears it.
-	idp.down.Store(false)
+	idp.SetDown(false)
 	waitFor(t, func() bool {
 		resp, _ := g.get(t, "/orders", idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"}))
 		return resp.StatusCode == 200

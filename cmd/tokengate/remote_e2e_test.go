@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // e2eSTS is an RFC 8693 STS over HTTP: it checks tokengate's client
@@ -22,14 +21,11 @@ import (
 // or the error set for that audience. gate, when set, holds every answer
 // until closed.
 type e2eSTS struct {
-	srv   *httptest.Server
-	calls atomic.Int32
+	*oauthtest.STS
 
-	mu       sync.Mutex
-	errs     map[string][2]any // audience → {status, error code}
-	gate     chan struct{}
-	metaDown bool
-	forms    []map[string][]string
+	mu   sync.Mutex
+	errs map[string][2]any // audience → {status, error code}
+	gate chan struct{}
 }
 
 const (
@@ -40,58 +36,35 @@ const (
 func newE2ESTS(t testing.TB) *e2eSTS {
 	t.Helper()
 	s := &e2eSTS{errs: map[string][2]any{}}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.URL.Path {
-		case "/.well-known/openid-configuration":
-			s.mu.Lock()
-			down := s.metaDown
-			s.mu.Unlock()
-			if down {
-				http.Error(w, "down", http.StatusServiceUnavailable)
-				return
-			}
-			writeJSONTest(w, 200, map[string]any{"issuer": s.srv.URL, "token_endpoint": s.srv.URL + "/token"})
-			return
-		case "/token":
-		default:
-			http.NotFound(w, r)
-			return
-		}
-		n := s.calls.Add(1)
-		if err := r.ParseForm(); err != nil {
-			writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
-			return
-		}
-		s.mu.Lock()
-		s.forms = append(s.forms, r.PostForm)
-		gate := s.gate
-		failure, failing := s.errs[r.PostForm.Get("audience")]
-		s.mu.Unlock()
-		if gate != nil {
-			<-gate
-		}
-		if id, secret, ok := r.BasicAuth(); !ok || id != e2eSTSClient || secret != e2eSTSSecret {
-			writeJSONTest(w, 401, map[string]string{"error": "invalid_client"})
-			return
-		}
-		if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange" || r.PostForm.Get("subject_token") == "" {
-			writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
-			return
-		}
-		if failing {
-			writeJSONTest(w, failure[0].(int), map[string]string{"error": failure[1].(string)})
-			return
-		}
-		writeJSONTest(w, 200, map[string]any{
-			"access_token":      fmt.Sprintf("sts-token-%d-for-%s", n, r.PostForm.Get("audience")),
-			"issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-			"token_type":        "Bearer",
-			"expires_in":        120,
-			"scope":             r.PostForm.Get("scope"),
-		})
-	}))
-	t.Cleanup(s.srv.Close)
+	s.STS = oauthtest.NewSTS(t, s.answer)
 	return s
+}
+
+// answer is the token endpoint: client credentials, the request, then the
+// audience's token or error.
+func (s *e2eSTS) answer(w http.ResponseWriter, r *http.Request, n int) {
+	s.mu.Lock()
+	gate := s.gate
+	failure, failing := s.errs[r.PostForm.Get("audience")]
+	s.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if id, secret, ok := r.BasicAuth(); !ok || id != e2eSTSClient || secret != e2eSTSSecret {
+		writeJSONTest(w, 401, map[string]string{"error": "invalid_client"})
+		return
+	}
+	if r.PostForm.Get("grant_type") != oauthtest.GrantTokenExchange || r.PostForm.Get("subject_token") == "" {
+		writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
+		return
+	}
+	if failing {
+		writeJSONTest(w, failure[0].(int), map[string]string{"error": failure[1].(string)})
+		return
+	}
+	res := oauthtest.TokenResponse(fmt.Sprintf("sts-token-%d-for-%s", n, r.PostForm.Get("audience")), 120)
+	res["scope"] = r.PostForm.Get("scope")
+	writeJSONTest(w, 200, res)
 }
 
 func (s *e2eSTS) fail(audience string, status int, code string) {
@@ -100,11 +73,7 @@ func (s *e2eSTS) fail(audience string, status int, code string) {
 	s.errs[audience] = [2]any{status, code}
 }
 
-func writeJSONTest(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSONTest(w http.ResponseWriter, status int, v any) { oauthtest.JSON(w, status, v) }
 
 // e2eRemoteConfig is e2eConfig's routes in remote mode; %[n] filled by startRemoteE2E.
 const e2eRemoteConfig = `server:
@@ -187,7 +156,7 @@ func startRemoteE2EWith(t *testing.T, idp *e2eIdP, endpoint string, orders, inve
 func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 	idp, sts := newE2EIdP(t), newE2ESTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	g := startRemoteE2E(t, idp, sts, fmt.Sprintf("token_endpoint: %q", sts.srv.URL+"/token"), orders, inventory)
+	g := startRemoteE2E(t, idp, sts, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory)
 	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": []string{audOrders, audInventory}, "scope": "orders:read inventory:read admin"})
 
 	gate := make(chan struct{})
@@ -198,14 +167,14 @@ func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 	wait := burst(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n}}, g.srv.EdgeURL()+"/orders", repeat(umbrella, n))
 	// Hold the STS until the first exchange arrives; every other request is
 	// then waiting for that same flight or has not been verified yet.
-	waitFor(t, func() bool { return sts.calls.Load() >= 1 })
+	waitFor(t, func() bool { return len(sts.Calls()) >= 1 })
 	close(gate)
 	for _, c := range wait() {
 		if c != 200 {
 			t.Fatalf("a concurrent request got %d", c)
 		}
 	}
-	if calls := sts.calls.Load(); calls != 1 {
+	if calls := len(sts.Calls()); calls != 1 {
 		t.Fatalf("%d concurrent first requests made %d STS calls, want 1", n, calls)
 	}
 	if got := testutil.ToFloat64(g.srv.proc.ExchangeMetrics.Exchanges.WithLabelValues(audOrders, "remote", "ok")); got != 1 {
@@ -220,9 +189,7 @@ func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 			t.Fatalf("backend got %q, want the STS's token", got)
 		}
 	}
-	sts.mu.Lock()
-	form := sts.forms[0]
-	sts.mu.Unlock()
+	form := sts.Calls()[0].Form
 	if form["audience"][0] != audOrders || form["scope"][0] != "orders:read" || form["subject_token"][0] != umbrella {
 		t.Errorf("STS request form = audience %q scope %q", form["audience"], form["scope"])
 	}
@@ -244,7 +211,7 @@ func TestE2ERemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 func TestE2ERemoteSTSErrors(t *testing.T) {
 	idp, sts := newE2EIdP(t), newE2ESTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	g := startRemoteE2E(t, idp, sts, fmt.Sprintf("token_endpoint: %q", sts.srv.URL+"/token"), orders, inventory)
+	g := startRemoteE2E(t, idp, sts, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory)
 	tests := []struct {
 		status     int
 		code       string
@@ -301,11 +268,9 @@ func TestE2ERemoteDiscoveryReadiness(t *testing.T) {
 	for _, down := range []bool{true, false} {
 		t.Run(fmt.Sprintf("metadata down %v", down), func(t *testing.T) {
 			idp, sts := newE2EIdP(t), newE2ESTS(t)
-			sts.mu.Lock()
-			sts.metaDown = down
-			sts.mu.Unlock()
+			sts.SetMetadataDown(down)
 			orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-			g := startRemoteE2E(t, idp, sts, fmt.Sprintf("issuer: %q", sts.srv.URL), orders, inventory)
+			g := startRemoteE2E(t, idp, sts, fmt.Sprintf("issuer: %q", sts.URL()), orders, inventory)
 			umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
 			ready, _ := get(t, g.srv.AdminURL()+"/readyz")
 			resp, body := g.get(t, "/orders", umbrella)
@@ -316,7 +281,7 @@ func TestE2ERemoteDiscoveryReadiness(t *testing.T) {
 				if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 					t.Errorf("exchange without a token endpoint: %d, want 503 with Retry-After", resp.StatusCode)
 				}
-				if sts.calls.Load() != 0 || len(orders.received()) != 0 {
+				if len(sts.Calls()) != 0 || len(orders.received()) != 0 {
 					t.Error("a request went on without a token endpoint")
 				}
 				return
@@ -324,8 +289,8 @@ func TestE2ERemoteDiscoveryReadiness(t *testing.T) {
 			if ready.StatusCode != 200 || resp.StatusCode != 200 {
 				t.Fatalf("readyz %d, request %d %s", ready.StatusCode, resp.StatusCode, body)
 			}
-			if sts.calls.Load() != 1 {
-				t.Errorf("%d calls at the discovered token endpoint, want 1", sts.calls.Load())
+			if len(sts.Calls()) != 1 {
+				t.Errorf("%d calls at the discovered token endpoint, want 1", len(sts.Calls()))
 			}
 		})
 	}

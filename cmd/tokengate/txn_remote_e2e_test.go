@@ -5,36 +5,31 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // e2eTTS is a Txn-Token Service: it answers txn_token requests with a
 // JWS-shaped Txn-Token whose txn counts calls, or with issuedType.
 type e2eTTS struct {
-	srv        *httptest.Server
+	*oauthtest.STS
 	mu         sync.Mutex
-	forms      []url.Values
 	issuedType string
 }
 
 func newE2ETTS(t *testing.T) *e2eTTS {
 	s := &e2eTTS{issuedType: "urn:ietf:params:oauth:token-type:txn_token"}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.STS = oauthtest.NewSTS(t, func(w http.ResponseWriter, r *http.Request, n int) {
 		if id, secret, ok := r.BasicAuth(); !ok || id != e2eSTSClient || secret != e2eSTSSecret {
 			writeJSONTest(w, 401, map[string]string{"error": "invalid_client"})
 			return
 		}
-		if err := r.ParseForm(); err != nil {
-			writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
-			return
-		}
 		s.mu.Lock()
-		s.forms = append(s.forms, r.PostForm)
-		n, issued := len(s.forms), s.issuedType
+		issued := s.issuedType
 		s.mu.Unlock()
 		if r.PostForm.Get("requested_token_type") != "urn:ietf:params:oauth:token-type:txn_token" {
 			writeJSONTest(w, 400, map[string]string{"error": "invalid_request"})
@@ -46,21 +41,22 @@ func newE2ETTS(t *testing.T) *e2eTTS {
 			"issued_token_type": issued,
 			"token_type":        "N_A",
 		})
-	}))
-	t.Cleanup(s.srv.Close)
+	})
 	return s
 }
 
 func (s *e2eTTS) calls() []url.Values {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]url.Values(nil), s.forms...)
+	var forms []url.Values
+	for _, c := range s.Calls() {
+		forms = append(forms, c.Form)
+	}
+	return forms
 }
 
 func TestE2ETxnTokenRemote(t *testing.T) {
 	idp, tts := newE2EIdP(t), newE2ETTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	g := startRemoteE2EWith(t, idp, "token_endpoint: "+tts.srv.URL+"/token", orders, inventory, func(text string) string {
+	g := startRemoteE2EWith(t, idp, "token_endpoint: "+tts.TokenURL(), orders, inventory, func(text string) string {
 		text = strings.Replace(text, "routes:\n", "txn_token:\n  trust_domain: "+txnTrustDomain+"\nroutes:\n", 1)
 		return strings.Replace(text, "    scopes: [orders:read, orders:write]\n", "    scopes: [orders:read, orders:write]\n    forward: txn_token\n", 1)
 	})

@@ -2,44 +2,33 @@ package server
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // buildEnv is a configuration whose issuer and Redis are local listeners
 // that count who reaches them.
 type buildEnv struct {
 	cfg        *config.Config
-	idpHits    atomic.Int64
+	idp        *oauthtest.IdP // down: every JWKS fetch fails, and is counted
 	redisDials chan struct{}
 }
 
 func newBuildEnv(t *testing.T) *buildEnv {
 	t.Helper()
-	env := &buildEnv{redisDials: make(chan struct{}, 16)}
-	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		env.idpHits.Add(1)
-		http.Error(w, "down", http.StatusServiceUnavailable)
-	}))
-	t.Cleanup(idp.Close)
+	env := &buildEnv{idp: oauthtest.NewIdP(t), redisDials: make(chan struct{}, 16)}
+	env.idp.SetDown(true)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -56,17 +45,7 @@ func newBuildEnv(t *testing.T) *buildEnv {
 		}
 	}()
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "es256.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	oauthtest.WriteKey(t, filepath.Join(dir, "es256.pem"), "ES256")
 	text := fmt.Sprintf(`server: {listen: "127.0.0.1:0", admin_listen: "127.0.0.1:0"}
 issuers:
   - issuer: "https://idp.example.com/"
@@ -82,7 +61,7 @@ cache:
     encryption_key: %q
 routes:
   - {name: orders, path_prefix: /orders, upstream: "http://127.0.0.1:9001", audience: "https://orders.example.com"}
-`, idp.URL+"/jwks.json", ln.Addr().String(), base64.StdEncoding.EncodeToString(make([]byte, 32)))
+`, env.idp.JWKSURL(), ln.Addr().String(), base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	path := filepath.Join(dir, "tokengate.yaml")
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -116,7 +95,7 @@ func TestBuildOfflineDialsNothing(t *testing.T) {
 	}
 	gen.Close()
 	gen.Close() // twice is harmless
-	if n := env.idpHits.Load(); n != 0 {
+	if n := env.idp.JWKSFetches(); n != 0 {
 		t.Errorf("offline build fetched from the IdP %d times", n)
 	}
 	select {
@@ -130,7 +109,7 @@ func TestBuildOfflineDialsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer online.Close()
-	if env.idpHits.Load() == 0 {
+	if env.idp.JWKSFetches() == 0 {
 		t.Error("online build did not prefetch the issuer's keys")
 	}
 	select {

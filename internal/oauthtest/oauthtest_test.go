@@ -1,0 +1,143 @@
+package oauthtest_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
+)
+
+func getJSON(t *testing.T, u string, v any) int {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestIdP: metadata names the IdP; minted tokens verify with the published
+// keys; rotation, removal, a down JWKS and a held one behave as documented.
+func TestIdP(t *testing.T) {
+	idp := oauthtest.NewIdP(t)
+	var meta map[string]string
+	if getJSON(t, idp.URL()+"/.well-known/openid-configuration", &meta); meta["issuer"] != idp.URL() || meta["jwks_uri"] != idp.JWKSURL() {
+		t.Fatalf("metadata %v", meta)
+	}
+	verify := func(tok string) map[string]any {
+		t.Helper()
+		var set jose.JSONWebKeySet
+		getJSON(t, idp.JWKSURL(), &set)
+		p, err := jwt.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256, jose.RS256, jose.PS256, jose.EdDSA})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := set.Key(p.Headers[0].KeyID)
+		if len(keys) != 1 {
+			t.Fatalf("kid %q published %d times", p.Headers[0].KeyID, len(keys))
+		}
+		var c map[string]any
+		if err := p.Claims(keys[0].Key, &c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := verify(idp.MintWith(t, map[string]any{"typ": "at+jwt"}, map[string]any{"sub": "u"})); c["sub"] != "u" || c["iss"] != idp.URL() {
+		t.Errorf("claims %v", c)
+	}
+	for _, alg := range []string{"RS256", "PS256", "EdDSA"} {
+		idp.AddKey(t, alg, "k-"+alg)
+		verify(idp.Mint(t, nil))
+	}
+	idp.RemoveKey("k-EdDSA")
+	if idp.PrivateKey("k-EdDSA") != nil || idp.PrivateKey("k-PS256") == nil {
+		t.Error("RemoveKey removed the wrong key")
+	}
+	verify(idp.Mint(t, nil)) // the PS256 key signs again
+	idp.SetDown(true)
+	var set jose.JSONWebKeySet
+	if status := getJSON(t, idp.JWKSURL(), &set); status != http.StatusServiceUnavailable {
+		t.Errorf("down JWKS answered %d", status)
+	}
+	idp.SetDown(false)
+	before := idp.JWKSFetches()
+	release := idp.Hold()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, idp.JWKSURL(), nil)
+	done := make(chan int, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	for idp.JWKSFetches() == before {
+		// wait for the held request to arrive
+		select {
+		case s := <-done:
+			t.Fatalf("a held JWKS answered %d", s)
+		default:
+		}
+	}
+	release()
+	if s := <-done; s != http.StatusOK {
+		t.Errorf("released JWKS answered %d", s)
+	}
+}
+
+func TestSTSRecordsAndScripts(t *testing.T) {
+	sts := oauthtest.NewSTS(t, oauthtest.Answer(200, oauthtest.TokenResponse("tok", 60)))
+	var meta map[string]any
+	if getJSON(t, sts.URL()+"/.well-known/openid-configuration", &meta); meta["token_endpoint"] != sts.TokenURL() {
+		t.Fatalf("metadata %v", meta)
+	}
+	resp, err := http.PostForm(sts.TokenURL(), url.Values{"grant_type": {oauthtest.GrantTokenExchange}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(b) == 0 {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	sts.SetHandler(oauthtest.Answer(400, map[string]string{"error": "invalid_grant"}))
+	resp, err = http.PostForm(sts.TokenURL(), url.Values{"n": {"2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if calls := sts.Calls(); resp.StatusCode != 400 || len(calls) != 2 || calls[1].Form.Get("n") != "2" {
+		t.Errorf("status %d, calls %+v", resp.StatusCode, calls)
+	}
+	sts.SetMetadataDown(true)
+	if status := getJSON(t, sts.URL()+"/.well-known/openid-configuration", &meta); status != http.StatusServiceUnavailable {
+		t.Errorf("down metadata answered %d", status)
+	}
+}
+
+func TestWriteKey(t *testing.T) {
+	for _, alg := range []string{"ES256", "RS256", "PS256", "EdDSA"} {
+		k, pemBytes := oauthtest.WriteKey(t, filepath.Join(t.TempDir(), "sub", alg+".pem"), alg)
+		if k == nil || len(pemBytes) == 0 {
+			t.Errorf("%s: no key", alg)
+		}
+	}
+}
