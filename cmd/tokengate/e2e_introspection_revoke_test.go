@@ -24,7 +24,7 @@ func TestE2ERedisRevokeDropsIntrospection(t *testing.T) {
 	introspect := func(text, _ string) string {
 		block := fmt.Sprintf("    min_refresh_interval: 1s\n    introspection_endpoint: %q\n    introspection:\n"+
 			"      client_id: %s\n      client_secret: \"${TOKENGATE_TEST_INTROSPECTION_SECRET}\"\n      timeout: 1s\n",
-			as.srv.URL+"/introspect", e2eASClientID)
+			as.Endpoint(), e2eASClientID)
 		return strings.Replace(text, "    min_refresh_interval: 1s\n", block, 1)
 	}
 	rs := startReplicasEdited(t, introspect, introspect)

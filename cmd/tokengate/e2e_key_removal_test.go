@@ -41,20 +41,6 @@ func refreshEvery(d string) func(text, edge string) string {
 	}
 }
 
-// removeKey unpublishes the IdP's key kid (an emergency removal).
-func (i *e2eIdP) removeKey(t testing.TB, kid string) {
-	t.Helper()
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	for n, k := range i.keys {
-		if k.KeyID == kid {
-			i.keys = append(i.keys[:n:n], i.keys[n+1:]...)
-			return
-		}
-	}
-	t.Fatalf("the IdP has no key %q", kid)
-}
-
 func purged(g *e2eGateway, cause, tier string) float64 {
 	return testutil.ToFloat64(g.srv.proc.CacheMetrics.Purged.WithLabelValues(cause, tier))
 }
@@ -85,7 +71,7 @@ func TestE2ERedisJWKSKeyRemoved(t *testing.T) {
 	}
 
 	removed := time.Now()
-	rs.idp.removeKey(t, "idp-key-1")
+	rs.idp.RemoveKey("idp-key-1")
 	// Requests keep coming (memo hits): one of them starts replica 1's refresh.
 	took := refusedEverywhere(t, []*e2eGateway{g1, g2}, old, removed)
 	t.Logf("JWKS key removal: refused on both replicas %s after the IdP removed the key (refresh_interval 1s on replica 1; replica 2 told through Redis)", took)

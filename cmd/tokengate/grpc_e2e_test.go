@@ -413,7 +413,7 @@ func TestE2EGRPCGatewayErrors(t *testing.T) {
 // client (HTTP 503 decided), with Retry-After in the trailer metadata.
 func TestE2EGRPCKeysUnavailable(t *testing.T) {
 	idp := newE2EIdP(t)
-	idp.down.Store(true)
+	idp.SetDown(true)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	backend := newGRPCBackend(t)
 	g := startE2EWith(t, idp, orders, inventory, e2eOptions{edit: grpcRoutes(backend.addr)})

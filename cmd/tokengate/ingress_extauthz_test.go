@@ -17,7 +17,7 @@ import (
 // asks authz.grpc_listen, as Envoy does; the health service answers too.
 func TestE2EExtAuthzGRPC(t *testing.T) {
 	idp, downIdP := newE2EIdP(t), newE2EIdP(t)
-	downIdP.down.Store(true)
+	downIdP.SetDown(true)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	g := startAuthzE2E(t, idp, downIdP, orders, inventory)
 	conn, err := grpc.NewClient(g.srv.AuthzGRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -145,7 +145,7 @@ http {
 // and 403 keep tokengate's challenge; a 503 decision stays a 503.
 func TestE2ENginxForwardAuth(t *testing.T) {
 	idp, downIdP := newE2EIdP(t), newE2EIdP(t)
-	downIdP.down.Store(true)
+	downIdP.SetDown(true)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
 	g := startAuthzE2E(t, idp, downIdP, orders, inventory)
 	base := startNginx(t, strings.TrimPrefix(g.srv.AuthzURL(), "http://"), strings.TrimPrefix(orders.srv.URL, "http://"))

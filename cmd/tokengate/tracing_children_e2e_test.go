@@ -19,7 +19,7 @@ func TestTracingE2ESTSClientSpan(t *testing.T) {
 	rc := newOTLPReceiver(t)
 	idp, sts := newE2EIdP(t), newE2ESTS(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
-	g := startRemoteE2EWith(t, idp, fmt.Sprintf("token_endpoint: %q", sts.srv.URL+"/token"), orders, inventory, func(text string) string {
+	g := startRemoteE2EWith(t, idp, fmt.Sprintf("token_endpoint: %q", sts.TokenURL()), orders, inventory, func(text string) string {
 		return text + fmt.Sprintf("tracing:\n  otlp_endpoint: %q\n", rc.srv.URL)
 	})
 	umbrella := idp.mint(t, map[string]any{"sub": "u", "aud": audOrders, "scope": "orders:read"})
@@ -40,7 +40,7 @@ func TestTracingE2ESTSClientSpan(t *testing.T) {
 	if !bytes.Equal(stsSpan.ParentSpanId, exch.SpanId) {
 		t.Errorf("the STS span's parent is %x, want the exchange span %x", stsSpan.ParentSpanId, exch.SpanId)
 	}
-	if got := attr(stsSpan, "url.full"); got != sts.srv.URL+"/token" {
+	if got := attr(stsSpan, "url.full"); got != sts.TokenURL() {
 		t.Errorf("STS span url.full = %q", got)
 	}
 	assertNoSecretsInSpans(t, rc.all(), umbrella, e2eSTSSecret, "Bearer", "Basic ")
