@@ -2,19 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -24,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 	build "github.com/tokengate/tokengate/internal/server"
 )
 
@@ -139,7 +133,7 @@ func TestCheckRefusesWhatServeRefuses(t *testing.T) {
 			dir := t.TempDir()
 			writeES256Key(t, filepath.Join(dir, "keys", "es256.pem"))
 			writeES256Key(t, filepath.Join(dir, "keys", "client.pem"))
-			certPEM, keyPEM := selfSignedPair(t)
+			certPEM, keyPEM := oauthtest.SelfSigned(t, "127.0.0.1", 1)
 			writeFile(t, filepath.Join(dir, "tls", "cert.pem"), certPEM)
 			writeFile(t, filepath.Join(dir, "tls", "key.pem"), keyPEM)
 			writeFile(t, filepath.Join(dir, "tls", "ca.pem"), certPEM)
@@ -213,39 +207,11 @@ func upstreamTLSEdit(tlsYAML string) func(string) string {
 // testCacheKey is a cache.redis.encryption_key: base64 of 32 bytes.
 var testCacheKey = base64.StdEncoding.EncodeToString(make([]byte, 32))
 
-// selfSignedPair is a PEM certificate for 127.0.0.1 and its key.
-func selfSignedPair(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 // TestServeTLSCertificateFromTheBuild: the edge serves TLS (and HTTP/2 by
 // ALPN) with the certificate the build loaded from server.tls.
 func TestServeTLSCertificateFromTheBuild(t *testing.T) {
 	dir := t.TempDir()
-	certPEM, keyPEM := selfSignedPair(t)
+	certPEM, keyPEM := oauthtest.SelfSigned(t, "127.0.0.1", 1)
 	writeFile(t, filepath.Join(dir, "cert.pem"), certPEM)
 	writeFile(t, filepath.Join(dir, "key.pem"), keyPEM)
 	idp := newE2EIdP(t)

@@ -2,17 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -31,85 +25,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
-
-// testCA is a private certificate authority minted for one test.
-type testCA struct {
-	cert   *x509.Certificate
-	key    *ecdsa.PrivateKey
-	pem    []byte
-	serial atomic.Int64
-}
-
-func newTestCA(t testing.TB, name string) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca := &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-	ca.serial.Store(100)
-	return ca
-}
-
-func (ca *testCA) pool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(ca.cert)
-	return p
-}
-
-// issue makes a leaf certificate for name (a DNS name or an IP address),
-// for a server or a client; it returns the PEM pair and the serial.
-func (ca *testCA) issue(t testing.TB, name string, client bool) (certPEM, keyPEM []byte, serial int64) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial = ca.serial.Add(1)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else if ip := net.ParseIP(name); ip != nil {
-		tmpl.IPAddresses = []net.IP{ip}
-	} else {
-		tmpl.DNSNames = []string{name}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), serial
-}
 
 func tlsPair(t testing.TB, certPEM, keyPEM []byte) tls.Certificate {
 	t.Helper()
@@ -174,7 +92,7 @@ type tlsSeen struct {
 	auth              string
 }
 
-func newTLSUpstream(t testing.TB, ca *testCA, serverCert tls.Certificate, clientCAs *x509.CertPool) *tlsUpstream {
+func newTLSUpstream(t testing.TB, ca *oauthtest.CA, serverCert tls.Certificate, clientCAs *x509.CertPool) *tlsUpstream {
 	t.Helper()
 	u := &tlsUpstream{}
 	u.cert.Store(&serverCert)
@@ -231,14 +149,14 @@ func servedSerial(addr string, roots *x509.CertPool) int64 {
 // rotated on disk (Secret-volume symlink swap) and picked up without a
 // restart, while a certificate that does not match its key is kept out.
 func TestE2ETLSEdgeAndUpstream(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	edgeCert, edgeKey, edgeSerial := ca.issue(t, "127.0.0.1", false)
-	clientCert, clientKey, clientSerial := ca.issue(t, "tokengate", true)
-	upCert, upKey, _ := ca.issue(t, "orders.internal", false)
-	up := newTLSUpstream(t, ca, tlsPair(t, upCert, upKey), ca.pool())
+	ca := oauthtest.NewCA(t, "test CA")
+	edgeCert, edgeKey, edgeSerial := ca.Issue(t, "127.0.0.1", false)
+	clientCert, clientKey, clientSerial := ca.Issue(t, "tokengate", true)
+	upCert, upKey, _ := ca.Issue(t, "orders.internal", false)
+	up := newTLSUpstream(t, ca, tlsPair(t, upCert, upKey), ca.Pool())
 
 	edgeDir := newSecretDir(t, map[string][]byte{"tls.crt": edgeCert, "tls.key": edgeKey})
-	clientDir := newSecretDir(t, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey, "ca.crt": ca.pem})
+	clientDir := newSecretDir(t, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey, "ca.crt": ca.PEM()})
 
 	idp := newE2EIdP(t)
 	orders := newE2EBackend(t, "orders")
@@ -253,7 +171,7 @@ func TestE2ETLSEdgeAndUpstream(t *testing.T) {
 				up.srv.URL, clientDir.path("ca.crt"), clientDir.path("tls.crt"), clientDir.path("tls.key")), 1)
 		},
 	})
-	roots := ca.pool()
+	roots := ca.Pool()
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"},
 		ForceAttemptHTTP2: true,
@@ -295,7 +213,7 @@ func TestE2ETLSEdgeAndUpstream(t *testing.T) {
 	before := scrape(t, g)
 	errKey := series("tokengate_tls_reloads_total", map[string]string{"file_kind": "server_certificate", "result": "error"})
 	okKey := series("tokengate_tls_reloads_total", map[string]string{"file_kind": "server_certificate", "result": "ok"})
-	newEdgeCert, newEdgeKey, newEdgeSerial := ca.issue(t, "127.0.0.1", false)
+	newEdgeCert, newEdgeKey, newEdgeSerial := ca.Issue(t, "127.0.0.1", false)
 	edgeDir.update(t, map[string][]byte{"tls.crt": newEdgeCert, "tls.key": edgeKey})
 	waitFor(t, func() bool { return scrape(t, g)[errKey] > before[errKey] })
 	if got := servedSerial(g.srv.edgeAddr.String(), roots); got != edgeSerial {
@@ -313,8 +231,8 @@ func TestE2ETLSEdgeAndUpstream(t *testing.T) {
 
 	// The client certificate rotates: the upstream sees the new one on the
 	// next connection.
-	newClientCert, newClientKey, newClientSerial := ca.issue(t, "tokengate", true)
-	clientDir.update(t, map[string][]byte{"tls.crt": newClientCert, "tls.key": newClientKey, "ca.crt": ca.pem})
+	newClientCert, newClientKey, newClientSerial := ca.Issue(t, "tokengate", true)
+	clientDir.update(t, map[string][]byte{"tls.crt": newClientCert, "tls.key": newClientKey, "ca.crt": ca.PEM()})
 	waitFor(t, func() bool {
 		up.srv.CloseClientConnections()
 		code, _ := call()
@@ -324,15 +242,15 @@ func TestE2ETLSEdgeAndUpstream(t *testing.T) {
 
 	// The upstream moves to a certificate from another CA: refused (502)
 	// until ca_file names that CA, then accepted without a restart.
-	ca2 := newTestCA(t, "second CA")
-	upCert2, upKey2, _ := ca2.issue(t, "orders.internal", false)
+	ca2 := oauthtest.NewCA(t, "second CA")
+	upCert2, upKey2, _ := ca2.Issue(t, "orders.internal", false)
 	pair2 := tlsPair(t, upCert2, upKey2)
 	up.cert.Store(&pair2)
 	up.srv.CloseClientConnections()
 	if code, body := call(); code != http.StatusBadGateway {
 		t.Fatalf("an upstream certificate from an untrusted CA: %d %s, want 502", code, body)
 	}
-	clientDir.update(t, map[string][]byte{"tls.crt": newClientCert, "tls.key": newClientKey, "ca.crt": append(ca.pem, ca2.pem...)})
+	clientDir.update(t, map[string][]byte{"tls.crt": newClientCert, "tls.key": newClientKey, "ca.crt": append(ca.PEM(), ca2.PEM()...)})
 	waitFor(t, func() bool {
 		code, _ := call()
 		return code == 200
@@ -343,11 +261,11 @@ func TestE2ETLSEdgeAndUpstream(t *testing.T) {
 // is the upstream URL's host; a client's Host header changes nothing, and a
 // certificate for another name is refused (502).
 func TestE2ETLSUpstreamNameIsNeverHost(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	clientCert, clientKey, _ := ca.issue(t, "tokengate", true)
-	upCert, upKey, _ := ca.issue(t, "orders.internal", false)
-	up := newTLSUpstream(t, ca, tlsPair(t, upCert, upKey), ca.pool())
-	dir := newSecretDir(t, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey, "ca.crt": ca.pem})
+	ca := oauthtest.NewCA(t, "test CA")
+	clientCert, clientKey, _ := ca.Issue(t, "tokengate", true)
+	upCert, upKey, _ := ca.Issue(t, "orders.internal", false)
+	up := newTLSUpstream(t, ca, tlsPair(t, upCert, upKey), ca.Pool())
+	dir := newSecretDir(t, map[string][]byte{"tls.crt": clientCert, "tls.key": clientKey, "ca.crt": ca.PEM()})
 	idp := newE2EIdP(t)
 	orders := newE2EBackend(t, "orders")
 	g := startE2EWith(t, idp, orders, newE2EBackend(t, "inventory"), e2eOptions{
@@ -376,8 +294,8 @@ func TestE2ETLSUpstreamNameIsNeverHost(t *testing.T) {
 // TestE2ETLSUpstreamWithoutH2: an https upstream that does not offer h2
 // is spoken to in HTTP/1.1, with the same custom TLS configuration.
 func TestE2ETLSUpstreamWithoutH2(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	upCert, upKey, _ := ca.issue(t, "127.0.0.1", false)
+	ca := oauthtest.NewCA(t, "test CA")
+	upCert, upKey, _ := ca.Issue(t, "127.0.0.1", false)
 	var proto atomic.Value
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		proto.Store(r.Proto)
@@ -386,7 +304,7 @@ func TestE2ETLSUpstreamWithoutH2(t *testing.T) {
 	up.TLS = &tls.Config{Certificates: []tls.Certificate{tlsPair(t, upCert, upKey)}}
 	up.StartTLS() // HTTP/1.1 only: EnableHTTP2 is false
 	t.Cleanup(up.Close)
-	dir := newSecretDir(t, map[string][]byte{"ca.crt": ca.pem})
+	dir := newSecretDir(t, map[string][]byte{"ca.crt": ca.PEM()})
 	idp := newE2EIdP(t)
 	orders := newE2EBackend(t, "orders")
 	g := startE2EWith(t, idp, orders, newE2EBackend(t, "inventory"), e2eOptions{
@@ -408,8 +326,8 @@ func TestE2ETLSUpstreamWithoutH2(t *testing.T) {
 // (h2 by ALPN) at the edge; the gateway's refusal is a gRPC status there
 // too.
 func TestE2EGRPCOverTLSEdge(t *testing.T) {
-	ca := newTestCA(t, "test CA")
-	edgeCert, edgeKey, _ := ca.issue(t, "127.0.0.1", false)
+	ca := oauthtest.NewCA(t, "test CA")
+	edgeCert, edgeKey, _ := ca.Issue(t, "127.0.0.1", false)
 	dir := newSecretDir(t, map[string][]byte{"tls.crt": edgeCert, "tls.key": edgeKey})
 	backend := newGRPCBackend(t)
 	idp := newE2EIdP(t)
@@ -421,7 +339,7 @@ func TestE2EGRPCOverTLSEdge(t *testing.T) {
 		},
 	})
 	conn, err := grpc.NewClient("passthrough:///"+g.srv.edgeAddr.String(),
-		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.pool(), ServerName: "127.0.0.1"})))
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})))
 	if err != nil {
 		t.Fatal(err)
 	}

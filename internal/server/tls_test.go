@@ -1,41 +1,14 @@
 package server
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
-)
 
-// selfSigned is a PEM certificate with the given serial and its key.
-func selfSigned(t *testing.T, serial int64) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, DNSNames: []string{"example.internal"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
+	"github.com/tokengate/tokengate/internal/oauthtest"
+)
 
 func serialOf(t *testing.T, c *tls.Certificate) int64 {
 	t.Helper()
@@ -59,14 +32,14 @@ func write(t *testing.T, path string, b []byte) {
 func TestKeyPairReload(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	c1, k1 := selfSigned(t, 1)
+	c1, k1 := oauthtest.SelfSigned(t, "example.internal", 1)
 	write(t, certFile, c1)
 	write(t, keyFile, k1)
 	p, err := loadKeyPair("server.tls", kindServerCert, certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, k2 := selfSigned(t, 2)
+	c2, k2 := oauthtest.SelfSigned(t, "example.internal", 2)
 	steps := []struct {
 		name          string
 		cert, key     []byte
@@ -109,7 +82,7 @@ func TestKeyPairReload(t *testing.T) {
 func TestCABundleReload(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "ca.crt")
-	c1, _ := selfSigned(t, 1)
+	c1, _ := oauthtest.SelfSigned(t, "example.internal", 1)
 	write(t, file, c1)
 	b, err := loadCABundle("routes[0].tls.ca_file", file)
 	if err != nil {
@@ -123,7 +96,7 @@ func TestCABundleReload(t *testing.T) {
 	if b.roots() != first {
 		t.Error("an empty bundle replaced the roots")
 	}
-	c2, _ := selfSigned(t, 2)
+	c2, _ := oauthtest.SelfSigned(t, "example.internal", 2)
 	write(t, file, append(c1, c2...))
 	if changed, err := b.reload(); !changed || err != nil {
 		t.Fatalf("a good bundle: changed %v, err %v", changed, err)
