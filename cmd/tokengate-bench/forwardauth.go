@@ -58,8 +58,11 @@ func runOAuth2Proxy(e *env, w io.Writer) error {
 	ref.c.success = http.StatusAccepted // /oauth2/auth: 202 when authenticated
 	refLoad := constant("/oauth2/auth", e.token)
 	load := constant(routePath(0)+"/x", e.token)
-	_, err = e.compareSides(w, "oauth2proxy", ref, e.authzSide(), refLoad, func() (workload, error) { return load, nil }, nil)
-	return err
+	if _, err = e.compareSides(w, "oauth2proxy", ref, e.authzSide(), refLoad, func() (workload, error) { return load, nil }, nil); err != nil {
+		out, _ := os.ReadFile(filepath.Join(e.dir, "oauth2-proxy.log"))
+		return fmt.Errorf("%w\noauth2-proxy's log:\n%s", err, tail(out, 4000))
+	}
+	return nil
 }
 
 // startOAuth2Proxy runs oauth2-proxy as an auth-only service for the bench
@@ -89,6 +92,7 @@ func startOAuth2Proxy(binary string, idp *devIdP, dir string) (*target, error) {
 		"--email-domain=*",
 		"--oidc-email-claim=sub",
 		"--insecure-oidc-allow-unverified-email",
+		"--oidc-enabled-signing-alg=ES256",
 		"--skip-jwt-bearer-tokens",
 		"--upstream=static://200",
 		"--redirect-url=http://"+addr+"/oauth2/callback",

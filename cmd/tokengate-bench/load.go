@@ -98,6 +98,9 @@ func (c *client) do(req *http.Request, path, auth string) (bool, error) {
 	if c.grpc {
 		ok = ok && resp.Trailer.Get("Grpc-Status") == "0"
 	}
+	if !ok && err == nil {
+		err = fmt.Errorf("%s%s: status %d, want %d", c.base, path, resp.StatusCode, want)
+	}
 	return ok, err
 }
 
