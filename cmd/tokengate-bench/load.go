@@ -99,7 +99,7 @@ func (c *client) do(req *http.Request, path, auth string) (bool, error) {
 		ok = ok && resp.Trailer.Get("Grpc-Status") == "0"
 	}
 	if !ok && err == nil {
-		err = fmt.Errorf("%s%s: status %d, want %d", c.base, path, resp.StatusCode, want)
+		err = fmt.Errorf("%s%s: status %d (grpc-status %q), want %d", c.base, path, resp.StatusCode, resp.Trailer.Get("Grpc-Status"), want)
 	}
 	return ok, err
 }
@@ -147,10 +147,7 @@ func (c *client) run(pid int, w workload, d time.Duration) (roundResult, error) 
 				good, err := c.do(req, path, auth)
 				l = append(l, time.Since(t0))
 				if !good {
-					errs[wk]++
-					if err == nil {
-						err = fmt.Errorf("%s%s: not the success status", c.base, path)
-					}
+					errs[wk]++ // do's error says why
 					firstEr.CompareAndSwap(nil, err)
 				}
 			}
