@@ -15,7 +15,7 @@ SOAKTIME ?= 60s
 # `make test` works offline once the packages are installed.
 E2E_STAMP := e2e/node_modules/.tokengate-installed
 
-.PHONY: all build demo test lint vet fmt-check staticcheck unit e2e-deps redis-server nginx python-deps bench fuzz soak clean chart-test chart-docs chart-schema loadtest
+.PHONY: all build demo test lint vet fmt-check staticcheck unit e2e-deps redis-server nginx chromium python-deps bench fuzz soak clean chart-test chart-docs chart-schema loadtest
 
 all: build
 
@@ -52,10 +52,11 @@ staticcheck: bin/staticcheck
 # The Redis tests start their own redis-server on free loopback ports; under
 # TOKENGATE_REQUIRE_REDIS=1 a missing redis-server fails them instead of
 # skipping them; so does a missing nginx for the forward-auth e2e test
-# (TOKENGATE_E2E_NGINX=require). The interop tests need Node (TOKENGATE_E2E_NODE=require)
+# (TOKENGATE_E2E_NGINX=require) and a missing chromium for the browser CORS
+# test (TOKENGATE_E2E_BROWSER=require). The interop tests need Node (TOKENGATE_E2E_NODE=require)
 # and Debian's Python JWT libraries (TOKENGATE_E2E_PYTHON=require).
-unit: e2e-deps redis-server nginx python-deps
-	TOKENGATE_E2E_NODE=require TOKENGATE_E2E_PYTHON=require TOKENGATE_E2E_NGINX=require TOKENGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
+unit: e2e-deps redis-server nginx chromium python-deps
+	TOKENGATE_E2E_NODE=require TOKENGATE_E2E_PYTHON=require TOKENGATE_E2E_NGINX=require TOKENGATE_E2E_BROWSER=require TOKENGATE_REQUIRE_REDIS=1 $(GO) test -race -count=1 -timeout 15m $(PKGS)
 
 ## e2e-deps: install the interop tests' Node packages (e2e/package-lock.json)
 e2e-deps: $(E2E_STAMP)
@@ -85,6 +86,15 @@ nginx:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; } || \
 	    { echo "could not install nginx: run 'sudo apt-get install -y nginx'"; exit 1; }; \
 	  systemctl stop nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true; \
+	}
+
+## chromium: install Debian's chromium if missing (the browser CORS e2e test,
+## cmd/tokengate/browser_e2e_test.go, runs it headless with a fresh profile)
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  echo "installing chromium for the tests"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	    { echo "could not install chromium: run 'sudo apt-get install -y chromium'"; exit 1; }; \
 	}
 
 ## python-deps: install Debian's python3-jwt (PyJWT) and python3-authlib if

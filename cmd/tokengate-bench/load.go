@@ -49,6 +49,9 @@ type client struct {
 	rt    *http.Transport
 	conns int
 	grpc  bool // POST gRPC unary calls over h2c; success is grpc-status 0
+	// success is the status of a good answer; 0 is 200 (oauth2-proxy's
+	// /oauth2/auth answers 202).
+	success int
 }
 
 // newGRPCClient makes gRPC-shaped unary calls over cleartext HTTP/2.
@@ -73,7 +76,8 @@ func newClient(base string, conns int) *client {
 	}}
 }
 
-// do sends one GET and drains the body; it returns whether the answer was 200.
+// do sends one GET and drains the body; it returns whether the answer was
+// the success status (200 unless set).
 func (c *client) do(req *http.Request, path, auth string) (bool, error) {
 	req.URL.Path = path
 	req.Header["Authorization"] = []string{auth}
@@ -86,9 +90,16 @@ func (c *client) do(req *http.Request, path, auth string) (bool, error) {
 	}
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	ok := resp.StatusCode == http.StatusOK && err == nil
+	want := c.success
+	if want == 0 {
+		want = http.StatusOK
+	}
+	ok := resp.StatusCode == want && err == nil
 	if c.grpc {
 		ok = ok && resp.Trailer.Get("Grpc-Status") == "0"
+	}
+	if !ok && err == nil {
+		err = fmt.Errorf("%s%s: status %d (grpc-status %q), want %d", c.base, path, resp.StatusCode, resp.Trailer.Get("Grpc-Status"), want)
 	}
 	return ok, err
 }
@@ -136,10 +147,7 @@ func (c *client) run(pid int, w workload, d time.Duration) (roundResult, error) 
 				good, err := c.do(req, path, auth)
 				l = append(l, time.Since(t0))
 				if !good {
-					errs[wk]++
-					if err == nil {
-						err = fmt.Errorf("%s%s: not 200", c.base, path)
-					}
+					errs[wk]++ // do's error says why
 					firstEr.CompareAndSwap(nil, err)
 				}
 			}

@@ -95,11 +95,13 @@ var scenarios = map[string]scenario{
 	"stream": {"cache hit, 1 MiB streamed response", func(e *env, w io.Writer) error {
 		return e.compare(w, "stream", constant(routePath(0)+"/big", e.token), nil)
 	}},
-	"spread": {fmt.Sprintf("cache hit over %d routes x -spread-tokens distinct tokens (every pair warmed first)", benchRoutes), runSpread},
-	"miss":   {"miss: a fresh umbrella token on every tokengate request (pre-minted), local ES256 signing; crypto floor measured in the same run", runMiss},
-	"redis":  {"Redis-tier hit (memory tier cold)", runRedis},
-	"memory": {"memory tier: bytes per entry and GC CPU while filling and serving", runMemory},
-	"grpc":   {"cache hit, gRPC unary on the wire (h2c both sides, POST application/grpc, grpc-status trailer) vs a bare h2c ReverseProxy", runGRPC},
+	"spread":      {fmt.Sprintf("cache hit over %d routes x -spread-tokens distinct tokens (every pair warmed first)", benchRoutes), runSpread},
+	"miss":        {"miss: a fresh umbrella token on every tokengate request (pre-minted), local ES256 signing; crypto floor measured in the same run", runMiss},
+	"redis":       {"Redis-tier hit (memory tier cold)", runRedis},
+	"memory":      {"memory tier: bytes per entry and GC CPU while filling and serving", runMemory},
+	"forwardauth": {"forward-auth decisions (cache hit) on authz.listen vs full proxied requests through the bare proxy", runForwardAuth},
+	"oauth2proxy": {"forward-auth decisions (cache hit) vs oauth2-proxy's /oauth2/auth validating the same JWT (only with -oauth2-proxy)", runOAuth2Proxy},
+	"grpc":        {"cache hit, gRPC unary on the wire (h2c both sides, POST application/grpc, grpc-status trailer) vs a bare h2c ReverseProxy", runGRPC},
 }
 
 // grpcPrefix is the grpc scenario's route (a gRPC service's path).

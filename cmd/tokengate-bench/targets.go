@@ -35,8 +35,11 @@ const (
 type target struct {
 	name string
 	url  string // edge base URL
-	cmd  *exec.Cmd
-	stop func()
+	// authzURL is tokengate's forward-auth listener (authz.listen); "" for
+	// the other targets.
+	authzURL string
+	cmd      *exec.Cmd
+	stop     func()
 }
 
 // pid is the process whose CPU time is charged to this target.
@@ -170,6 +173,8 @@ type tokengateOptions struct {
 	// otlp is the OTLP receiver's base URL and ratio tracing.sample_ratio;
 	// otlp "" is tracing off.
 	otlp, ratio string
+	// authz is authz.listen (the forward-auth listener); "" is off.
+	authz string
 }
 
 // configText is a tokengate configuration with benchRoutes routes over
@@ -187,6 +192,9 @@ func configText(o tokengateOptions, edge, admin string) string {
 	fmt.Fprintf(&b, "cache:\n  max_entries: %d\n", o.maxEntries)
 	if o.redis != "" {
 		fmt.Fprintf(&b, "  redis:\n    addrs: [%q]\n    encryption_key: %q\n", o.redis, o.redisKey)
+	}
+	if o.authz != "" {
+		fmt.Fprintf(&b, "authz:\n  listen: %q\n", o.authz)
 	}
 	if o.otlp != "" {
 		fmt.Fprintf(&b, "tracing:\n  otlp_endpoint: %q\n  sample_ratio: %s\n", o.otlp, o.ratio)
@@ -221,6 +229,9 @@ func startTokengate(o tokengateOptions) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.authz, err = freeAddr(); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(o.dir, "tokengate.yaml")
 	if err := os.WriteFile(path, []byte(configText(o, edge, admin)), 0o600); err != nil {
 		return nil, err
@@ -235,7 +246,7 @@ func startTokengate(o tokengateOptions) (*target, error) {
 		logs.Close()
 		return nil, fmt.Errorf("start tokengate: %w", err)
 	}
-	t := &target{name: "tokengate", url: "http://" + edge, cmd: cmd, stop: func() { logs.Close() }}
+	t := &target{name: "tokengate", url: "http://" + edge, authzURL: "http://" + o.authz, cmd: cmd, stop: func() { logs.Close() }}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
