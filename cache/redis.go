@@ -12,13 +12,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // Redis tier defaults for zero-valued options.
 const (
-	defaultRedisTimeout    = 400 * time.Millisecond
-	defaultBreakerFailures = 5
-	defaultBreakerBackoff  = 5 * time.Second
+	defaultRedisTimeout    = config.DefaultRedisTimeout
+	defaultBreakerFailures = config.DefaultRedisBreakerFailures
+	defaultBreakerBackoff  = config.DefaultRedisBreakerBackoff
 	// redisAdminTimeout bounds a revocation's Redis work (an admin action,
 	// not on the request path, and possibly many deletions).
 	redisAdminTimeout = 5 * time.Second

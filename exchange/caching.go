@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
 )
 
 // Cache is what the caching exchanger needs from a cache tier (declared here,
@@ -76,7 +77,7 @@ type CachingOptions struct {
 }
 
 const (
-	defaultExchangeTimeout = 10 * time.Second
+	defaultExchangeTimeout = config.DefaultExchangeTimeout
 	minKeySecret           = 16
 	// cacheKeyDomain separates these MACs from any other use of KeySecret and
 	// versions the encoding: changing the encoding must change it.

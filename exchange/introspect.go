@@ -26,12 +26,12 @@ var ErrIntrospectionUnavailable = errors.New("token introspection unavailable")
 // active (RFC 7662 "active": false), or it is not an access token.
 const ReasonInactive = "inactive"
 
-// Introspection defaults for zero-valued settings (config applies the same).
+// Introspection defaults for zero-valued settings: config's, which config.Load applies.
 const (
-	introspectDefaultTimeout  = 2 * time.Second
-	introspectDefaultEntries  = 10000
-	introspectDefaultMaxTTL   = 5 * time.Minute
-	introspectDefaultNegative = 10 * time.Second
+	introspectDefaultTimeout  = config.DefaultIntrospectionTimeout
+	introspectDefaultEntries  = config.DefaultIntrospectionCacheMaxEntries
+	introspectDefaultMaxTTL   = config.DefaultIntrospectionMaxCacheTTL
+	introspectDefaultNegative = config.DefaultIntrospectionNegativeCacheTTL
 )
 
 // introspector sends opaque umbrella tokens to one issuer's RFC 7662

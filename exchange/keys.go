@@ -32,8 +32,6 @@ const (
 	signingKeyMinRSABits = 2048
 	// signingKeyGenRSABits is what GenerateKeyPEM makes: NIST's size past 2030.
 	signingKeyGenRSABits = 3072
-	// signingKeyAlgList is for error messages.
-	signingKeyAlgList = "ES256, RS256, PS256 or EdDSA"
 	// signingKeyTokenType is the JWS typ of exchanged tokens (RFC 9068 2.1).
 	signingKeyTokenType = "at+jwt"
 )
@@ -337,7 +335,7 @@ func signingKeyCheckAlg(alg string, pub crypto.PublicKey) error {
 }
 
 func signingKeyAlgError(alg string) error {
-	return fmt.Errorf("alg %q is not supported: use %s", alg, signingKeyAlgList)
+	return fmt.Errorf("alg %q is not supported: use %s", alg, signingKeyAlgList())
 }
 
 // signingKeyAlgFor suggests the alg for a key type ("" when none fits).
@@ -358,11 +356,17 @@ func signingKeyAlgFor(pub crypto.PublicKey) string {
 // signingKeyAlgHint turns a possibly empty or invalid alg into one worth
 // printing in a suggested command.
 func signingKeyAlgHint(alg string) string {
-	switch jose.SignatureAlgorithm(alg) {
-	case jose.ES256, jose.RS256, jose.PS256, jose.EdDSA:
+	if config.IsSigningAlgorithm(alg) {
 		return alg
 	}
 	return string(jose.ES256)
+}
+
+// signingKeyAlgList names config.SigningAlgorithms for error messages:
+// "ES256, RS256, PS256 or EdDSA".
+func signingKeyAlgList() string {
+	algs := config.SigningAlgorithms()
+	return strings.Join(algs[:len(algs)-1], ", ") + " or " + algs[len(algs)-1]
 }
 
 // signingKeyDescribe names a key's type and size, never its material.

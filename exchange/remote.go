@@ -38,9 +38,9 @@ const (
 
 // Retry defaults.
 const (
-	defaultRemoteMaxAttempts = 3
-	defaultRemoteBackoff     = 50 * time.Millisecond
-	defaultRemoteTimeout     = 2 * time.Second
+	defaultRemoteMaxAttempts = config.DefaultRemoteMaxAttempts
+	defaultRemoteBackoff     = config.DefaultRemoteBackoff
+	defaultRemoteTimeout     = config.DefaultRemoteTimeout
 	// remoteMinAttemptTime: no new attempt starts with less time than this
 	// left; it could not finish.
 	remoteMinAttemptTime = 20 * time.Millisecond

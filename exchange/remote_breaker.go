@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // errCircuitOpen: the STS failed repeatedly and is not asked until the
@@ -25,9 +27,9 @@ var (
 
 // Breaker defaults.
 const (
-	defaultBreakerThreshold   = 5
-	defaultBreakerCooldown    = time.Second
-	defaultBreakerMaxCooldown = 30 * time.Second
+	defaultBreakerThreshold   = config.DefaultBreakerThreshold
+	defaultBreakerCooldown    = config.DefaultBreakerCooldown
+	defaultBreakerMaxCooldown = config.DefaultBreakerMaxCooldown
 )
 
 // breakerResult is how an admitted call ended.

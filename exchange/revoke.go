@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
 )
 
 // ReasonRevoked: the umbrella token, its subject, its session, its client
@@ -26,7 +27,7 @@ const ReasonRevoked = "revoked"
 const issuedBeforeSkew = time.Minute
 
 // defaultRevocationTTL is CachingOptions.RevocationTTL when zero.
-const defaultRevocationTTL = 24 * time.Hour
+const defaultRevocationTTL = config.DefaultRevocationTTL
 
 // revocationHashDomain separates the revocation hashes' key from the cache
 // keys' (both derive from KeySecret) and versions their encoding.

@@ -21,10 +21,10 @@ import (
 
 // Verifier defaults for zero-valued options and issuer settings.
 const (
-	verifyDefaultMaxTokenBytes    = 8192
-	verifyDefaultMemoSize         = 10000
-	jwksDefaultMinRefreshInterval = 10 * time.Second
-	jwksDefaultFetchTimeout       = 5 * time.Second
+	verifyDefaultMaxTokenBytes    = config.DefaultMaxTokenBytes
+	verifyDefaultMemoSize         = config.DefaultMemoSize
+	jwksDefaultMinRefreshInterval = config.DefaultMinRefreshInterval
+	jwksDefaultFetchTimeout       = config.DefaultFetchTimeout
 )
 
 // VerifierOptions are the Verifier's dependencies and limits.
@@ -78,26 +78,18 @@ type verifyIssuer struct {
 }
 
 // verifyAsymmetricAlgs is the default allowlist and the only algorithms a
-// configuration may name: none and HS* are never accepted.
+// configuration may name (config.AsymmetricAlgorithms): none and HS* are
+// never accepted.
 func verifyAsymmetricAlgs() []jose.SignatureAlgorithm {
-	return []jose.SignatureAlgorithm{
-		jose.RS256, jose.RS384, jose.RS512,
-		jose.PS256, jose.PS384, jose.PS512,
-		jose.ES256, jose.ES384, jose.ES512,
-		jose.EdDSA,
+	names := config.AsymmetricAlgorithms()
+	algs := make([]jose.SignatureAlgorithm, len(names))
+	for i, n := range names {
+		algs[i] = jose.SignatureAlgorithm(n)
 	}
+	return algs
 }
 
-func verifyAsymmetricAlg(alg string) bool {
-	switch jose.SignatureAlgorithm(alg) {
-	case jose.RS256, jose.RS384, jose.RS512,
-		jose.PS256, jose.PS384, jose.PS512,
-		jose.ES256, jose.ES384, jose.ES512,
-		jose.EdDSA:
-		return true
-	}
-	return false
-}
+func verifyAsymmetricAlg(alg string) bool { return config.IsAsymmetricAlgorithm(alg) }
 
 // NewVerifier builds a Verifier for issuers. It fetches nothing: call
 // Prefetch at startup, and keys are otherwise fetched on first use.
