@@ -147,7 +147,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	}
 	// With Redis, every replica must compute the same cache key for the same
 	// umbrella token: the key secret comes from cache.redis's hash key.
-	var store exchange.Cache = g.memory
+	var store cache.Store = g.memory
 	keySecret := p.cacheSecret
 	var shared *redisTier
 	if cfg.Cache.Redis != nil {
