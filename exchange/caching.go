@@ -63,6 +63,10 @@ type CachingOptions struct {
 	// OnRevoked, when set, sees each revocation this exchanger applies
 	// (admin, key removal, reload), after the denylist has it.
 	OnRevoked func(cache.Revocation)
+	// OnJoin, when set, runs after a caller joined (or started) the
+	// exchange for its key, before it waits: tests of an upstream use it
+	// to have every caller in flight before the upstream answers.
+	OnJoin func()
 	// OpaqueTokens: an issuer introspects opaque tokens, so Revoke accepts
 	// a token value that is not a JWT (keyed on its raw value). Without it
 	// such a value is a *BadRevocationError: it could never be presented.
@@ -160,6 +164,8 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		revocations:   opts.Revocations,
 		opaqueTokens:  opts.OpaqueTokens,
 		onRevoked:     opts.OnRevoked,
+
+		testHookJoined: opts.OnJoin,
 	}
 	if c.revocationTTL == 0 {
 		c.revocationTTL = defaultRevocationTTL

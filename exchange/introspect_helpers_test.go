@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -236,4 +238,12 @@ func itReason(err error) string {
 		return "unavailable"
 	}
 	return fmt.Sprintf("other: %v", err)
+}
+
+// itWriteKey writes a new ES256 client key as PEM and returns its path and key.
+func itWriteKey(t testing.TB) (string, *ecdsa.PrivateKey) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "client.pem")
+	k, _ := oauthtest.WriteKey(t, path, "ES256")
+	return path, k.(*ecdsa.PrivateKey)
 }

@@ -214,7 +214,7 @@ func TestIntrospectNetworkError(t *testing.T) {
 }
 
 func TestIntrospectClientAuth(t *testing.T) {
-	keyPath, key := rtWriteKey(t)
+	keyPath, key := itWriteKey(t)
 	tests := []struct {
 		name   string
 		mutate func(in *config.Introspection)

@@ -13,18 +13,11 @@ import (
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
-// newSTSClientAuth builds the configured method. random is the source of
-// assertion jtis.
-func newSTSClientAuth(cfg config.Remote, random io.Reader) (oauthclient.ClientAuth, error) {
-	return newClientAuth("exchange.remote", cfg.AuthMethod, cfg.ClientID, cfg.ClientSecret,
-		cfg.PrivateKey, cfg.AssertionAudience, random)
-}
-
-// newClientAuth builds an OAuth client authentication method from its
+// NewClientAuth builds an OAuth client authentication method from its
 // configuration, loading the private_key_jwt key; the STS client and the
 // introspection client share it. path names the configuration block in
 // errors.
-func newClientAuth(path, method, id, secret string, pk config.SigningKey, audience string, random io.Reader) (oauthclient.ClientAuth, error) {
+func NewClientAuth(path, method, id, secret string, pk config.SigningKey, audience string, random io.Reader) (oauthclient.ClientAuth, error) {
 	switch method {
 	case config.AuthClientSecretBasic, "":
 		return &oauthclient.ClientSecretBasic{ID: id, Secret: secret}, nil

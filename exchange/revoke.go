@@ -306,7 +306,7 @@ func (c *Caching) revocationOf(r Revocation) (cache.Revocation, error) {
 			return rev, err
 		}
 		rev.By = cache.ByToken
-		if exp, ok := unverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
+		if exp, ok := UnverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
 			rev.Until = exp // refused for as long as it could be presented
 		}
 		rev.Hash = c.revocationHash(cache.ByToken, id[:])

@@ -37,7 +37,9 @@ type TxnOptions struct {
 	ContextClaims []string
 }
 
-func (o TxnOptions) check() error {
+// Check returns every missing setting, joined: the local and remote
+// Txn-Token minters refuse to start without them.
+func (o TxnOptions) Check() error {
 	var problems []error
 	if o.TrustDomain == "" {
 		problems = append(problems, errors.New("trust domain is empty: set txn_token.trust_domain"))
@@ -115,9 +117,9 @@ func txnRandom(r io.Reader) io.Reader {
 	return r
 }
 
-// txnScope checks that the requested scopes are the umbrella token's
+// TxnScope checks that the requested scopes are the umbrella token's
 // (draft "Scope Processing": never wider) and joins them.
-func txnScope(req TxnRequest) (string, error) {
+func TxnScope(req TxnRequest) (string, error) {
 	var n int
 	for _, s := range req.Scopes {
 		if !slices.Contains(req.Subject.Claims.Scopes, s) {
@@ -136,9 +138,9 @@ func txnScope(req TxnRequest) (string, error) {
 	return string(b), nil
 }
 
-// txnContextClaims returns the configured claims the umbrella token carries,
+// TxnContextClaims returns the configured claims the umbrella token carries,
 // for tctx (local) or request_details (remote); nil when none.
-func txnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, error) {
+func TxnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, error) {
 	var out map[string]json.RawMessage
 	for _, name := range names {
 		raw, ok := c.Extra[name]

@@ -43,7 +43,7 @@ type LocalTxn struct {
 
 // NewLocalTxn builds the signer of Txn-Tokens from the active local key.
 func NewLocalTxn(opts LocalTxnOptions) (*LocalTxn, error) {
-	err := opts.TxnOptions.check()
+	err := opts.TxnOptions.Check()
 	if opts.Issuer == "" {
 		err = errors.Join(err, errors.New("issuer is empty: set exchange.local.issuer"))
 	}
@@ -110,11 +110,11 @@ func (l *LocalTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult
 	if err != nil {
 		return nil, err
 	}
-	scope, err := txnScope(req)
+	scope, err := TxnScope(req)
 	if err != nil {
 		return nil, err
 	}
-	tctx, err := txnContextClaims(c, l.opts.ContextClaims)
+	tctx, err := TxnContextClaims(c, l.opts.ContextClaims)
 	if err != nil {
 		return nil, err
 	}

@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-// unverifiedExpiry reads exp from a compact JWS WITHOUT verifying it. It is
+// UnverifiedExpiry reads exp from a compact JWS WITHOUT verifying it. It is
 // only ever used to bound a lifetime, never to trust a token: how long an STS
 // token is cached (capped by the umbrella's exp as well), and how long a
 // revoked token stays refused (a forged exp can only make that longer). ok is
 // false when there is no positive, plausible numeric exp.
-func unverifiedExpiry(raw string) (time.Time, bool) {
+func UnverifiedExpiry(raw string) (time.Time, bool) {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return time.Time{}, false

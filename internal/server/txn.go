@@ -6,6 +6,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sts"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -29,8 +30,8 @@ func buildTxnMinter(p *Process, cfg *config.Config, up *modeUpstream) (gateway.T
 			return nil, fmt.Errorf("txn_token: %w", err)
 		}
 		return m, nil
-	case *exchange.Remote:
-		m, err := exchange.NewRemoteTxn(u, opts)
+	case *sts.Remote:
+		m, err := sts.NewRemoteTxn(u, opts)
 		if err != nil {
 			return nil, fmt.Errorf("txn_token: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sts"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -39,7 +40,7 @@ func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 		return &modeUpstream{upstream: local, keys: local.Keys(), issuer: cfg.Exchange.Local.Issuer,
 			prefetch: func(context.Context) error { return nil }}, nil
 	case config.ModeRemote:
-		remote, err := exchange.NewRemote(exchange.RemoteOptions{
+		remote, err := sts.NewRemote(sts.RemoteOptions{
 			Config:     cfg.Exchange.Remote,
 			TokenTTL:   cfg.Exchange.TokenTTL.D(),
 			HTTPClient: p.HTTPClient,

@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 func TestNewRemoteOptions(t *testing.T) {
@@ -157,8 +158,8 @@ func TestRemoteClientAuthOnTheWire(t *testing.T) {
 			for k, want := range map[string]string{
 				"grant_type":           "urn:ietf:params:oauth:grant-type:token-exchange",
 				"subject_token":        rtUmbrella,
-				"subject_token_type":   TokenTypeAccessToken,
-				"requested_token_type": TokenTypeAccessToken,
+				"subject_token_type":   exchange.TokenTypeAccessToken,
+				"requested_token_type": exchange.TokenTypeAccessToken,
 				"audience":             rtAudience,
 				"scope":                "orders:read",
 			} {
@@ -267,24 +268,24 @@ func TestRemoteSuccessResponses(t *testing.T) {
 		wantScope  string
 		wantType   string
 	}{
-		{"expires_in number", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 120, "scope": "s"},
-			"application/json", umbrellaExp, rtNow.Add(120 * time.Second), "s", TokenTypeAccessToken},
-		{"expires_in numeric string", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeJWT, "token_type": "bearer", "expires_in": "90"},
-			"application/json;charset=UTF-8", umbrellaExp, rtNow.Add(90 * time.Second), "orders:read", TokenTypeJWT},
-		{"expires_in above token_ttl is capped", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 86400},
-			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", TokenTypeAccessToken},
-		{"umbrella exp caps", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 240},
-			"application/json", rtNow.Add(time.Minute), rtNow.Add(time.Minute), "orders:read", TokenTypeAccessToken},
-		{"no expires_in: the JWT's exp", map[string]any{"access_token": rtJWT(rtNow.Add(100 * time.Second).Unix()), "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer"},
-			"application/json", umbrellaExp, rtNow.Add(100 * time.Second), "orders:read", TokenTypeAccessToken},
-		{"no expires_in, opaque token: token_ttl", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer"},
-			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", TokenTypeAccessToken},
-		{"expires_in null: token_ttl", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": nil},
-			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", TokenTypeAccessToken},
+		{"expires_in number", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 120, "scope": "s"},
+			"application/json", umbrellaExp, rtNow.Add(120 * time.Second), "s", exchange.TokenTypeAccessToken},
+		{"expires_in numeric string", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeJWT, "token_type": "bearer", "expires_in": "90"},
+			"application/json;charset=UTF-8", umbrellaExp, rtNow.Add(90 * time.Second), "orders:read", exchange.TokenTypeJWT},
+		{"expires_in above token_ttl is capped", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 86400},
+			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", exchange.TokenTypeAccessToken},
+		{"umbrella exp caps", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 240},
+			"application/json", rtNow.Add(time.Minute), rtNow.Add(time.Minute), "orders:read", exchange.TokenTypeAccessToken},
+		{"no expires_in: the JWT's exp", map[string]any{"access_token": rtJWT(rtNow.Add(100 * time.Second).Unix()), "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer"},
+			"application/json", umbrellaExp, rtNow.Add(100 * time.Second), "orders:read", exchange.TokenTypeAccessToken},
+		{"no expires_in, opaque token: token_ttl", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer"},
+			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", exchange.TokenTypeAccessToken},
+		{"expires_in null: token_ttl", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": nil},
+			"application/json", umbrellaExp, rtNow.Add(rtTTL), "orders:read", exchange.TokenTypeAccessToken},
 		{"N_A token type, no issued_token_type, no Content-Type", map[string]any{"access_token": rtIssued, "token_type": "N_A", "expires_in": 60},
-			"", umbrellaExp, rtNow.Add(time.Minute), "orders:read", TokenTypeAccessToken},
-		{"problem+json style type", map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 60.9},
-			"application/vnd.sts+json", umbrellaExp, rtNow.Add(time.Minute), "orders:read", TokenTypeAccessToken},
+			"", umbrellaExp, rtNow.Add(time.Minute), "orders:read", exchange.TokenTypeAccessToken},
+		{"problem+json style type", map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 60.9},
+			"application/vnd.sts+json", umbrellaExp, rtNow.Add(time.Minute), "orders:read", exchange.TokenTypeAccessToken},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -325,13 +326,13 @@ const (
 )
 
 func kindOf(err error) errKind {
-	var re *RejectError
+	var re *exchange.RejectError
 	switch {
 	case errors.As(err, &re):
 		return kindRejected
-	case errors.Is(err, ErrExchangeDenied):
+	case errors.Is(err, exchange.ErrExchangeDenied):
 		return kindDenied
-	case errors.Is(err, ErrExchangeUnavailable):
+	case errors.Is(err, exchange.ErrExchangeUnavailable):
 		return kindUnavailable
 	}
 	return -1
@@ -343,7 +344,7 @@ func TestRemoteErrorShapes(t *testing.T) {
 	huge := strings.Repeat("x", stsMaxBody+10)
 	okBody := func(edit func(m map[string]any)) func(w http.ResponseWriter, r *http.Request, n int) {
 		return func(w http.ResponseWriter, _ *http.Request, _ int) {
-			m := map[string]any{"access_token": rtIssued, "issued_token_type": TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 60}
+			m := map[string]any{"access_token": rtIssued, "issued_token_type": exchange.TokenTypeAccessToken, "token_type": "Bearer", "expires_in": 60}
 			edit(m)
 			rtJSON(w, http.StatusOK, m)
 		}
@@ -372,8 +373,8 @@ func TestRemoteErrorShapes(t *testing.T) {
 		inErr      string // substring of the error text
 		wantReason string // RejectError reason
 	}{
-		{"400 invalid_grant", jsonErr(400, "invalid_grant"), kindRejected, 400, "invalid_grant", 1, "described invalid_grant", ReasonSTSRejected},
-		{"401 invalid_token", jsonErr(401, "invalid_token"), kindRejected, 401, "invalid_token", 1, "", ReasonSTSRejected},
+		{"400 invalid_grant", jsonErr(400, "invalid_grant"), kindRejected, 400, "invalid_grant", 1, "described invalid_grant", exchange.ReasonSTSRejected},
+		{"401 invalid_token", jsonErr(401, "invalid_token"), kindRejected, 401, "invalid_token", 1, "", exchange.ReasonSTSRejected},
 		{"400 invalid_target", jsonErr(400, "invalid_target"), kindDenied, 400, "invalid_target", 1, "described invalid_target", ""},
 		{"400 invalid_scope", jsonErr(400, "invalid_scope"), kindDenied, 400, "invalid_scope", 1, "", ""},
 		{"403 access_denied", jsonErr(403, "access_denied"), kindDenied, 403, "access_denied", 1, "", ""},
@@ -419,7 +420,7 @@ func TestRemoteErrorShapes(t *testing.T) {
 			if k := kindOf(err); k != tt.kind {
 				t.Errorf("error class %d, want %d: %v", k, tt.kind, err)
 			}
-			var se *STSError
+			var se *exchange.STSError
 			if !errors.As(err, &se) {
 				t.Fatalf("error does not carry an *STSError: %v", err)
 			}
@@ -438,7 +439,7 @@ func TestRemoteErrorShapes(t *testing.T) {
 			if strings.Contains(err.Error(), rtUmbrella) || strings.Contains(err.Error(), huge[:100]) {
 				t.Error("the error repeats the subject token or the body")
 			}
-			var re *RejectError
+			var re *exchange.RejectError
 			if errors.As(err, &re) && re.Reason != tt.wantReason {
 				t.Errorf("reject reason %q, want %q", re.Reason, tt.wantReason)
 			}
@@ -518,7 +519,7 @@ func TestRemoteRetriesOnlyTransientFailures(t *testing.T) {
 		if kindOf(err) != kindUnavailable {
 			t.Fatalf("error %v, want unavailable", err)
 		}
-		var se *STSError
+		var se *exchange.STSError
 		if !errors.As(err, &se) || se.Status != 0 || !se.Retryable() {
 			t.Fatalf("STSError %+v, want a retryable one without status", se)
 		}
@@ -558,11 +559,11 @@ func TestRemoteExpiredUmbrellaNeverAsks(t *testing.T) {
 	sts := newRTSTS(t, rtOK(60))
 	env := newRTEnv(t, rtConfig(sts.URL()))
 	_, err := env.remote.Exchange(context.Background(), rtRequestFor(rtUmbrella, rtNow, rtAudience))
-	var re *RejectError
-	if !errors.As(err, &re) || re.Reason != ReasonExpired {
+	var re *exchange.RejectError
+	if !errors.As(err, &re) || re.Reason != exchange.ReasonExpired {
 		t.Fatalf("error %v, want an expired rejection", err)
 	}
-	if _, err := env.remote.Exchange(context.Background(), Request{Audience: rtAudience}); kindOf(err) != kindRejected {
+	if _, err := env.remote.Exchange(context.Background(), exchange.Request{Audience: rtAudience}); kindOf(err) != kindRejected {
 		t.Fatalf("no subject: %v", err)
 	}
 	if n := len(sts.Calls()); n != 0 {
@@ -633,8 +634,8 @@ func TestRemoteFingerprint(t *testing.T) {
 		"client":         func(c *config.Remote) { c.ClientID = "other" },
 		"secret":         func(c *config.Remote) { c.ClientSecret = "rotated" },
 		"auth method":    func(c *config.Remote) { c.AuthMethod = config.AuthClientSecretPost },
-		"subject type":   func(c *config.Remote) { c.SubjectTokenType = TokenTypeJWT },
-		"requested type": func(c *config.Remote) { c.RequestedTokenType = TokenTypeJWT },
+		"subject type":   func(c *config.Remote) { c.SubjectTokenType = exchange.TokenTypeJWT },
+		"requested type": func(c *config.Remote) { c.RequestedTokenType = exchange.TokenTypeJWT },
 		"resource":       func(c *config.Remote) { c.Resource = config.Resource{All: true} },
 		"resource list":  func(c *config.Remote) { c.Resource = config.Resource{Audiences: []string{"a"}} },
 		"private key":    jwtKey(keyPath),

@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/sony/gobreaker/v2"
+
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // rtJWTClaims is a JWS-shaped issued token with these claims (unsigned: the
@@ -45,7 +47,7 @@ func TestRemoteExtraParamsOnTheWire(t *testing.T) {
 		t.Errorf("form %v lost an RFC 8693 parameter", form)
 	}
 
-	sts.setHandle(ttSTSOK(ttSTSToken("txn-1", rtNow.Add(time.Minute)), TokenTypeTxnToken))
+	sts.setHandle(ttSTSOK(ttSTSToken("txn-1", rtNow.Add(time.Minute)), exchange.TokenTypeTxnToken))
 	rt, err := NewRemoteTxn(env.remote, ttOptions())
 	if err != nil {
 		t.Fatal(err)
@@ -123,14 +125,14 @@ func TestRemoteIssuedTokenAudience(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sts := newRTSTS(t, func(w http.ResponseWriter, _ *http.Request, _ int) {
-				rtJSON(w, http.StatusOK, map[string]any{"access_token": tt.token, "issued_token_type": TokenTypeJWT, "token_type": "Bearer", "expires_in": 60})
+				rtJSON(w, http.StatusOK, map[string]any{"access_token": tt.token, "issued_token_type": exchange.TokenTypeJWT, "token_type": "Bearer", "expires_in": 60})
 			})
 			env := newRTEnv(t, rtConfig(sts.URL()))
 			res, err := env.remote.Exchange(context.Background(), rtRequest("orders:read"))
 			result := "ok"
 			if !tt.ok {
 				result = "invalid_response"
-				if err == nil || !errors.Is(err, ErrExchangeUnavailable) || errors.Is(err, ErrSTSConfig) || !strings.Contains(err.Error(), tt.inErr) {
+				if err == nil || !errors.Is(err, exchange.ErrExchangeUnavailable) || errors.Is(err, exchange.ErrSTSConfig) || !strings.Contains(err.Error(), tt.inErr) {
 					t.Fatalf("Exchange = %+v, %v; want unavailable containing %q", res, err, tt.inErr)
 				}
 				if strings.Contains(err.Error(), tt.token) || strings.Contains(env.logs.String(), tt.token) {
@@ -171,7 +173,7 @@ func TestRemoteTxnTokenAudience(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sts := newRTSTS(t, ttSTSOK(tt.token, TokenTypeTxnToken))
+			sts := newRTSTS(t, ttSTSOK(tt.token, exchange.TokenTypeTxnToken))
 			rt, _ := ttNewRemote(t, sts)
 			_, err := rt.MintTxnToken(context.Background(), ttRemoteRequest())
 			if tt.inErr == "" {
@@ -180,7 +182,7 @@ func TestRemoteTxnTokenAudience(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !errors.Is(err, ErrExchangeUnavailable) || !strings.Contains(err.Error(), tt.inErr) {
+			if err == nil || !errors.Is(err, exchange.ErrExchangeUnavailable) || !strings.Contains(err.Error(), tt.inErr) {
 				t.Fatalf("MintTxnToken: %v, want unavailable containing %q", err, tt.inErr)
 			}
 		})
@@ -210,7 +212,7 @@ func TestRemoteSTSConfigErrors(t *testing.T) {
 			})
 			env := newRTEnv(t, rtConfig(sts.URL()), func(o *RemoteOptions) { o.BreakerThreshold = 1 })
 			_, err := env.remote.Exchange(context.Background(), rtRequest())
-			if !errors.Is(err, ErrSTSConfig) || !errors.Is(err, ErrExchangeUnavailable) {
+			if !errors.Is(err, exchange.ErrSTSConfig) || !errors.Is(err, exchange.ErrExchangeUnavailable) {
 				t.Fatalf("err = %v, want ErrSTSConfig", err)
 			}
 			if n := len(sts.Calls()); n != 1 {
@@ -274,7 +276,7 @@ func TestSTSErrorPublicDescription(t *testing.T) {
 		"scope orders:write needs acr urn:mace:incommon:iap:silver, got bronze": "scope orders:write needs acr urn:mace:incommon:iap:silver, got bronze",
 	}
 	for in, want := range tests {
-		if got := (&STSError{Description: in}).PublicDescription(); got != want {
+		if got := (&exchange.STSError{Description: in}).PublicDescription(); got != want {
 			t.Errorf("PublicDescription(%q) = %q, want %q", in, got, want)
 		}
 	}

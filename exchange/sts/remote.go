@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -61,7 +62,7 @@ type RemoteOptions struct {
 	// Random is the source of client assertion jtis; nil for crypto/rand.
 	Random io.Reader
 	// Metrics may be nil (tests).
-	Metrics *Metrics
+	Metrics *exchange.Metrics
 	// Logger is nil for no logging. Tokens are never logged.
 	Logger *slog.Logger
 
@@ -96,7 +97,7 @@ type Remote struct {
 	backoff      time.Duration
 	breaker      *stsBreaker
 	clock        func() time.Time
-	metrics      *Metrics
+	metrics      *exchange.Metrics
 	logger       *slog.Logger
 	fingerprint  string
 	usesDiscover bool
@@ -141,8 +142,8 @@ func NewRemote(opts RemoteOptions) (*Remote, error) {
 		return nil, fmt.Errorf("remote exchanger: %w", errors.Join(problems...))
 	}
 	r := &Remote{
-		subjectType:  orDefault(cfg.SubjectTokenType, TokenTypeAccessToken),
-		requested:    orDefault(cfg.RequestedTokenType, TokenTypeAccessToken),
+		subjectType:  orDefault(cfg.SubjectTokenType, exchange.TokenTypeAccessToken),
+		requested:    orDefault(cfg.RequestedTokenType, exchange.TokenTypeAccessToken),
 		resource:     cfg.Resource,
 		ttl:          opts.TokenTTL,
 		timeout:      cfg.Timeout.D(),
@@ -289,7 +290,7 @@ func (r *Remote) Degraded(context.Context) error {
 // ErrExchangeDenied (not for this audience or scopes: 403), ErrSTSConfig
 // (the STS refused tokengate's request: 503), else ErrExchangeUnavailable
 // (503); each wraps the *STSError.
-func (r *Remote) Exchange(ctx context.Context, req Request) (*Result, error) {
+func (r *Remote) Exchange(ctx context.Context, req exchange.Request) (*exchange.Result, error) {
 	start := time.Now()
 	res, err := r.remoteExchange(ctx, req)
 	if m := r.metrics; m != nil {
@@ -301,13 +302,13 @@ func (r *Remote) Exchange(ctx context.Context, req Request) (*Result, error) {
 
 // remoteResult is the result label of an exchange's outcome.
 func remoteResult(err error) string {
-	var se *STSError
+	var se *exchange.STSError
 	switch {
 	case err == nil:
 		return remoteResultOK
-	case errors.Is(err, ErrInvalidToken), errors.Is(err, ErrExchangeDenied):
+	case errors.Is(err, exchange.ErrInvalidToken), errors.Is(err, exchange.ErrExchangeDenied):
 		return remoteResultRejected
-	case errors.Is(err, ErrSTSConfig):
+	case errors.Is(err, exchange.ErrSTSConfig):
 		return remoteResultConfig
 	case errors.As(err, &se) && stsInvalidResponse(se):
 		return remoteResultInvalid
@@ -315,22 +316,22 @@ func remoteResult(err error) string {
 	return remoteResultUnavailable
 }
 
-func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, error) {
+func (r *Remote) remoteExchange(ctx context.Context, req exchange.Request) (*exchange.Result, error) {
 	if req.Subject == nil {
-		return nil, Reject(ReasonMalformed, "no subject token", nil)
+		return nil, exchange.Reject(exchange.ReasonMalformed, "no subject token", nil)
 	}
 	if req.Audience == "" {
 		return nil, errors.New("remote exchange: empty audience")
 	}
 	notAfter := req.Subject.Claims.Expiry
 	if notAfter.IsZero() {
-		return nil, Reject(ReasonMalformed, "token has no exp", nil)
+		return nil, exchange.Reject(exchange.ReasonMalformed, "token has no exp", nil)
 	}
 	if !notAfter.After(r.clock()) {
-		return nil, Reject(ReasonExpired, "token expires before an exchanged token could be used", nil)
+		return nil, exchange.Reject(exchange.ReasonExpired, "token expires before an exchanged token could be used", nil)
 	}
 
-	return r.roundTrips(ctx, req.Subject, req.Audience, func(ctx context.Context, endpoint string) (*Result, time.Duration, error) {
+	return r.roundTrips(ctx, req.Subject, req.Audience, func(ctx context.Context, endpoint string) (*exchange.Result, time.Duration, error) {
 		return r.attempt(ctx, endpoint, req, notAfter)
 	})
 }
@@ -339,23 +340,23 @@ func (r *Remote) remoteExchange(ctx context.Context, req Request) (*Result, erro
 // the breaker, retries of transient failures; send sends one request.
 // Failures become a *RejectError, ErrExchangeDenied or ErrExchangeUnavailable
 // (stsClientError). audience is for the log line only.
-func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string,
-	send func(ctx context.Context, endpoint string) (*Result, time.Duration, error)) (*Result, error) {
+func (r *Remote) roundTrips(ctx context.Context, subject *exchange.Token, audience string,
+	send func(ctx context.Context, endpoint string) (*exchange.Result, time.Duration, error)) (*exchange.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	endpoint, err := r.endpoint.resolve(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+		return nil, fmt.Errorf("remote exchange: %w: %w", exchange.ErrExchangeUnavailable, err)
 	}
 
-	var last *STSError
+	var last *exchange.STSError
 	for attempt := 1; ; attempt++ {
 		done, err := r.breaker.allow()
 		if err != nil {
 			if last != nil {
-				return nil, fmt.Errorf("remote exchange: %w: %w (after %w)", ErrExchangeUnavailable, err, last)
+				return nil, fmt.Errorf("remote exchange: %w: %w (after %w)", exchange.ErrExchangeUnavailable, err, last)
 			}
-			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+			return nil, fmt.Errorf("remote exchange: %w: %w", exchange.ErrExchangeUnavailable, err)
 		}
 		res, retryAfter, err := send(ctx, endpoint)
 		if err == nil {
@@ -363,11 +364,11 @@ func (r *Remote) roundTrips(ctx context.Context, subject *Token, audience string
 			r.configProblem.Store(nil)
 			return res, nil
 		}
-		var se *STSError
+		var se *exchange.STSError
 		if !errors.As(err, &se) {
 			// Not the STS's doing (a signing failure): nothing to retry.
 			done(breakerUnknown)
-			return nil, fmt.Errorf("remote exchange: %w: %w", ErrExchangeUnavailable, err)
+			return nil, fmt.Errorf("remote exchange: %w: %w", exchange.ErrExchangeUnavailable, err)
 		}
 		se = r.redactSTSError(se, subject)
 		last = se
@@ -444,7 +445,7 @@ func errString(err error) string {
 
 // redactSTSError removes the subject token from what the STS said, should it
 // echo it: the error reaches logs.
-func (r *Remote) redactSTSError(se *STSError, subject *Token) *STSError {
+func (r *Remote) redactSTSError(se *exchange.STSError, subject *exchange.Token) *exchange.STSError {
 	raw := subject.SubjectToken()
 	if len(raw) < 8 || !strings.Contains(se.Description, raw) {
 		return se
@@ -457,7 +458,7 @@ func (r *Remote) redactSTSError(se *STSError, subject *Token) *STSError {
 // attempt sends one exchange request. It returns the result, or an error
 // (an *STSError for anything the STS did or did not answer) and the
 // Retry-After the STS asked for (0 when none).
-func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notAfter time.Time) (*Result, time.Duration, error) {
+func (r *Remote) attempt(ctx context.Context, endpoint string, req exchange.Request, notAfter time.Time) (*exchange.Result, time.Duration, error) {
 	form := url.Values{}
 	form.Set("grant_type", grantTokenExchange)
 	form.Set("subject_token", req.Subject.SubjectToken())
@@ -471,13 +472,13 @@ func (r *Remote) attempt(ctx context.Context, endpoint string, req Request, notA
 		form.Set("scope", strings.Join(req.Scopes, " "))
 	}
 	r.addExtraParams(form)
-	return r.post(ctx, endpoint, form, func(resp *oauthclient.Response) (*Result, error) {
+	return r.post(ctx, endpoint, form, func(resp *oauthclient.Response) (*exchange.Result, error) {
 		res, err := stsParseSuccess(resp, resp.Sent, r.ttl, notAfter)
 		if err != nil {
 			return nil, err
 		}
 		if err := checkIssuedJWT(res.AccessToken, req.Audience, r.clock()); err != nil {
-			return nil, &STSError{Server: stsServer, Status: resp.Status, Description: "unusable token response", Err: err}
+			return nil, &exchange.STSError{Server: stsServer, Status: resp.Status, Description: "unusable token response", Err: err}
 		}
 		if res.Scope == "" && len(req.Scopes) > 0 {
 			// RFC 8693 2.2.1: scope may be omitted when it is what was asked.
@@ -504,7 +505,7 @@ func (r *Remote) addExtraParams(form url.Values) {
 // *STSError for anything the STS did or did not answer) and the Retry-After
 // the STS asked for (0 when none).
 func (r *Remote) post(ctx context.Context, endpoint string, form url.Values,
-	parse func(resp *oauthclient.Response) (*Result, error)) (*Result, time.Duration, error) {
+	parse func(resp *oauthclient.Response) (*exchange.Result, error)) (*exchange.Result, time.Duration, error) {
 	resp, retryAfter, err := r.oauth.PostForm(ctx, endpoint, form, "application/json")
 	if err != nil {
 		return nil, retryAfter, err
@@ -526,4 +527,11 @@ func remoteWait(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// newSTSClientAuth builds the configured method. random is the source of
+// assertion jtis.
+func newSTSClientAuth(cfg config.Remote, random io.Reader) (oauthclient.ClientAuth, error) {
+	return exchange.NewClientAuth("exchange.remote", cfg.AuthMethod, cfg.ClientID, cfg.ClientSecret,
+		cfg.PrivateKey, cfg.AssertionAudience, random)
 }

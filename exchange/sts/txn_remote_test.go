@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // ttSTSToken is a JWS-shaped Txn-Token the fake TTS issues (unsigned: the
@@ -27,15 +29,15 @@ func ttSTSOK(token, issuedType string) func(w http.ResponseWriter, r *http.Reque
 	}
 }
 
-func ttRemoteRequest() TxnRequest {
-	c := Claims{
+func ttRemoteRequest() exchange.TxnRequest {
+	c := exchange.Claims{
 		Subject: "user-1", Expiry: rtNow.Add(time.Hour), Scopes: []string{"orders:read", "billing:read"},
 		Extra: map[string]json.RawMessage{"tenant": json.RawMessage(`"acme"`), "acr": json.RawMessage(`"mfa"`)},
 	}
-	return TxnRequest{
-		Subject: NewToken(rtUmbrella, sha256.Sum256([]byte(rtUmbrella)), c, ""),
+	return exchange.TxnRequest{
+		Subject: exchange.NewToken(rtUmbrella, sha256.Sum256([]byte(rtUmbrella)), c, ""),
 		Scopes:  []string{"orders:read"},
-		Context: TxnContext{IP: "203.0.113.7", Transport: "http", Method: "GET", Route: "orders"},
+		Context: exchange.TxnContext{IP: "203.0.113.7", Transport: "http", Method: "GET", Route: "orders"},
 	}
 }
 
@@ -53,7 +55,7 @@ func ttNewRemote(t *testing.T, sts *rtSTS) (*RemoteTxn, *rtEnv) {
 
 func TestRemoteTxnRequest(t *testing.T) {
 	token := ttSTSToken("txn-0001", rtNow.Add(30*time.Second))
-	sts := newRTSTS(t, ttSTSOK(token, TokenTypeTxnToken))
+	sts := newRTSTS(t, ttSTSOK(token, exchange.TokenTypeTxnToken))
 	rt, _ := ttNewRemote(t, sts)
 	res, err := rt.MintTxnToken(context.Background(), ttRemoteRequest())
 	if err != nil {
@@ -76,7 +78,7 @@ func TestRemoteTxnRequest(t *testing.T) {
 		"audience":             ttTrustDomain,
 		"scope":                "orders:read",
 		"subject_token":        rtUmbrella,
-		"subject_token_type":   TokenTypeAccessToken,
+		"subject_token_type":   exchange.TokenTypeAccessToken,
 	}
 	for k, v := range want {
 		if got := f.Get(k); got != v {
@@ -102,24 +104,24 @@ func TestRemoteTxnFailures(t *testing.T) {
 		check  func(error) bool
 		want   string
 	}{
-		{"issued an access token", ttSTSOK(good, TokenTypeAccessToken),
-			func(err error) bool { return errors.Is(err, ErrExchangeUnavailable) }, "is not urn:ietf:params:oauth:token-type:txn_token"},
+		{"issued an access token", ttSTSOK(good, exchange.TokenTypeAccessToken),
+			func(err error) bool { return errors.Is(err, exchange.ErrExchangeUnavailable) }, "is not urn:ietf:params:oauth:token-type:txn_token"},
 		{"no issued_token_type", ttSTSOK(good, ""),
-			func(err error) bool { return errors.Is(err, ErrExchangeUnavailable) }, "issued_token_type"},
-		{"no txn claim", ttSTSOK("a.eyJleHAiOjF9.c", TokenTypeTxnToken),
-			func(err error) bool { return errors.Is(err, ErrExchangeUnavailable) }, "no usable txn claim"},
-		{"txn with a newline", ttSTSOK(ttSTSToken("a\nb", rtNow.Add(time.Minute)), TokenTypeTxnToken),
-			func(err error) bool { return errors.Is(err, ErrExchangeUnavailable) }, "no usable txn claim"},
+			func(err error) bool { return errors.Is(err, exchange.ErrExchangeUnavailable) }, "issued_token_type"},
+		{"no txn claim", ttSTSOK("a.eyJleHAiOjF9.c", exchange.TokenTypeTxnToken),
+			func(err error) bool { return errors.Is(err, exchange.ErrExchangeUnavailable) }, "no usable txn claim"},
+		{"txn with a newline", ttSTSOK(ttSTSToken("a\nb", rtNow.Add(time.Minute)), exchange.TokenTypeTxnToken),
+			func(err error) bool { return errors.Is(err, exchange.ErrExchangeUnavailable) }, "no usable txn claim"},
 		{"outage", func(w http.ResponseWriter, _ *http.Request, _ int) { w.WriteHeader(http.StatusBadGateway) },
-			func(err error) bool { return errors.Is(err, ErrExchangeUnavailable) }, "502"},
+			func(err error) bool { return errors.Is(err, exchange.ErrExchangeUnavailable) }, "502"},
 		{"denied", func(w http.ResponseWriter, _ *http.Request, _ int) {
 			rtJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_scope"})
-		}, func(err error) bool { return errors.Is(err, ErrExchangeDenied) }, "invalid_scope"},
+		}, func(err error) bool { return errors.Is(err, exchange.ErrExchangeDenied) }, "invalid_scope"},
 		{"subject rejected", func(w http.ResponseWriter, _ *http.Request, _ int) {
 			rtJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_grant"})
 		}, func(err error) bool {
-			var re *RejectError
-			return errors.As(err, &re) && re.Reason == ReasonSTSRejected
+			var re *exchange.RejectError
+			return errors.As(err, &re) && re.Reason == exchange.ReasonSTSRejected
 		}, "invalid_grant"},
 	}
 	for _, tt := range tests {
@@ -141,17 +143,17 @@ func TestRemoteTxnFailures(t *testing.T) {
 }
 
 func TestRemoteTxnRefusesBeforeCalling(t *testing.T) {
-	sts := newRTSTS(t, ttSTSOK(ttSTSToken("t", rtNow.Add(time.Minute)), TokenTypeTxnToken))
+	sts := newRTSTS(t, ttSTSOK(ttSTSToken("t", rtNow.Add(time.Minute)), exchange.TokenTypeTxnToken))
 	rt, _ := ttNewRemote(t, sts)
 	wider := ttRemoteRequest()
 	wider.Scopes = []string{"admin"}
-	if _, err := rt.MintTxnToken(context.Background(), wider); !errors.Is(err, ErrTxnUnavailable) {
+	if _, err := rt.MintTxnToken(context.Background(), wider); !errors.Is(err, exchange.ErrTxnUnavailable) {
 		t.Errorf("wider scope: err = %v, want ErrTxnUnavailable", err)
 	}
 	expired := ttRemoteRequest()
 	expired.Subject.Claims.Expiry = rtNow
-	var re *RejectError
-	if _, err := rt.MintTxnToken(context.Background(), expired); !errors.As(err, &re) || re.Reason != ReasonExpired {
+	var re *exchange.RejectError
+	if _, err := rt.MintTxnToken(context.Background(), expired); !errors.As(err, &re) || re.Reason != exchange.ReasonExpired {
 		t.Errorf("expired umbrella: err = %v, want rejection expired", err)
 	}
 	if n := len(sts.Calls()); n != 0 {

@@ -1,9 +1,11 @@
-package exchange
+package sts
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/clocktest"
 	"github.com/tokengate/tokengate/internal/logtest"
 	"github.com/tokengate/tokengate/internal/oauthtest"
@@ -31,13 +34,13 @@ const (
 )
 
 // rtRequest is an exchange request for rtUmbrella (exp in an hour).
-func rtRequest(scopes ...string) Request {
+func rtRequest(scopes ...string) exchange.Request {
 	return rtRequestFor(rtUmbrella, rtNow.Add(time.Hour), rtAudience, scopes...)
 }
 
-func rtRequestFor(raw string, exp time.Time, aud string, scopes ...string) Request {
-	tok := NewToken(raw, sha256.Sum256([]byte(raw)), Claims{Subject: "user-1", Expiry: exp}, "")
-	return Request{Subject: tok, Audience: aud, Scopes: scopes}
+func rtRequestFor(raw string, exp time.Time, aud string, scopes ...string) exchange.Request {
+	tok := exchange.NewToken(raw, sha256.Sum256([]byte(raw)), exchange.Claims{Subject: "user-1", Expiry: exp}, "")
+	return exchange.Request{Subject: tok, Audience: aud, Scopes: scopes}
 }
 
 // rtCall is one request the fake STS received.
@@ -65,7 +68,7 @@ func rtOK(expiresIn any) func(w http.ResponseWriter, r *http.Request, n int) {
 	return func(w http.ResponseWriter, _ *http.Request, _ int) {
 		rtJSON(w, http.StatusOK, map[string]any{
 			"access_token":      rtIssued,
-			"issued_token_type": TokenTypeAccessToken,
+			"issued_token_type": exchange.TokenTypeAccessToken,
 			"token_type":        "Bearer",
 			"expires_in":        expiresIn,
 			"scope":             "orders:read",
@@ -80,8 +83,8 @@ func rtConfig(endpoint string) config.Remote {
 		ClientID:           "tokengate",
 		ClientSecret:       "s3cr3t",
 		AuthMethod:         config.AuthClientSecretBasic,
-		SubjectTokenType:   TokenTypeAccessToken,
-		RequestedTokenType: TokenTypeAccessToken,
+		SubjectTokenType:   exchange.TokenTypeAccessToken,
+		RequestedTokenType: exchange.TokenTypeAccessToken,
 		Timeout:            config.Duration(2 * time.Second),
 	}
 }
@@ -108,9 +111,9 @@ func (w *rtWaits) list() []time.Duration {
 // rtEnv is a Remote wired to a fake clock, metrics and recorded waits.
 type rtEnv struct {
 	remote  *Remote
-	clock   *ctClock
+	clock   *clocktest.Clock
 	waits   *rtWaits
-	metrics *Metrics
+	metrics *exchange.Metrics
 	reg     *prometheus.Registry
 	logs    *logtest.Buffer
 }
@@ -125,7 +128,7 @@ func newRTEnv(t testing.TB, cfg config.Remote, mutate ...func(*RemoteOptions)) *
 		TokenTTL:   rtTTL,
 		HTTPClient: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		Clock:      clock.Now,
-		Metrics:    NewMetrics(reg),
+		Metrics:    exchange.NewMetrics(reg),
 		Logger:     newRTLogger(logs),
 	}
 	for _, m := range mutate {
@@ -151,4 +154,26 @@ func rtWriteKey(t testing.TB) (string, *ecdsa.PrivateKey) {
 
 func newRTLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// ttTrustDomain is the aud of the Txn-Tokens the tests ask for.
+const ttTrustDomain = "trust-domain.example"
+
+func ttOptions() exchange.TxnOptions {
+	return exchange.TxnOptions{TrustDomain: ttTrustDomain, WorkloadID: "apigw", TTL: time.Minute, ContextClaims: []string{"tenant", "acr", "absent"}}
+}
+
+// jsonEqual reports whether got and want are the same JSON value.
+func jsonEqual(t testing.TB, got json.RawMessage, want string) bool {
+	t.Helper()
+	var a, b any
+	if err := json.Unmarshal(got, &a); err != nil {
+		t.Fatalf("unmarshal %s: %v", got, err)
+	}
+	if err := json.Unmarshal([]byte(want), &b); err != nil {
+		t.Fatalf("unmarshal %s: %v", want, err)
+	}
+	ab, _ := json.Marshal(a)
+	bb, _ := json.Marshal(b)
+	return bytes.Equal(ab, bb)
 }

@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -34,7 +35,7 @@ type stsTokenResponse struct {
 // stsParseSuccess reads a 200 response. now is when the request was sent:
 // expires_in counts from about then, so the token is never kept too long.
 // ttl caps the lifetime; notAfter (the umbrella's exp) too.
-func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*Result, error) {
+func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duration, notAfter time.Time) (*exchange.Result, error) {
 	malformed := stsMalformed(resp)
 	tr, err := stsDecodeSuccess(resp)
 	if err != nil {
@@ -51,10 +52,10 @@ func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duratio
 		return nil, malformed("token_type %q is not Bearer", oauthclient.Sanitize(tr.TokenType))
 	}
 	switch tr.IssuedTokenType {
-	case TokenTypeAccessToken, TokenTypeJWT:
+	case exchange.TokenTypeAccessToken, exchange.TokenTypeJWT:
 	case "":
 		// REQUIRED by RFC 8693, but some STSs omit it; token_type said Bearer.
-		tr.IssuedTokenType = TokenTypeAccessToken
+		tr.IssuedTokenType = exchange.TokenTypeAccessToken
 	default:
 		// A refresh token or an ID token must never be sent to an API.
 		return nil, malformed("issued_token_type %q is not an access token or a JWT", oauthclient.Sanitize(tr.IssuedTokenType))
@@ -63,7 +64,7 @@ func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duratio
 	if err != nil {
 		return nil, err
 	}
-	return &Result{
+	return &exchange.Result{
 		AccessToken:     tr.AccessToken,
 		IssuedTokenType: tr.IssuedTokenType,
 		TokenType:       "Bearer",
@@ -75,7 +76,7 @@ func stsParseSuccess(resp *oauthclient.Response, now time.Time, ttl time.Duratio
 // stsMalformed returns the constructor of "malformed token response" errors.
 func stsMalformed(resp *oauthclient.Response) func(format string, args ...any) error {
 	return func(format string, args ...any) error {
-		return &STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
+		return &exchange.STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: " + fmt.Sprintf(format, args...)}
 	}
 }
 
@@ -89,7 +90,7 @@ func stsDecodeSuccess(resp *oauthclient.Response) (*stsTokenResponse, error) {
 	var tr stsTokenResponse
 	dec := json.NewDecoder(bytes.NewReader(resp.Body))
 	if err := dec.Decode(&tr); err != nil {
-		return nil, &STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: not a JSON object with the RFC 8693 fields", Err: stsJSONError(err)}
+		return nil, &exchange.STSError{Server: stsServer, Status: resp.Status, Description: "malformed token response: not a JSON object with the RFC 8693 fields", Err: stsJSONError(err)}
 	}
 	if dec.More() {
 		return nil, malformed("data after the JSON object")
@@ -120,7 +121,7 @@ func stsExpiry(tr *stsTokenResponse, now time.Time, ttl time.Duration, notAfter 
 		if e := now.Add(time.Duration(secs) * time.Second); e.Before(exp) {
 			exp = e
 		}
-	} else if jwtExp, ok := unverifiedExpiry(tr.AccessToken); ok && jwtExp.Before(exp) {
+	} else if jwtExp, ok := exchange.UnverifiedExpiry(tr.AccessToken); ok && jwtExp.Before(exp) {
 		exp = jwtExp
 	}
 	if !exp.After(now) {

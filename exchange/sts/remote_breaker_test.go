@@ -1,4 +1,4 @@
-package exchange
+package sts
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // rtBreakerCooldown is the open period of the breaker tests: gobreaker
@@ -280,14 +281,13 @@ func TestRemoteConcurrentFirstRequestsOneSTSCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCaching(env.remote, CachingOptions{Cache: mem, RefreshBefore: 10 * time.Second, Clock: env.clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const n = 200
 	var joined sync.WaitGroup
 	joined.Add(n)
-	c.testHookJoined = joined.Done
+	c, err := exchange.NewCaching(env.remote, exchange.CachingOptions{Cache: mem, RefreshBefore: 10 * time.Second, Clock: env.clock.Now, OnJoin: joined.Done})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n {
