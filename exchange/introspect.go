@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange/keys"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -84,7 +85,7 @@ func newIntrospector(ic config.Issuer, iss *verifyIssuer, client *http.Client, l
 	if in.JWTResponse && iss.keys == nil {
 		return nil, errors.New("introspection.jwt_response needs the issuer's keys: set jwks_uri or discovery: true")
 	}
-	auth, err := NewClientAuth("introspection", in.AuthMethod, in.ClientID, in.ClientSecret, in.PrivateKey, "", rand.Reader)
+	auth, err := keys.NewClientAuth("introspection", in.AuthMethod, in.ClientID, in.ClientSecret, in.PrivateKey, "", rand.Reader)
 	if err != nil {
 		return nil, err
 	}

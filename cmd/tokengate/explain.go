@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
 	"github.com/tokengate/tokengate/gateway"
 	build "github.com/tokengate/tokengate/internal/server"
 )
@@ -243,7 +244,7 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // would exchange, and prints the claims (never the token). In remote mode
 // (local is nil) the STS would sign: nothing is sent to it.
 type minter struct {
-	local *exchange.Local
+	local *sign.Local
 	ttl   time.Duration
 	now   func() time.Time
 }

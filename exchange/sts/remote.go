@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -532,6 +533,6 @@ func remoteWait(ctx context.Context, d time.Duration) error {
 // newSTSClientAuth builds the configured method. random is the source of
 // assertion jtis.
 func newSTSClientAuth(cfg config.Remote, random io.Reader) (oauthclient.ClientAuth, error) {
-	return exchange.NewClientAuth("exchange.remote", cfg.AuthMethod, cfg.ClientID, cfg.ClientSecret,
+	return keys.NewClientAuth("exchange.remote", cfg.AuthMethod, cfg.ClientID, cfg.ClientSecret,
 		cfg.PrivateKey, cfg.AssertionAudience, random)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/tokengate/tokengate/cache"
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 type Generation struct {
 	cfg      *config.Config
 	verifier *exchange.Verifier
-	local    *exchange.Local // nil in remote mode
+	local    *sign.Local // nil in remote mode
 	memory   *cache.Memory
 	edge     *gateway.Gateway
 	handler  http.Handler // edge, in a server span when tracing is on
@@ -65,7 +66,7 @@ func (g *Generation) Admin() http.Handler { return g.admin }
 func (g *Generation) Verifier() *exchange.Verifier { return g.verifier }
 
 // Local is the local signer; nil in remote mode.
-func (g *Generation) Local() *exchange.Local { return g.local }
+func (g *Generation) Local() *sign.Local { return g.local }
 
 // TLS is the edge listener's TLS configuration (server.tls, its
 // certificate loaded); nil without server.tls.
@@ -117,7 +118,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if err != nil {
 		return nil, err
 	}
-	if l, ok := up.upstream.(*exchange.Local); ok {
+	if l, ok := up.upstream.(*sign.Local); ok {
 		g.local = l
 	}
 	// The verifier reports keys its issuers removed to the caching

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
 	"github.com/tokengate/tokengate/exchange/sts"
 	"github.com/tokengate/tokengate/gateway"
 )
@@ -22,8 +23,8 @@ func buildTxnMinter(p *Process, cfg *config.Config, up *modeUpstream) (gateway.T
 		TrustDomain: t.TrustDomain, WorkloadID: t.WorkloadID, TTL: t.TTL.D(), ContextClaims: t.ContextClaims,
 	}
 	switch u := up.upstream.(type) {
-	case *exchange.Local:
-		m, err := exchange.NewLocalTxn(exchange.LocalTxnOptions{
+	case *sign.Local:
+		m, err := sign.NewLocalTxn(sign.LocalTxnOptions{
 			TxnOptions: opts, Issuer: cfg.Exchange.Local.Issuer, Keys: u.Keys(), Clock: p.Clock,
 		})
 		if err != nil {

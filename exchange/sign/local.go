@@ -1,4 +1,4 @@
-package exchange
+package sign
 
 import (
 	"context"
@@ -17,6 +17,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 // localMode is the mode label of local exchanges in metrics.
@@ -43,14 +45,14 @@ type LocalOptions struct {
 	// claims Local sets itself.
 	CopyClaims []string
 	// Keys sign: the active key signs every token.
-	Keys *KeySet
+	Keys *keys.KeySet
 	// Clock is nil for time.Now.
 	Clock func() time.Time
 	// Random is the source of jti values; nil for crypto/rand. It must be
 	// safe for concurrent use.
 	Random io.Reader
 	// Metrics may be nil (tests).
-	Metrics *Metrics
+	Metrics *exchange.Metrics
 	// Logger is nil for no logging.
 	Logger *slog.Logger
 }
@@ -61,12 +63,12 @@ type Local struct {
 	issuer      string
 	ttl         time.Duration
 	copyClaims  []string // without reserved claims, deduplicated, in config order
-	keys        *KeySet
-	active      *SigningKey
+	keys        *keys.KeySet
+	active      *keys.SigningKey
 	act         json.RawMessage // {"sub": issuer}, marshalled once
 	clock       func() time.Time
 	random      io.Reader
-	metrics     *Metrics
+	metrics     *exchange.Metrics
 	logger      *slog.Logger
 	fingerprint string
 }
@@ -125,7 +127,7 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 // are length-prefixed so no two configurations hash the same input.
 func (l *Local) localFingerprint() string {
 	h := sha256.New()
-	h.Write(l.active.signingKeyFingerprint())
+	h.Write(l.active.Fingerprint())
 	claims := slices.Sorted(slices.Values(l.copyClaims)) // order does not change the token
 	for _, s := range append([]string{l.issuer, l.ttl.String()}, claims...) {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
@@ -139,12 +141,12 @@ func (l *Local) localFingerprint() string {
 func (l *Local) Fingerprint() string { return l.fingerprint }
 
 // Keys returns the key set Local signs with.
-func (l *Local) Keys() *KeySet { return l.keys }
+func (l *Local) Keys() *keys.KeySet { return l.keys }
 
 // Exchange signs a token for req.Audience carrying req.Scopes (CONTRACT.md
 // section 4). A subject token that cannot yield a valid token (no subject,
 // already expired) is a *RejectError.
-func (l *Local) Exchange(ctx context.Context, req Request) (*Result, error) {
+func (l *Local) Exchange(ctx context.Context, req exchange.Request) (*exchange.Result, error) {
 	start := time.Now()
 	res, err := l.localExchange(ctx, req)
 	if m := l.metrics; m != nil {
@@ -158,12 +160,12 @@ func (l *Local) Exchange(ctx context.Context, req Request) (*Result, error) {
 	return res, err
 }
 
-func (l *Local) localExchange(ctx context.Context, req Request) (*Result, error) {
+func (l *Local) localExchange(ctx context.Context, req exchange.Request) (*exchange.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("local exchange: %w", err)
 	}
 	if req.Subject == nil {
-		return nil, Reject(ReasonMalformed, "no subject token", nil)
+		return nil, exchange.Reject(exchange.ReasonMalformed, "no subject token", nil)
 	}
 	if req.Audience == "" {
 		// A programming error upstream; an audience-less token must never exist.
@@ -191,7 +193,7 @@ func (l *Local) localExchange(ctx context.Context, req Request) (*Result, error)
 			continue
 		}
 		if !json.Valid(raw) {
-			return nil, Reject(ReasonMalformed, fmt.Sprintf("claim %q is not valid JSON", name), nil)
+			return nil, exchange.Reject(exchange.ReasonMalformed, fmt.Sprintf("claim %q is not valid JSON", name), nil)
 		}
 		claims[name] = raw
 	}
@@ -211,14 +213,14 @@ func (l *Local) localExchange(ctx context.Context, req Request) (*Result, error)
 	claims["jti"] = base64.RawURLEncoding.EncodeToString(jti[:])
 	claims["act"] = l.act
 
-	token, err := jwt.Signed(l.active.joseSigner).Claims(claims).Serialize()
+	token, err := jwt.Signed(l.active.Signer()).Claims(claims).Serialize()
 	if err != nil {
 		l.logger.ErrorContext(ctx, "local exchange: signing failed", "kid", l.active.Kid, "alg", l.active.Alg, "error", err)
 		return nil, fmt.Errorf("local exchange: sign with %s key %q: %w", l.active.Alg, l.active.Kid, err)
 	}
-	return &Result{
+	return &exchange.Result{
 		AccessToken:     token,
-		IssuedTokenType: TokenTypeAccessToken,
+		IssuedTokenType: exchange.TokenTypeAccessToken,
 		TokenType:       "Bearer",
 		Scope:           scope,
 		ExpiresAt:       time.Unix(expUnix, 0),

@@ -1,4 +1,4 @@
-package exchange
+package sign
 
 import (
 	"encoding/json"

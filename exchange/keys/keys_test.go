@@ -1,4 +1,4 @@
-package exchange
+package keys
 
 import (
 	"crypto"
@@ -416,65 +416,6 @@ func TestGenerateKeyPEM(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
-}
-
-// ltOpaqueSigner hides the concrete key type, like an HSM or KMS signer.
-type ltOpaqueSigner struct{ crypto.Signer }
-
-// ltLyingSigner claims one public key but signs with another.
-type ltLyingSigner struct {
-	crypto.Signer
-	pub crypto.PublicKey
-}
-
-func (s ltLyingSigner) Public() crypto.PublicKey { return s.pub }
-
-func TestNewKeySetFromSigners(t *testing.T) {
-	k := ltGetKeys(t)
-	other, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		name    string
-		spec    KeySpec
-		wantErr string
-	}{
-		{"ecdsa", KeySpec{Signer: k.p256, Alg: "ES256", Kid: "a"}, ""},
-		{"ed25519 pointer", KeySpec{Signer: &k.ed, Alg: "EdDSA"}, ""},
-		{"opaque ES256", KeySpec{Signer: ltOpaqueSigner{k.p256}, Alg: "ES256"}, ""},
-		{"opaque PS256", KeySpec{Signer: ltOpaqueSigner{k.rsa2048}, Alg: "PS256"}, ""},
-		{"opaque EdDSA", KeySpec{Signer: ltOpaqueSigner{k.ed}, Alg: "EdDSA"}, ""},
-		{"mismatched public key", KeySpec{Signer: ltLyingSigner{ltOpaqueSigner{k.p256}, other.Public()}, Alg: "ES256"}, "does not verify"},
-		{"nil signer", KeySpec{Alg: "ES256"}, "key[0]: no private key"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			ks, err := NewKeySetFromSigners([]KeySpec{tc.spec})
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("NewKeySetFromSigners: %v", err)
-			}
-			if tc.spec.Kid != "" && ks.Active().Kid != tc.spec.Kid {
-				t.Errorf("kid = %q, want %q", ks.Active().Kid, tc.spec.Kid)
-			}
-			if tc.spec.Kid == "" && ks.Active().Kid != ltThumbprint(t, tc.spec.Signer.Public()) {
-				t.Errorf("kid = %q, want the thumbprint", ks.Active().Kid)
-			}
-			// The key really signs: a minted token verifies with the JWKS.
-			l := ltNewLocal(t, ks, nil)
-			res, err := l.Exchange(t.Context(), ltRequest(ltClaims(), "https://api.example.com", nil))
-			if err != nil {
-				t.Fatalf("Exchange: %v", err)
-			}
-			ltVerify(t, res.AccessToken, ks, jose.SignatureAlgorithm(tc.spec.Alg))
-		})
-	}
 }
 
 func FuzzParsePrivateKeyPEM(f *testing.F) {

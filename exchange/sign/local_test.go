@@ -1,4 +1,4 @@
-package exchange
+package sign
 
 import (
 	"bytes"
@@ -25,6 +25,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 const (
@@ -37,8 +39,8 @@ var ltNow = time.Unix(1_700_000_000, 600_000_000)
 
 func ltClock() time.Time { return ltNow }
 
-func ltClaims() Claims {
-	return Claims{
+func ltClaims() exchange.Claims {
+	return exchange.Claims{
 		Issuer:   "https://idp.example.com/",
 		Subject:  "user-1",
 		Audience: []string{ltAudience, "https://billing.example.com"},
@@ -60,12 +62,12 @@ func ltClaims() Claims {
 	}
 }
 
-func ltRequest(c Claims, aud string, scopes []string) Request {
+func ltRequest(c exchange.Claims, aud string, scopes []string) exchange.Request {
 	raw := "umbrella." + c.Subject
-	return Request{Subject: NewToken(raw, sha256.Sum256([]byte(raw)), c, ""), Audience: aud, Scopes: scopes}
+	return exchange.Request{Subject: exchange.NewToken(raw, sha256.Sum256([]byte(raw)), c, ""), Audience: aud, Scopes: scopes}
 }
 
-func ltNewLocal(t testing.TB, ks *KeySet, mutate func(*LocalOptions)) *Local {
+func ltNewLocal(t testing.TB, ks *keys.KeySet, mutate func(*LocalOptions)) *Local {
 	t.Helper()
 	opts := LocalOptions{
 		Issuer:     ltIssuer,
@@ -84,12 +86,12 @@ func ltNewLocal(t testing.TB, ks *KeySet, mutate func(*LocalOptions)) *Local {
 	return l
 }
 
-func ltKeySet(t testing.TB, specs ...KeySpec) *KeySet {
+func ltKeySet(t testing.TB, specs ...keys.KeySpec) *keys.KeySet {
 	t.Helper()
 	if len(specs) == 0 {
-		specs = []KeySpec{{Signer: ltGetKeys(t).p256, Alg: "ES256"}}
+		specs = []keys.KeySpec{{Signer: ltGetKeys(t).p256, Alg: "ES256"}}
 	}
-	ks, err := NewKeySetFromSigners(specs)
+	ks, err := keys.NewKeySetFromSigners(specs)
 	if err != nil {
 		t.Fatalf("NewKeySetFromSigners: %v", err)
 	}
@@ -98,7 +100,7 @@ func ltKeySet(t testing.TB, specs ...KeySpec) *KeySet {
 
 // ltVerify checks a minted token's signature against the published JWKS the
 // way a backend would and returns its header and raw claims.
-func ltVerify(t testing.TB, token string, ks *KeySet, alg jose.SignatureAlgorithm) (jose.Header, map[string]json.RawMessage) {
+func ltVerify(t testing.TB, token string, ks *keys.KeySet, alg jose.SignatureAlgorithm) (jose.Header, map[string]json.RawMessage) {
 	t.Helper()
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{alg})
 	if err != nil {
@@ -123,7 +125,7 @@ func ltQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 func TestLocalExchangeFormats(t *testing.T) {
 	for _, f := range ltFormats(t) {
 		t.Run(f.name, func(t *testing.T) {
-			ks, err := NewKeySet([]config.SigningKey{{File: ltWrite(t, "key.pem", f.pem), Alg: string(f.alg)}})
+			ks, err := keys.NewKeySet([]config.SigningKey{{File: ltWrite(t, "key.pem", f.pem), Alg: string(f.alg)}})
 			if err != nil {
 				t.Fatalf("NewKeySet: %v", err)
 			}
@@ -176,7 +178,7 @@ func TestLocalExchangeFormats(t *testing.T) {
 				t.Errorf("claims %v: want exactly %d", extra, len(want)+1)
 			}
 
-			wantRes := Result{AccessToken: res.AccessToken, IssuedTokenType: TokenTypeAccessToken, TokenType: "Bearer",
+			wantRes := exchange.Result{AccessToken: res.AccessToken, IssuedTokenType: exchange.TokenTypeAccessToken, TokenType: "Bearer",
 				Scope: "orders:read orders:write", ExpiresAt: time.Unix(ltNow.Unix()+300, 0)}
 			if *res != wantRes {
 				t.Errorf("Result = %+v, want %+v", *res, wantRes)
@@ -190,7 +192,7 @@ func TestLocalExchangeClaims(t *testing.T) {
 	now := ltNow.Unix()
 	cases := []struct {
 		name       string
-		claims     func(*Claims)
+		claims     func(*exchange.Claims)
 		scopes     []string
 		copyClaims []string
 		nilSubject bool
@@ -207,28 +209,28 @@ func TestLocalExchangeClaims(t *testing.T) {
 		},
 		{
 			name:    "umbrella exp caps exp",
-			claims:  func(c *Claims) { c.Expiry = time.Unix(now+60, 0) },
+			claims:  func(c *exchange.Claims) { c.Expiry = time.Unix(now+60, 0) },
 			wantExp: now + 60,
 		},
 		{
 			name:    "umbrella exp one second ahead",
-			claims:  func(c *Claims) { c.Expiry = time.Unix(now+1, 0) },
+			claims:  func(c *exchange.Claims) { c.Expiry = time.Unix(now+1, 0) },
 			wantExp: now + 1,
 		},
 		{
 			name:       "umbrella expires this second",
-			claims:     func(c *Claims) { c.Expiry = time.Unix(now, 0) },
-			wantReason: ReasonExpired,
+			claims:     func(c *exchange.Claims) { c.Expiry = time.Unix(now, 0) },
+			wantReason: exchange.ReasonExpired,
 		},
 		{
 			name:       "umbrella already expired",
-			claims:     func(c *Claims) { c.Expiry = ltNow.Add(-time.Hour) },
-			wantReason: ReasonExpired,
+			claims:     func(c *exchange.Claims) { c.Expiry = ltNow.Add(-time.Hour) },
+			wantReason: exchange.ReasonExpired,
 		},
 		{
 			name:       "umbrella without exp",
-			claims:     func(c *Claims) { c.Expiry = time.Time{} },
-			wantReason: ReasonMalformed,
+			claims:     func(c *exchange.Claims) { c.Expiry = time.Time{} },
+			wantReason: exchange.ReasonMalformed,
 		},
 		{
 			name:    "no scopes omits scope",
@@ -237,7 +239,7 @@ func TestLocalExchangeClaims(t *testing.T) {
 		},
 		{
 			name: "client credentials token: sub is client_id",
-			claims: func(c *Claims) {
+			claims: func(c *exchange.Claims) {
 				c.Subject = ""
 				delete(c.Extra, "sub")
 			},
@@ -246,21 +248,21 @@ func TestLocalExchangeClaims(t *testing.T) {
 		},
 		{
 			name: "neither sub nor client_id",
-			claims: func(c *Claims) {
+			claims: func(c *exchange.Claims) {
 				c.Subject, c.ClientID = "", ""
 			},
-			wantReason: ReasonMalformed,
+			wantReason: exchange.ReasonMalformed,
 		},
 		{
 			name:    "no client_id omits it",
-			claims:  func(c *Claims) { c.ClientID = ""; delete(c.Extra, "client_id") },
+			claims:  func(c *exchange.Claims) { c.ClientID = ""; delete(c.Extra, "client_id") },
 			absent:  []string{"client_id"},
 			want:    map[string]string{"sub": `"user-1"`},
 			wantExp: now + 300,
 		},
 		{
 			name: "copy_claims never override reserved claims",
-			claims: func(c *Claims) {
+			claims: func(c *exchange.Claims) {
 				for name, v := range map[string]string{
 					"iss": `"https://evil.example.com"`, "aud": `["a","b"]`, "exp": `9999999999`,
 					"iat": `1`, "nbf": `1`, "jti": `"fixed"`, "scope": `"admin"`, "act": `{"sub":"evil"}`,
@@ -289,7 +291,7 @@ func TestLocalExchangeClaims(t *testing.T) {
 		{
 			name:       "no subject token",
 			nilSubject: true,
-			wantReason: ReasonMalformed,
+			wantReason: exchange.ReasonMalformed,
 		},
 	}
 	for _, tc := range cases {
@@ -309,8 +311,8 @@ func TestLocalExchangeClaims(t *testing.T) {
 			}
 			res, err := l.Exchange(t.Context(), req)
 			if tc.wantReason != "" {
-				var rej *RejectError
-				if !errors.As(err, &rej) || rej.Reason != tc.wantReason || !errors.Is(err, ErrInvalidToken) {
+				var rej *exchange.RejectError
+				if !errors.As(err, &rej) || rej.Reason != tc.wantReason || !errors.Is(err, exchange.ErrInvalidToken) {
 					t.Fatalf("err = %v, want a %s rejection", err, tc.wantReason)
 				}
 				if res != nil {
@@ -398,7 +400,7 @@ func ltUnverifiedClaim(t testing.TB, token, name string) string {
 }
 
 func TestLocalExchangeMetrics(t *testing.T) {
-	m := NewMetrics(prometheus.NewRegistry())
+	m := exchange.NewMetrics(prometheus.NewRegistry())
 	l := ltNewLocal(t, ltKeySet(t), func(o *LocalOptions) { o.Metrics = m })
 	for range 3 {
 		if _, err := l.Exchange(t.Context(), ltRequest(ltClaims(), ltAudience, nil)); err != nil {
@@ -452,8 +454,8 @@ func TestNewLocalErrors(t *testing.T) {
 
 func TestLocalFingerprint(t *testing.T) {
 	k := ltGetKeys(t)
-	es := KeySpec{Signer: k.p256, Alg: "ES256"}
-	ed := KeySpec{Signer: k.ed, Alg: "EdDSA"}
+	es := keys.KeySpec{Signer: k.p256, Alg: "ES256"}
+	ed := keys.KeySpec{Signer: k.ed, Alg: "EdDSA"}
 	base := ltNewLocal(t, ltKeySet(t, es), nil).Fingerprint()
 	if base == "" {
 		t.Fatal("empty fingerprint")
@@ -469,7 +471,7 @@ func TestLocalFingerprint(t *testing.T) {
 		})},
 		{"other clock, random, metrics", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) {
 			o.Clock = time.Now
-			o.Metrics = NewMetrics(prometheus.NewRegistry())
+			o.Metrics = exchange.NewMetrics(prometheus.NewRegistry())
 		})},
 	}
 	for _, tc := range same {
@@ -486,9 +488,9 @@ func TestLocalFingerprint(t *testing.T) {
 		l    *Local
 	}{
 		{"active key rotated", ltNewLocal(t, ltKeySet(t, ed, es), nil)},
-		{"explicit kid", ltNewLocal(t, ltKeySet(t, KeySpec{Signer: k.p256, Alg: "ES256", Kid: "k1"}), nil)},
-		{"same kid, new key material", ltNewLocal(t, ltKeySet(t, KeySpec{Signer: other, Alg: "ES256", Kid: ltThumbprint(t, k.p256.Public())}), nil)},
-		{"same RSA key, other alg", ltNewLocal(t, ltKeySet(t, KeySpec{Signer: k.rsa2048, Alg: "PS256", Kid: "r"}), nil)},
+		{"explicit kid", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.p256, Alg: "ES256", Kid: "k1"}), nil)},
+		{"same kid, new key material", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: other, Alg: "ES256", Kid: ltThumbprint(t, k.p256.Public())}), nil)},
+		{"same RSA key, other alg", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.rsa2048, Alg: "PS256", Kid: "r"}), nil)},
 		{"issuer", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.Issuer = "https://other.example.com" })},
 		{"ttl", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.TokenTTL = time.Minute })},
 		{"copy_claims", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.CopyClaims = []string{"sub"} })},
@@ -501,7 +503,7 @@ func TestLocalFingerprint(t *testing.T) {
 		}
 		seen[got] = tc.name
 	}
-	rs256 := ltNewLocal(t, ltKeySet(t, KeySpec{Signer: k.rsa2048, Alg: "RS256", Kid: "r"}), nil).Fingerprint()
+	rs256 := ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.rsa2048, Alg: "RS256", Kid: "r"}), nil).Fingerprint()
 	if seen[rs256] != "" {
 		t.Errorf("RS256 and PS256 with one key and kid share a fingerprint")
 	}
@@ -516,8 +518,8 @@ func TestLocalKeys(t *testing.T) {
 
 func TestLocalExchangeConcurrent(t *testing.T) {
 	k := ltGetKeys(t)
-	ks := ltKeySet(t, KeySpec{Signer: k.p256, Alg: "ES256"}, KeySpec{Signer: k.ed, Alg: "EdDSA"})
-	m := NewMetrics(prometheus.NewRegistry())
+	ks := ltKeySet(t, keys.KeySpec{Signer: k.p256, Alg: "ES256"}, keys.KeySpec{Signer: k.ed, Alg: "EdDSA"})
+	m := exchange.NewMetrics(prometheus.NewRegistry())
 	l := ltNewLocal(t, ks, func(o *LocalOptions) { o.Metrics = m })
 
 	const workers, each = 8, 25

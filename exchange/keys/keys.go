@@ -1,4 +1,4 @@
-package exchange
+package keys
 
 import (
 	"bytes"
@@ -398,12 +398,25 @@ func (ks *KeySet) PublicJWKSJSON() []byte { return slices.Clone(ks.jwksJSON) }
 // *_signing_alg_values_supported of discovery.
 func (ks *KeySet) Algorithms() []string { return slices.Clone(ks.algs) }
 
-// signingKeyFingerprint identifies what of k shapes a token: kid, alg and the
+// Fingerprint identifies what of k shapes a token: kid, alg and the
 // key material (an explicit kid may stay the same across a key change).
-func (k *SigningKey) signingKeyFingerprint() []byte {
+func (k *SigningKey) Fingerprint() []byte {
 	h := sha256.New()
 	for _, s := range []string{k.Kid, k.Alg, k.thumbprint} {
 		fmt.Fprintf(h, "%d:%s;", len(s), s)
 	}
 	return h.Sum(nil)
+}
+
+// Signer is k's signer of RFC 9068 access tokens (typ at+jwt). Safe for
+// concurrent use: Sign only reads it.
+func (k *SigningKey) Signer() jose.Signer { return k.joseSigner }
+
+// NewSigner returns a signer with k whose JWS typ header is typ (a
+// Txn-Token's txntoken+jwt, for one).
+func (k *SigningKey) NewSigner(typ jose.ContentType) (jose.Signer, error) {
+	return jose.NewSigner(jose.SigningKey{
+		Algorithm: jose.SignatureAlgorithm(k.Alg),
+		Key:       jose.JSONWebKey{Key: joseSigningKey(k.signer), KeyID: k.Kid},
+	}, (&jose.SignerOptions{}).WithType(typ))
 }

@@ -1,4 +1,4 @@
-package exchange
+package sign
 
 import (
 	"context"
@@ -10,17 +10,20 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 // LocalTxnOptions configure NewLocalTxn.
 type LocalTxnOptions struct {
-	TxnOptions
+	exchange.TxnOptions
 	// Issuer is the iss claim: exchange.local.issuer, under which the JWKS
 	// and discovery are served, so services verify Txn-Tokens with the same
 	// keys as exchanged tokens.
 	Issuer string
 	// Keys sign: the active key (the first of exchange.local.signing_keys).
-	Keys *KeySet
+	Keys *keys.KeySet
 	// Clock is nil for time.Now.
 	Clock func() time.Time
 	// Random is the source of txn ids; nil for crypto/rand. It must be safe
@@ -32,7 +35,7 @@ type LocalTxnOptions struct {
 // after NewLocalTxn and safe for concurrent use. Nothing is cached: every
 // request gets its own txn.
 type LocalTxn struct {
-	opts   TxnOptions
+	opts   exchange.TxnOptions
 	issuer string
 	kid    string
 	alg    string
@@ -54,10 +57,7 @@ func NewLocalTxn(opts LocalTxnOptions) (*LocalTxn, error) {
 		return nil, fmt.Errorf("txn token signer: %w", err)
 	}
 	k := opts.Keys.Active()
-	signer, err := jose.NewSigner(jose.SigningKey{
-		Algorithm: jose.SignatureAlgorithm(k.Alg),
-		Key:       jose.JSONWebKey{Key: joseSigningKey(k.signer), KeyID: k.Kid},
-	}, (&jose.SignerOptions{}).WithType(TxnTokenJWSType))
+	signer, err := k.NewSigner(exchange.TxnTokenJWSType)
 	if err != nil {
 		return nil, fmt.Errorf("txn token signer: create %s signer: %w", k.Alg, err)
 	}
@@ -88,18 +88,18 @@ type txnClaims struct {
 	Scope string                     `json:"scope"`
 	ReqWL string                     `json:"req_wl"`
 	Tctx  map[string]json.RawMessage `json:"tctx,omitempty"`
-	Rctx  *TxnContext                `json:"rctx,omitempty"`
+	Rctx  *exchange.TxnContext       `json:"rctx,omitempty"`
 }
 
 // MintTxnToken signs the Txn-Token of req. Errors: a *RejectError when the
 // umbrella token cannot yield one (no subject, expiring now), else
 // ErrTxnUnavailable.
-func (l *LocalTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult, error) {
+func (l *LocalTxn) MintTxnToken(ctx context.Context, req exchange.TxnRequest) (*exchange.TxnResult, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("mint txn token: %w: %w", ErrTxnUnavailable, err)
+		return nil, fmt.Errorf("mint txn token: %w: %w", exchange.ErrTxnUnavailable, err)
 	}
 	if req.Subject == nil {
-		return nil, Reject(ReasonMalformed, "no subject token", nil)
+		return nil, exchange.Reject(exchange.ReasonMalformed, "no subject token", nil)
 	}
 	c := &req.Subject.Claims
 	sub, err := tokenSubject(c)
@@ -110,28 +110,28 @@ func (l *LocalTxn) MintTxnToken(ctx context.Context, req TxnRequest) (*TxnResult
 	if err != nil {
 		return nil, err
 	}
-	scope, err := TxnScope(req)
+	scope, err := exchange.TxnScope(req)
 	if err != nil {
 		return nil, err
 	}
-	tctx, err := TxnContextClaims(c, l.opts.ContextClaims)
+	tctx, err := exchange.TxnContextClaims(c, l.opts.ContextClaims)
 	if err != nil {
 		return nil, err
 	}
 	txn, err := newTxnID(l.random)
 	if err != nil {
-		return nil, fmt.Errorf("mint txn token: %w: %w", ErrTxnUnavailable, err)
+		return nil, fmt.Errorf("mint txn token: %w: %w", exchange.ErrTxnUnavailable, err)
 	}
 	claims := txnClaims{
 		Iss: l.issuer, Iat: iat, Exp: expUnix, Aud: l.opts.TrustDomain, Txn: txn,
 		Sub: sub, Scope: scope, ReqWL: l.opts.WorkloadID, Tctx: tctx,
 	}
-	if req.Context != (TxnContext{}) {
+	if req.Context != (exchange.TxnContext{}) {
 		claims.Rctx = &req.Context
 	}
 	token, err := jwt.Signed(l.signer).Claims(claims).Serialize()
 	if err != nil {
-		return nil, fmt.Errorf("mint txn token: sign with %s key %q: %w: %w", l.alg, l.kid, ErrTxnUnavailable, err)
+		return nil, fmt.Errorf("mint txn token: sign with %s key %q: %w: %w", l.alg, l.kid, exchange.ErrTxnUnavailable, err)
 	}
-	return &TxnResult{Token: token, Txn: txn, ExpiresAt: time.Unix(expUnix, 0)}, nil
+	return &exchange.TxnResult{Token: token, Txn: txn, ExpiresAt: time.Unix(expUnix, 0)}, nil
 }

@@ -1,4 +1,4 @@
-package exchange
+package sign
 
 import (
 	"bytes"
@@ -14,15 +14,18 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 const ttTrustDomain = "trust-domain.example"
 
-func ttOptions() TxnOptions {
-	return TxnOptions{TrustDomain: ttTrustDomain, WorkloadID: "apigw", TTL: time.Minute, ContextClaims: []string{"tenant", "acr", "absent"}}
+func ttOptions() exchange.TxnOptions {
+	return exchange.TxnOptions{TrustDomain: ttTrustDomain, WorkloadID: "apigw", TTL: time.Minute, ContextClaims: []string{"tenant", "acr", "absent"}}
 }
 
-func ttNewLocal(t testing.TB, ks *KeySet, mutate func(*LocalTxnOptions)) *LocalTxn {
+func ttNewLocal(t testing.TB, ks *keys.KeySet, mutate func(*LocalTxnOptions)) *LocalTxn {
 	t.Helper()
 	opts := LocalTxnOptions{TxnOptions: ttOptions(), Issuer: ltIssuer, Keys: ks, Clock: ltClock}
 	if mutate != nil {
@@ -35,18 +38,18 @@ func ttNewLocal(t testing.TB, ks *KeySet, mutate func(*LocalTxnOptions)) *LocalT
 	return l
 }
 
-func ttRequest(c Claims, scopes ...string) TxnRequest {
+func ttRequest(c exchange.Claims, scopes ...string) exchange.TxnRequest {
 	raw := "umbrella." + c.Subject
-	return TxnRequest{
-		Subject: NewToken(raw, sha256.Sum256([]byte(raw)), c, ""),
+	return exchange.TxnRequest{
+		Subject: exchange.NewToken(raw, sha256.Sum256([]byte(raw)), c, ""),
 		Scopes:  scopes,
-		Context: TxnContext{IP: "203.0.113.7", Transport: "https", Method: "POST", Route: "orders"},
+		Context: exchange.TxnContext{IP: "203.0.113.7", Transport: "https", Method: "POST", Route: "orders"},
 	}
 }
 
 // ttVerify verifies a Txn-Token against the published JWKS as a service
 // would, and returns its header and claims.
-func ttVerify(t testing.TB, token string, ks *KeySet) (jose.Header, map[string]json.RawMessage) {
+func ttVerify(t testing.TB, token string, ks *keys.KeySet) (jose.Header, map[string]json.RawMessage) {
 	t.Helper()
 	parsed, err := jwt.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
 	if err != nil {
@@ -71,8 +74,8 @@ func TestLocalTxnClaims(t *testing.T) {
 		t.Fatalf("MintTxnToken: %v", err)
 	}
 	hdr, claims := ttVerify(t, res.Token, ks)
-	if typ := hdr.ExtraHeaders[jose.HeaderType]; typ != TxnTokenJWSType {
-		t.Errorf("typ = %v, want %s", typ, TxnTokenJWSType)
+	if typ := hdr.ExtraHeaders[jose.HeaderType]; typ != exchange.TxnTokenJWSType {
+		t.Errorf("typ = %v, want %s", typ, exchange.TxnTokenJWSType)
 	}
 	if hdr.KeyID != ks.Active().Kid || hdr.KeyID == "" {
 		t.Errorf("kid = %q, want %q", hdr.KeyID, ks.Active().Kid)
@@ -125,8 +128,8 @@ func TestLocalTxnExpiry(t *testing.T) {
 	}{
 		{"ttl", time.Minute, ltNow.Add(time.Hour), ltNow.Unix() + 60, ""},
 		{"capped by umbrella exp", 5 * time.Minute, ltNow.Add(90 * time.Second), ltNow.Add(90 * time.Second).Unix(), ""},
-		{"umbrella expiring now", time.Minute, ltNow, 0, ReasonExpired},
-		{"umbrella without exp", time.Minute, time.Time{}, 0, ReasonMalformed},
+		{"umbrella expiring now", time.Minute, ltNow, 0, exchange.ReasonExpired},
+		{"umbrella without exp", time.Minute, time.Time{}, 0, exchange.ReasonMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,7 +138,7 @@ func TestLocalTxnExpiry(t *testing.T) {
 			c.Expiry = tt.exp
 			res, err := l.MintTxnToken(context.Background(), ttRequest(c))
 			if tt.wantErr != "" {
-				var re *RejectError
+				var re *exchange.RejectError
 				if !errors.As(err, &re) || re.Reason != tt.wantErr {
 					t.Fatalf("err = %v, want rejection %s", err, tt.wantErr)
 				}
@@ -155,7 +158,7 @@ func TestLocalTxnExpiry(t *testing.T) {
 func TestLocalTxnScopeNeverWider(t *testing.T) {
 	l := ttNewLocal(t, ltKeySet(t), nil)
 	_, err := l.MintTxnToken(context.Background(), ttRequest(ltClaims(), "orders:read", "orders:write"))
-	if !errors.Is(err, ErrTxnUnavailable) || !errors.Is(err, ErrExchangeUnavailable) {
+	if !errors.Is(err, exchange.ErrTxnUnavailable) || !errors.Is(err, exchange.ErrExchangeUnavailable) {
 		t.Fatalf("err = %v, want ErrTxnUnavailable for a scope the umbrella lacks", err)
 	}
 	res, err := l.MintTxnToken(context.Background(), ttRequest(ltClaims()))
@@ -229,7 +232,7 @@ func TestLocalTxnUnique(t *testing.T) {
 
 func TestLocalTxnRandomFailure(t *testing.T) {
 	l := ttNewLocal(t, ltKeySet(t), func(o *LocalTxnOptions) { o.Random = bytes.NewReader(nil) })
-	if _, err := l.MintTxnToken(context.Background(), ttRequest(ltClaims())); !errors.Is(err, ErrTxnUnavailable) {
+	if _, err := l.MintTxnToken(context.Background(), ttRequest(ltClaims())); !errors.Is(err, exchange.ErrTxnUnavailable) {
 		t.Fatalf("err = %v, want ErrTxnUnavailable", err)
 	}
 }
