@@ -23,7 +23,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 )
 
-// Upstream is the exchanger being cached: Local now, a remote STS client later.
+// Upstream is the exchanger being cached: sign.Local or sts.Remote.
 type Upstream interface {
 	Exchange(ctx context.Context, req Request) (*Result, error)
 	// Fingerprint changes whenever the tokens it mints would change (active

@@ -13,6 +13,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/exchange/sign"
+	"github.com/tokengate/tokengate/exchange/verify"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -25,7 +26,7 @@ type Options struct {
 	Offline bool
 	// Verifier, when set, wraps the verifier the gateway decides with
 	// (`check --explain --no-verify` skips the signature).
-	Verifier func(*exchange.Verifier) gateway.Verifier
+	Verifier func(*verify.Verifier) gateway.Verifier
 }
 
 // Generation is everything built from one configuration. A reload builds a
@@ -33,7 +34,7 @@ type Options struct {
 // in-flight requests finish on their own references.
 type Generation struct {
 	cfg      *config.Config
-	verifier *exchange.Verifier
+	verifier *verify.Verifier
 	local    *sign.Local // nil in remote mode
 	memory   *cache.Memory
 	edge     *gateway.Gateway
@@ -63,7 +64,7 @@ func (g *Generation) Handler() http.Handler { return g.handler }
 func (g *Generation) Admin() http.Handler { return g.admin }
 
 // Verifier is the umbrella token verifier.
-func (g *Generation) Verifier() *exchange.Verifier { return g.verifier }
+func (g *Generation) Verifier() *verify.Verifier { return g.verifier }
 
 // Local is the local signer; nil in remote mode.
 func (g *Generation) Local() *sign.Local { return g.local }
@@ -125,7 +126,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	// exchanger, built after it: until then there is nothing cached to drop.
 	var cachingRef atomic.Pointer[exchange.Caching]
 	var dropIntrospected atomic.Pointer[func(cache.Revocation)]
-	g.verifier, err = exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
+	g.verifier, err = verify.NewVerifier(cfg.Issuers, verify.VerifierOptions{
 		HTTPClient:    p.HTTPClient,
 		Logger:        p.Logger,
 		Metrics:       p.ExchangeMetrics,
@@ -242,7 +243,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 // introspection cache: drop the revoked opaque token's answer, so the
 // authorization server is asked again (its revocation shows at once rather
 // than within max_cache_ttl). The denylist refuses the token either way.
-func introspectionDropper(p *Process, v *exchange.Verifier, caching *exchange.Caching) func(cache.Revocation) {
+func introspectionDropper(p *Process, v *verify.Verifier, caching *exchange.Caching) func(cache.Revocation) {
 	return func(rev cache.Revocation) {
 		if rev.By != cache.ByToken {
 			return
@@ -310,7 +311,7 @@ func (g *Generation) watchTLS(p *Process) {
 // prefetch fetches every issuer's keys and the STS's metadata now, so the
 // first requests do not wait on them. A failure is not fatal: /readyz
 // reports it and requests retry.
-func prefetch(ctx context.Context, p *Process, verifier *exchange.Verifier, up *modeUpstream) {
+func prefetch(ctx context.Context, p *Process, verifier *verify.Verifier, up *modeUpstream) {
 	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := verifier.Prefetch(fetchCtx); err != nil {
@@ -346,7 +347,7 @@ func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream,
 // readinessChecks are what /readyz runs: the process is not shutting down,
 // and every issuer's keys are usable. Configuration and signing keys were
 // checked when the generation was built; it would not exist otherwise.
-func readinessChecks(p *Process, verifier *exchange.Verifier, shared *redisTier) []gateway.ReadinessCheck {
+func readinessChecks(p *Process, verifier *verify.Verifier, shared *redisTier) []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "shutdown", Check: func(context.Context) error {
 			if p.Draining.Load() {

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -34,7 +35,7 @@ type VerifierOptions struct {
 	// Logger receives JWKS fetch failures; nil discards. Tokens are never logged.
 	Logger *slog.Logger
 	// Metrics counts JWKS fetches; nil counts nothing.
-	Metrics *Metrics
+	Metrics *exchange.Metrics
 	// Clock is the time source for exp/nbf/iat and refresh intervals; nil is time.Now.
 	Clock func() time.Time
 	// MaxTokenBytes bounds a token before any parsing; <= 0 means 8192.
@@ -150,7 +151,7 @@ func NewVerifier(issuers []config.Issuer, opts VerifierOptions) (*Verifier, erro
 	return v, nil
 }
 
-func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m *Metrics, now func() time.Time) (*verifyIssuer, error) {
+func newVerifyIssuer(ic config.Issuer, client *http.Client, log *slog.Logger, m *exchange.Metrics, now func() time.Time) (*verifyIssuer, error) {
 	if ic.Issuer == "" {
 		return nil, errors.New("issuer is empty")
 	}
@@ -231,9 +232,9 @@ func (v *Verifier) keysRemoved(issuer string, opts VerifierOptions) func(kids []
 // read-only. Failures are a *RejectError (errors.Is ErrInvalidToken) or, when
 // the issuer's keys could never be obtained, an error wrapping
 // ErrKeysUnavailable. No error contains the token.
-func (v *Verifier) Verify(ctx context.Context, raw, audience string) (*Token, error) {
+func (v *Verifier) Verify(ctx context.Context, raw, audience string) (*exchange.Token, error) {
 	if len(raw) > v.maxTokenBytes {
-		return nil, Reject(ReasonTooLarge, "token too large", nil)
+		return nil, exchange.Reject(exchange.ReasonTooLarge, "token too large", nil)
 	}
 	hash := verifyHash(raw)
 	now := v.now()
@@ -255,13 +256,13 @@ func verifyHash(raw string) [32]byte {
 }
 
 // verifyMemoHit re-checks only what changes with time and route.
-func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Time, audience string) (*Token, error) {
+func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Time, audience string) (*exchange.Token, error) {
 	if !now.Before(e.notAfter) {
 		v.memo.remove(hash)
-		return nil, Reject(ReasonExpired, "token expired", nil)
+		return nil, exchange.Reject(exchange.ReasonExpired, "token expired", nil)
 	}
 	if now.Before(e.notBefore) {
-		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
+		return nil, exchange.Reject(exchange.ReasonNotYetValid, "token not yet valid", nil)
 	}
 	if !verifyAudienceOK(e.token.Claims.Audience, audience, e.token.UmbrellaAudience) {
 		return nil, verifyAudienceReject(audience)
@@ -279,7 +280,7 @@ func (v *Verifier) verifyMemoHit(hash [32]byte, e *verifyMemoEntry, now time.Tim
 type verifyChecked struct {
 	parsed    *verifyParsed
 	iss       *verifyIssuer
-	claims    Claims
+	claims    exchange.Claims
 	notBefore time.Time
 }
 
@@ -292,29 +293,29 @@ func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string, an
 	if err != nil {
 		return nil, err
 	}
-	issName, _, err := verifyString(p.payload, "iss")
+	issName, _, err := verifyString(p.Payload, "iss")
 	iss := v.issuers[issName]
 	if err != nil || iss == nil || iss.keys == nil {
-		return nil, Reject(ReasonIssuer, "issuer not accepted", nil)
+		return nil, exchange.Reject(exchange.ReasonIssuer, "issuer not accepted", nil)
 	}
-	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.header.alg)) {
-		return nil, Reject(ReasonAlgorithm, "algorithm not allowed", nil)
+	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.Header.Alg)) {
+		return nil, exchange.Reject(exchange.ReasonAlgorithm, "algorithm not allowed", nil)
 	}
-	claims, err := verifyClaims(p.payload)
+	claims, err := verifyClaims(p.Payload)
 	if err != nil {
 		return nil, err
 	}
 	if iss.permissions {
-		if claims.Scopes, err = verifyPermissions(p.payload, claims.Scopes); err != nil {
+		if claims.Scopes, err = verifyPermissions(p.Payload, claims.Scopes); err != nil {
 			return nil, err
 		}
 	}
 	if !now.Before(claims.Expiry.Add(iss.leeway)) {
-		return nil, Reject(ReasonExpired, "token expired", nil)
+		return nil, exchange.Reject(exchange.ReasonExpired, "token expired", nil)
 	}
 	notBefore := verifyLater(claims.NotBefore, claims.IssuedAt).Add(-iss.leeway)
 	if now.Before(notBefore) {
-		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
+		return nil, exchange.Reject(exchange.ReasonNotYetValid, "token not yet valid", nil)
 	}
 	if !anyAudience && !verifyAudienceOK(claims.Audience, audience, iss.umbrella) {
 		return nil, verifyAudienceReject(audience)
@@ -328,29 +329,29 @@ func (v *Verifier) verifyUnsigned(raw string, now time.Time, audience string, an
 // audience check (to describe the token before any route). Its result
 // proves nothing about who made the token: never use it to authorize
 // anything. Nothing is memoized and nothing is fetched.
-func (v *Verifier) InspectUnverified(raw, audience string) (*Token, error) {
+func (v *Verifier) InspectUnverified(raw, audience string) (*exchange.Token, error) {
 	if len(raw) > v.maxTokenBytes {
-		return nil, Reject(ReasonTooLarge, "token too large", nil)
+		return nil, exchange.Reject(exchange.ReasonTooLarge, "token too large", nil)
 	}
 	c, err := v.verifyUnsigned(raw, v.now(), audience, audience == "")
 	if err != nil {
 		return nil, err
 	}
-	return NewToken(raw, verifyHash(raw), c.claims, c.iss.umbrella), nil
+	return exchange.NewToken(raw, verifyHash(raw), c.claims, c.iss.umbrella), nil
 }
 
 // verifyFull runs every check, cheapest first, and memoizes a success.
-func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*Token, error) {
+func (v *Verifier) verifyFull(ctx context.Context, raw string, hash [32]byte, now time.Time, audience string) (*exchange.Token, error) {
 	c, err := v.verifyUnsigned(raw, now, audience, false)
 	if err != nil {
 		return nil, err
 	}
 	p, iss, claims, notBefore := c.parsed, c.iss, c.claims, c.notBefore
-	kid, err := v.verifySignatureKey(ctx, iss, p.header, raw)
+	kid, err := v.verifySignatureKey(ctx, iss, p.Header, raw)
 	if err != nil {
 		return nil, err
 	}
-	tok := NewToken(raw, hash, claims, iss.umbrella)
+	tok := exchange.NewToken(raw, hash, claims, iss.umbrella)
 	tok.KeyID = kid
 	if v.memo != nil {
 		v.memo.add(hash, &verifyMemoEntry{
@@ -381,7 +382,7 @@ func (v *Verifier) verifySignatureKey(ctx context.Context, iss *verifyIssuer, h 
 	}
 	jws, err := jose.ParseSignedCompact(raw, iss.algs)
 	if err != nil {
-		return "", Reject(ReasonMalformed, "token is not a valid JWS", nil)
+		return "", exchange.Reject(exchange.ReasonMalformed, "token is not a valid JWS", nil)
 	}
 	for _, k := range keys {
 		if v.onSignatureCheck != nil {
@@ -391,7 +392,7 @@ func (v *Verifier) verifySignatureKey(ctx context.Context, iss *verifyIssuer, h 
 			return k.KeyID, nil
 		}
 	}
-	return "", Reject(ReasonSignature, "signature verification failed", nil)
+	return "", exchange.Reject(exchange.ReasonSignature, "signature verification failed", nil)
 }
 
 // verifyKeys finds the keys that may have signed a token with header h,
@@ -403,7 +404,7 @@ func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHe
 		return keys, nil
 	}
 	if kidKnown {
-		return nil, Reject(ReasonAlgorithm, "algorithm does not match the signing key", nil)
+		return nil, exchange.Reject(exchange.ReasonAlgorithm, "algorithm does not match the signing key", nil)
 	}
 	refreshErr := iss.keys.refresh(ctx, false)
 	keys, kidKnown = iss.keys.match(h)
@@ -411,17 +412,17 @@ func (v *Verifier) verifyKeys(ctx context.Context, iss *verifyIssuer, h verifyHe
 	case len(keys) > 0:
 		return keys, nil
 	case kidKnown:
-		return nil, Reject(ReasonAlgorithm, "algorithm does not match the signing key", nil)
+		return nil, exchange.Reject(exchange.ReasonAlgorithm, "algorithm does not match the signing key", nil)
 	case !iss.keys.keysLoaded():
 		if refreshErr == nil {
 			refreshErr = iss.keys.lastError()
 		}
 		if refreshErr == nil {
-			return nil, fmt.Errorf("verify token: keys of issuer %q: %w", iss.name, ErrKeysUnavailable)
+			return nil, fmt.Errorf("verify token: keys of issuer %q: %w", iss.name, exchange.ErrKeysUnavailable)
 		}
-		return nil, fmt.Errorf("verify token: keys of issuer %q: %w: %w", iss.name, ErrKeysUnavailable, refreshErr)
+		return nil, fmt.Errorf("verify token: keys of issuer %q: %w: %w", iss.name, exchange.ErrKeysUnavailable, refreshErr)
 	}
-	return nil, Reject(ReasonUnknownKey, "token signed with an unknown key", nil)
+	return nil, exchange.Reject(exchange.ReasonUnknownKey, "token signed with an unknown key", nil)
 }
 
 // verifyAudienceOK reports whether aud holds the route's audience or the
@@ -442,9 +443,9 @@ func verifyAudienceOK(aud []string, audience, umbrella string) bool {
 // never from the token).
 func verifyAudienceReject(audience string) error {
 	if audience == "" {
-		return Reject(ReasonAudience, "audience not accepted", nil)
+		return exchange.Reject(exchange.ReasonAudience, "audience not accepted", nil)
 	}
-	return Reject(ReasonAudience, "audience not accepted: expected "+audience, nil)
+	return exchange.Reject(exchange.ReasonAudience, "audience not accepted: expected "+audience, nil)
 }
 
 func verifyLater(a, b time.Time) time.Time {
@@ -460,7 +461,7 @@ func verifyLater(a, b time.Time) time.Time {
 // and on every replica, for an opaque token the authorization server
 // revoked. It walks the cache (bounded by max_cache_entries): revocations
 // are rare.
-func (v *Verifier) DropIntrospected(match func(*Token) bool) int {
+func (v *Verifier) DropIntrospected(match func(*exchange.Token) bool) int {
 	if v.introspector == nil {
 		return 0
 	}

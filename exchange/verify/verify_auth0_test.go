@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // TestVerifyPermissionsAsScopes: with permissions_as_scopes, Auth0's RBAC
@@ -37,7 +38,7 @@ func TestVerifyPermissionsAsScopes(t *testing.T) {
 			want: []string{"orders:read"}},
 		{name: "wrong type is malformed", env: on,
 			edit:   func(c map[string]any) { c["permissions"] = "orders:read" },
-			reject: ReasonMalformed},
+			reject: exchange.ReasonMalformed},
 		{name: "ignored when off", env: off,
 			edit: func(c map[string]any) { c["scope"] = "openid"; c["permissions"] = []string{"orders:write"} },
 			want: []string{"openid"}},
@@ -117,7 +118,7 @@ func TestInspectUnverified(t *testing.T) {
 	if _, err := e.v.InspectUnverified(forged, "https://other.example.com"); err == nil {
 		t.Error("audience not checked")
 	} else {
-		vtWantReject(t, err, ReasonAudience, forged)
+		vtWantReject(t, err, exchange.ReasonAudience, forged)
 	}
 	expired := vtSign(t, stranger, func() map[string]any {
 		c := e.claims()
@@ -125,7 +126,7 @@ func TestInspectUnverified(t *testing.T) {
 		return c
 	}(), nil)
 	_, err = e.v.InspectUnverified(expired, vtAudOrders)
-	vtWantReject(t, err, ReasonExpired, expired)
+	vtWantReject(t, err, exchange.ReasonExpired, expired)
 
 	if hits := e.idp.jwksHits.Load(); hits != 0 {
 		t.Errorf("InspectUnverified fetched the JWKS %d times", hits)

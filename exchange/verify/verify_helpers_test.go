@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"bytes"
@@ -30,6 +30,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/clocktest"
 	"github.com/tokengate/tokengate/internal/logtest"
 )
@@ -326,7 +327,7 @@ type vtEnv struct {
 	key     *vtKey // ES256, kid "k1", published
 	iss     config.Issuer
 	v       *Verifier
-	metrics *Metrics
+	metrics *exchange.Metrics
 	logs    *logtest.Buffer
 	sigs    atomic.Int64 // signature checks performed
 }
@@ -352,7 +353,7 @@ func vtNewEnvOpts(t testing.TB, mutate func(*config.Issuer), opts VerifierOption
 	if mutate != nil {
 		mutate(&e.iss)
 	}
-	e.metrics = NewMetrics(prometheus.NewRegistry())
+	e.metrics = exchange.NewMetrics(prometheus.NewRegistry())
 	opts.HTTPClient = e.idp.srv.Client()
 	opts.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Metrics = e.metrics

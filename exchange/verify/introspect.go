@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -7,25 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/exchange/keys"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
-
-// ErrIntrospectionUnavailable: the introspection endpoint could not say
-// whether an opaque token is active (network error, timeout, non-200,
-// unreadable or unverifiable response); an outage, not a bad token (503).
-var ErrIntrospectionUnavailable = errors.New("token introspection unavailable")
-
-// ReasonInactive: the authorization server says the opaque token is not
-// active (RFC 7662 "active": false), or it is not an access token.
-const ReasonInactive = "inactive"
 
 // Introspection defaults for zero-valued settings: config's, which config.Load applies.
 const (
@@ -50,7 +41,7 @@ type introspector struct {
 	negativeTTL   time.Duration
 	now           func() time.Time
 	log           *slog.Logger
-	metrics       *IntrospectionMetrics
+	metrics       *exchange.IntrospectionMetrics
 	// verifySignature checks a signed (RFC 9701) response with the
 	// issuer's keys, as the verifier checks the issuer's tokens.
 	verifySignature func(ctx context.Context, h verifyHeader, raw string) error
@@ -62,8 +53,8 @@ type introspector struct {
 // introspectEntry is one cached introspection: an active token, or the
 // rejection of an inactive one.
 type introspectEntry struct {
-	token  *Token // nil for a negative entry
-	reject error  // the *RejectError of a negative entry
+	token  *exchange.Token // nil for a negative entry
+	reject error           // the *RejectError of a negative entry
 	// until: the entry is not served at or after it.
 	until time.Time
 	// notAfter is exp + leeway; notBefore the later of nbf and iat, minus leeway.
@@ -72,7 +63,7 @@ type introspectEntry struct {
 
 // newIntrospector builds the introspector of issuer ic (which has an
 // introspection block).
-func newIntrospector(ic config.Issuer, iss *verifyIssuer, client *http.Client, log *slog.Logger, m *Metrics, now func() time.Time) (*introspector, error) {
+func newIntrospector(ic config.Issuer, iss *verifyIssuer, client *http.Client, log *slog.Logger, m *exchange.Metrics, now func() time.Time) (*introspector, error) {
 	in := ic.Introspection
 	if ic.IntrospectionEndpoint == "" && !ic.Discovery {
 		return nil, errors.New("introspection needs introspection_endpoint or discovery: true")
@@ -126,33 +117,9 @@ func positiveOr(d, def time.Duration) time.Duration {
 	return def
 }
 
-// jwtShaped reports a token that looks like a JWT: a compact JWS (three
-// segments) or JWE (five) whose first segment is base64url of a JSON
-// object. Such a token is never sent to the introspection endpoint.
-func jwtShaped(raw string) bool {
-	if n := strings.Count(raw, "."); n != 2 && n != 4 {
-		return false
-	}
-	h, _, _ := strings.Cut(raw, ".")
-	hb, err := verifyB64Decode(h)
-	if err != nil {
-		return false
-	}
-	for _, c := range hb {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case '{':
-			return true
-		}
-		return false
-	}
-	return false
-}
-
 // verify answers an opaque token from the cache or the endpoint, then
 // checks what changes with time and route.
-func (it *introspector) verify(ctx context.Context, raw string, hash [32]byte, audience string) (*Token, error) {
+func (it *introspector) verify(ctx context.Context, raw string, hash [32]byte, audience string) (*exchange.Token, error) {
 	if e, ok := it.cached(hash, it.now()); ok {
 		it.countHit(e)
 		return it.check(e, it.now(), audience)
@@ -176,7 +143,7 @@ func (it *introspector) verify(ctx context.Context, raw string, hash [32]byte, a
 		}
 		return it.check(r.Val.(*introspectEntry), it.now(), audience)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("introspect token: %w: %w", ErrIntrospectionUnavailable, ctx.Err())
+		return nil, fmt.Errorf("introspect token: %w: %w", exchange.ErrIntrospectionUnavailable, ctx.Err())
 	}
 }
 
@@ -195,14 +162,14 @@ func (it *introspector) cached(hash [32]byte, now time.Time) (*introspectEntry, 
 
 // check applies an entry to one request: time and audience, as the
 // verifier's memo does for JWTs.
-func (it *introspector) check(e *introspectEntry, now time.Time, audience string) (*Token, error) {
+func (it *introspector) check(e *introspectEntry, now time.Time, audience string) (*exchange.Token, error) {
 	switch {
 	case e.reject != nil:
 		return nil, e.reject
 	case !now.Before(e.notAfter):
-		return nil, Reject(ReasonExpired, "token expired", nil)
+		return nil, exchange.Reject(exchange.ReasonExpired, "token expired", nil)
 	case now.Before(e.notBefore):
-		return nil, Reject(ReasonNotYetValid, "token not yet valid", nil)
+		return nil, exchange.Reject(exchange.ReasonNotYetValid, "token not yet valid", nil)
 	case !verifyAudienceOK(e.token.Claims.Audience, audience, e.token.UmbrellaAudience):
 		return nil, verifyAudienceReject(audience)
 	}
@@ -213,9 +180,9 @@ func (it *introspector) countHit(e *introspectEntry) {
 	if it.metrics == nil {
 		return
 	}
-	result := introspectActive
+	result := exchange.IntrospectionActive
 	if e.token == nil {
-		result = introspectInactive
+		result = exchange.IntrospectionInactive
 	}
 	it.metrics.CacheHits.WithLabelValues(result).Inc()
 }
@@ -226,14 +193,14 @@ func (it *introspector) countHit(e *introspectEntry) {
 func (it *introspector) call(ctx context.Context, raw string, hash [32]byte) (*introspectEntry, error) {
 	start := time.Now()
 	e, err := it.ask(ctx, raw, hash)
-	result := introspectActive
+	result := exchange.IntrospectionActive
 	switch {
 	case err != nil:
-		result = introspectError
+		result = exchange.IntrospectionError
 		it.log.Warn("token introspection failed", "issuer", it.iss.name, "error", err)
-		err = fmt.Errorf("introspect token at issuer %q: %w: %w", it.iss.name, ErrIntrospectionUnavailable, err)
+		err = fmt.Errorf("introspect token at issuer %q: %w: %w", it.iss.name, exchange.ErrIntrospectionUnavailable, err)
 	case e.token == nil:
-		result = introspectInactive
+		result = exchange.IntrospectionInactive
 		if it.negativeTTL > 0 {
 			e.until = it.now().Add(it.negativeTTL)
 			it.cache.Add(hash, e)

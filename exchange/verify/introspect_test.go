@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -86,47 +87,47 @@ func TestIntrospectOutcomes(t *testing.T) {
 		edit     func(e *itEnv, m map[string]any)
 		audience string
 		want     string // rejection reason, "unavailable", or "" for accepted
-		check    func(t *testing.T, e *itEnv, tok *Token)
+		check    func(t *testing.T, e *itEnv, tok *exchange.Token)
 	}{
 		{name: "active"},
-		{name: "inactive", edit: func(_ *itEnv, m map[string]any) { clear(m); m["active"] = false }, want: ReasonInactive},
-		{name: "active false with claims", edit: func(_ *itEnv, m map[string]any) { m["active"] = false }, want: ReasonInactive},
-		{name: "active as a string", edit: func(_ *itEnv, m map[string]any) { m["active"] = "true" }, want: ReasonInactive},
-		{name: "active as a number", edit: func(_ *itEnv, m map[string]any) { m["active"] = 1 }, want: ReasonInactive},
+		{name: "inactive", edit: func(_ *itEnv, m map[string]any) { clear(m); m["active"] = false }, want: exchange.ReasonInactive},
+		{name: "active false with claims", edit: func(_ *itEnv, m map[string]any) { m["active"] = false }, want: exchange.ReasonInactive},
+		{name: "active as a string", edit: func(_ *itEnv, m map[string]any) { m["active"] = "true" }, want: exchange.ReasonInactive},
+		{name: "active as a number", edit: func(_ *itEnv, m map[string]any) { m["active"] = 1 }, want: exchange.ReasonInactive},
 		{name: "active missing", edit: func(_ *itEnv, m map[string]any) { delete(m, "active") }, want: "unavailable"},
 		{name: "iss equal", edit: func(e *itEnv, m map[string]any) { m["iss"] = e.iss.Issuer }},
-		{name: "iss mismatch", edit: func(_ *itEnv, m map[string]any) { m["iss"] = "https://evil.example.com" }, want: ReasonIssuer},
-		{name: "iss not a string", edit: func(_ *itEnv, m map[string]any) { m["iss"] = 7 }, want: ReasonIssuer},
-		{name: "audience mismatch", audience: "https://payroll.example.com", want: ReasonAudience},
-		{name: "audience absent", edit: func(_ *itEnv, m map[string]any) { delete(m, "aud") }, want: ReasonAudience},
+		{name: "iss mismatch", edit: func(_ *itEnv, m map[string]any) { m["iss"] = "https://evil.example.com" }, want: exchange.ReasonIssuer},
+		{name: "iss not a string", edit: func(_ *itEnv, m map[string]any) { m["iss"] = 7 }, want: exchange.ReasonIssuer},
+		{name: "audience mismatch", audience: "https://payroll.example.com", want: exchange.ReasonAudience},
+		{name: "audience absent", edit: func(_ *itEnv, m map[string]any) { delete(m, "aud") }, want: exchange.ReasonAudience},
 		{name: "audience as a string", edit: func(_ *itEnv, m map[string]any) { m["aud"] = vtAudOrders }},
 		{name: "umbrella audience", edit: func(_ *itEnv, m map[string]any) { m["aud"] = umbrella },
 			audience: "https://payroll.example.com"},
-		{name: "refresh token", edit: func(_ *itEnv, m map[string]any) { m["token_type"] = "refresh_token" }, want: ReasonInactive},
-		{name: "expired", edit: func(e *itEnv, m map[string]any) { m["exp"] = e.clock.Now().Add(-time.Hour).Unix() }, want: ReasonExpired},
+		{name: "refresh token", edit: func(_ *itEnv, m map[string]any) { m["token_type"] = "refresh_token" }, want: exchange.ReasonInactive},
+		{name: "expired", edit: func(e *itEnv, m map[string]any) { m["exp"] = e.clock.Now().Add(-time.Hour).Unix() }, want: exchange.ReasonExpired},
 		{name: "expired within leeway", edit: func(e *itEnv, m map[string]any) { m["exp"] = e.clock.Now().Add(-10 * time.Second).Unix() }},
-		{name: "not yet valid", edit: func(e *itEnv, m map[string]any) { m["nbf"] = e.clock.Now().Add(time.Hour).Unix() }, want: ReasonNotYetValid},
+		{name: "not yet valid", edit: func(e *itEnv, m map[string]any) { m["nbf"] = e.clock.Now().Add(time.Hour).Unix() }, want: exchange.ReasonNotYetValid},
 		{name: "missing exp is capped", edit: func(_ *itEnv, m map[string]any) { delete(m, "exp") },
-			check: func(t *testing.T, e *itEnv, tok *Token) {
+			check: func(t *testing.T, e *itEnv, tok *exchange.Token) {
 				if want := e.clock.Now().Add(5 * time.Minute); !tok.Claims.Expiry.Equal(want) {
 					t.Errorf("Expiry = %v, want now + max_cache_ttl = %v", tok.Claims.Expiry, want)
 				}
 			}},
-		{name: "exp not a number", edit: func(_ *itEnv, m map[string]any) { m["exp"] = "soon" }, want: ReasonMalformed},
+		{name: "exp not a number", edit: func(_ *itEnv, m map[string]any) { m["exp"] = "soon" }, want: exchange.ReasonMalformed},
 		{name: "scp array", edit: func(_ *itEnv, m map[string]any) { delete(m, "scope"); m["scp"] = []string{"a", "b"} },
-			check: func(t *testing.T, _ *itEnv, tok *Token) {
+			check: func(t *testing.T, _ *itEnv, tok *exchange.Token) {
 				if got := strings.Join(tok.Claims.Scopes, " "); got != "a b" {
 					t.Errorf("Scopes = %q", got)
 				}
 			}},
 		{name: "azp as client id", edit: func(_ *itEnv, m map[string]any) { delete(m, "client_id"); m["azp"] = "spa" },
-			check: func(t *testing.T, _ *itEnv, tok *Token) {
+			check: func(t *testing.T, _ *itEnv, tok *exchange.Token) {
 				if tok.Claims.ClientID != "spa" {
 					t.Errorf("ClientID = %q", tok.Claims.ClientID)
 				}
 			}},
-		{name: "scope not a string", edit: func(_ *itEnv, m map[string]any) { m["scope"] = []string{"a"} }, want: ReasonMalformed},
-		{name: "cnf without jkt", edit: func(_ *itEnv, m map[string]any) { m["cnf"] = map[string]any{"x5t#S256": "abc"} }, want: ReasonBinding},
+		{name: "scope not a string", edit: func(_ *itEnv, m map[string]any) { m["scope"] = []string{"a"} }, want: exchange.ReasonMalformed},
+		{name: "cnf without jkt", edit: func(_ *itEnv, m map[string]any) { m["cnf"] = map[string]any{"x5t#S256": "abc"} }, want: exchange.ReasonBinding},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,7 +198,7 @@ func TestIntrospectOutages(t *testing.T) {
 			if n := e.as.calls.Load(); n != 2 {
 				t.Errorf("the AS was called %d times, want 2 (outages are never cached)", n)
 			}
-			if got := e.calls(introspectError); got != 2 {
+			if got := e.calls(exchange.IntrospectionError); got != 2 {
 				t.Errorf("introspections_total{result=error} = %v, want 2", got)
 			}
 		})
@@ -303,7 +304,7 @@ func TestIntrospectJWTResponse(t *testing.T) {
 		{name: "wrong signature", signer: func(*itEnv) *vtKey { return other }, want: "unavailable"},
 		{name: "no token_introspection", edit: func(_ *itEnv, c map[string]any) { delete(c, "token_introspection") }, want: "unavailable"},
 		{name: "inactive", edit: func(_ *itEnv, c map[string]any) { c["token_introspection"] = map[string]any{"active": false} },
-			want: ReasonInactive},
+			want: exchange.ReasonInactive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -363,14 +364,14 @@ func TestIntrospectCache(t *testing.T) {
 		}
 	}
 	// A cached token is still checked per route.
-	if _, err := e.verify(t, itOpaque, "https://payroll.example.com"); itReason(err) != ReasonAudience {
+	if _, err := e.verify(t, itOpaque, "https://payroll.example.com"); itReason(err) != exchange.ReasonAudience {
 		t.Fatalf("audience on a cache hit: %v", err)
 	}
 	if n := e.as.calls.Load(); n != 1 {
 		t.Fatalf("the AS was called %d times for 6 requests, want 1", n)
 	}
-	if e.hits(introspectActive) != 5 || e.calls(introspectActive) != 1 {
-		t.Errorf("hits %v, calls %v", e.hits(introspectActive), e.calls(introspectActive))
+	if e.hits(exchange.IntrospectionActive) != 5 || e.calls(exchange.IntrospectionActive) != 1 {
+		t.Errorf("hits %v, calls %v", e.hits(exchange.IntrospectionActive), e.calls(exchange.IntrospectionActive))
 	}
 	// max_cache_ttl bounds how long a revoked token stays accepted.
 	e.as.respond(map[string]any{"active": false})
@@ -379,7 +380,7 @@ func TestIntrospectCache(t *testing.T) {
 		t.Fatalf("before max_cache_ttl: %v", err)
 	}
 	e.clock.Advance(time.Second)
-	if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != ReasonInactive {
+	if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != exchange.ReasonInactive {
 		t.Fatalf("after max_cache_ttl: %v, want inactive", err)
 	}
 	if n := e.as.calls.Load(); n != 2 {
@@ -396,7 +397,7 @@ func TestIntrospectCacheUntilExp(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(time.Minute + 31*time.Second) // past exp + leeway
-	if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != ReasonExpired {
+	if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != exchange.ReasonExpired {
 		t.Fatalf("after exp: %v, want expired", err)
 	}
 }
@@ -456,15 +457,15 @@ func TestIntrospectNegativeCache(t *testing.T) {
 	e := itNewEnv(t, nil)
 	e.as.respond(map[string]any{"active": false})
 	for range 3 {
-		if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != ReasonInactive {
+		if _, err := e.verify(t, itOpaque, vtAudOrders); itReason(err) != exchange.ReasonInactive {
 			t.Fatalf("want inactive: %v", err)
 		}
 	}
 	if n := e.as.calls.Load(); n != 1 {
 		t.Fatalf("the AS was called %d times, want 1 within negative_cache_ttl", n)
 	}
-	if e.hits(introspectInactive) != 2 || e.calls(introspectInactive) != 1 {
-		t.Errorf("hits %v, calls %v", e.hits(introspectInactive), e.calls(introspectInactive))
+	if e.hits(exchange.IntrospectionInactive) != 2 || e.calls(exchange.IntrospectionInactive) != 1 {
+		t.Errorf("hits %v, calls %v", e.hits(exchange.IntrospectionInactive), e.calls(exchange.IntrospectionInactive))
 	}
 	e.as.respond(e.members())
 	e.clock.Advance(10 * time.Second)
@@ -499,7 +500,7 @@ func TestIntrospectJWTShapedNeverSent(t *testing.T) {
 			if err == nil || tok != nil {
 				t.Fatalf("accepted: %v", tok)
 			}
-			if itReason(err) == "unavailable" || itReason(err) == ReasonInactive {
+			if itReason(err) == "unavailable" || itReason(err) == exchange.ReasonInactive {
 				t.Errorf("outcome %q: the token went to introspection", itReason(err))
 			}
 		})
@@ -520,7 +521,7 @@ func TestIntrospectTooLarge(t *testing.T) {
 	e := itNewEnv(t, nil)
 	e.as.respond(e.members())
 	_, err := e.verify(t, strings.Repeat("a", verifyDefaultMaxTokenBytes+1), vtAudOrders)
-	if itReason(err) != ReasonTooLarge || e.as.calls.Load() != 0 {
+	if itReason(err) != exchange.ReasonTooLarge || e.as.calls.Load() != 0 {
 		t.Fatalf("outcome %q, AS calls %d", itReason(err), e.as.calls.Load())
 	}
 }

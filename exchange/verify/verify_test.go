@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -18,26 +18,27 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // vtWantReject fails unless err is a *RejectError with reason, matching
 // ErrInvalidToken, whose text does not contain the token.
-func vtWantReject(t *testing.T, err error, reason, raw string) *RejectError {
+func vtWantReject(t *testing.T, err error, reason, raw string) *exchange.RejectError {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("Verify succeeded, want rejection %q", reason)
 	}
-	re, ok := errors.AsType[*RejectError](err)
+	re, ok := errors.AsType[*exchange.RejectError](err)
 	if !ok {
 		t.Fatalf("Verify error = %v (%T), want *RejectError %q", err, err, reason)
 	}
 	if re.Reason != reason {
 		t.Fatalf("reason = %q (%s), want %q", re.Reason, re.Description, reason)
 	}
-	if !errors.Is(err, ErrInvalidToken) {
+	if !errors.Is(err, exchange.ErrInvalidToken) {
 		t.Fatalf("errors.Is(err, ErrInvalidToken) = false for %v", err)
 	}
-	if errors.Is(err, ErrKeysUnavailable) {
+	if errors.Is(err, exchange.ErrKeysUnavailable) {
 		t.Fatalf("a rejection must not be ErrKeysUnavailable: %v", err)
 	}
 	if re.Description == "" {
@@ -70,7 +71,7 @@ func TestVerifyValid(t *testing.T) {
 		key      *vtKey
 		edit     func(map[string]any)
 		audience string
-		check    func(*testing.T, *Token)
+		check    func(*testing.T, *exchange.Token)
 	}{
 		{name: "ES256 aud array", key: e.key, audience: vtAudOrders},
 		{name: "same token second audience", key: e.key, audience: vtAudBilling},
@@ -82,7 +83,7 @@ func TestVerifyValid(t *testing.T) {
 			edit: func(c map[string]any) { c["aud"] = vtAudOrders }},
 		{name: "umbrella audience", key: e.key, audience: vtAudOrders,
 			edit: func(c map[string]any) { c["aud"] = vtAudUmbrella },
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if tok.UmbrellaAudience != vtAudUmbrella {
 					t.Errorf("UmbrellaAudience = %q", tok.UmbrellaAudience)
 				}
@@ -93,7 +94,7 @@ func TestVerifyValid(t *testing.T) {
 			edit: func(c map[string]any) { c["nbf"] = c["iat"].(int64) + 20; c["iat"] = c["iat"].(int64) + 20 }},
 		{name: "fractional dates", key: e.key, audience: vtAudOrders,
 			edit: func(c map[string]any) { c["exp"] = float64(c["exp"].(int64)) + 0.5; c["iat"] = 1.5e9 },
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if got := tok.Claims.IssuedAt; !got.Equal(time.Unix(1.5e9, 0)) {
 					t.Errorf("IssuedAt = %v", got)
 				}
@@ -112,7 +113,7 @@ func TestVerifyValid(t *testing.T) {
 				c["jti"] = "id-1"
 				c["tenant"] = map[string]any{"id": 7}
 			},
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				c := tok.Claims
 				if c.Issuer != e.iss.Issuer || c.Subject != "user-1" || c.ClientID != "spa" || c.AZP != "spa" ||
 					c.ACR != "urn:mace:incommon:iap:silver" || c.ID != "id-1" {
@@ -133,7 +134,7 @@ func TestVerifyValid(t *testing.T) {
 			}},
 		{name: "scp array when no scope", key: e.key, audience: vtAudOrders,
 			edit: func(c map[string]any) { delete(c, "scope"); c["scp"] = []string{"a", "b"} },
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if !slices.Equal(tok.Claims.Scopes, []string{"a", "b"}) {
 					t.Errorf("Scopes = %q", tok.Claims.Scopes)
 				}
@@ -142,20 +143,20 @@ func TestVerifyValid(t *testing.T) {
 			edit: func(c map[string]any) {
 				c["cnf"] = map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
 			},
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if tok.Claims.JKT != "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" {
 					t.Errorf("JKT = %q", tok.Claims.JKT)
 				}
 			}},
 		{name: "no cnf is a bearer token", key: e.key, audience: vtAudOrders,
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if tok.Claims.JKT != "" {
 					t.Errorf("JKT = %q, want none", tok.Claims.JKT)
 				}
 			}},
 		{name: "client_id wins over azp", key: e.key, audience: vtAudOrders,
 			edit: func(c map[string]any) { c["azp"] = "other" },
-			check: func(t *testing.T, tok *Token) {
+			check: func(t *testing.T, tok *exchange.Token) {
 				if tok.Claims.ClientID != "app" || tok.Claims.AZP != "other" {
 					t.Errorf("ClientID = %q, AZP = %q", tok.Claims.ClientID, tok.Claims.AZP)
 				}
@@ -221,91 +222,91 @@ func TestVerifyRejects(t *testing.T) {
 		desc     string // substring of the description, when it matters
 		fetches  bool   // the check may involve the JWKS
 	}{
-		{name: "too large", raw: valid + strings.Repeat("A", 8192), reason: ReasonTooLarge},
-		{name: "empty", raw: "", reason: ReasonMalformed},
-		{name: "JWE", raw: "a.b.c.d.e", reason: ReasonMalformed, desc: "encrypted tokens (JWE) are not accepted"},
-		{name: "two segments", raw: h + "." + p, reason: ReasonMalformed},
-		{name: "four segments", raw: valid + ".x", reason: ReasonMalformed},
-		{name: "empty header", raw: "." + p + "." + s, reason: ReasonMalformed},
-		{name: "empty signature", raw: h + "." + p + ".", reason: ReasonMalformed},
-		{name: "padding", raw: h + "." + p + "." + s + "==", reason: ReasonMalformed},
-		{name: "padding in header", raw: h + "=." + p + "." + s, reason: ReasonMalformed},
-		{name: "std alphabet", raw: h + "." + p + "+/." + s, reason: ReasonMalformed},
-		{name: "newline", raw: h + "." + p[:10] + "\n" + p[10:] + "." + s, reason: ReasonMalformed},
-		{name: "CR", raw: h + "\r." + p + "." + s, reason: ReasonMalformed},
-		{name: "space", raw: h + "." + p + " ." + s, reason: ReasonMalformed},
-		{name: "NUL", raw: h + "." + p + "." + s + "\x00", reason: ReasonMalformed},
-		{name: "leading space", raw: " " + valid, reason: ReasonMalformed},
-		{name: "non-canonical base64", raw: h[:len(h)-1] + vtFlipLowBits(h[len(h)-1:]) + "." + p + "." + s, reason: ReasonMalformed},
-		{name: "header not JSON", raw: vtB64("not json") + "." + p + "." + s, reason: ReasonMalformed},
-		{name: "header array", raw: raw(`["alg","ES256"]`, payload(nil)), reason: ReasonMalformed},
-		{name: "header duplicate alg", raw: raw(`{"alg":"none","kid":"k1","alg":"ES256"}`, payload(nil)), reason: ReasonMalformed},
-		{name: "header duplicate escaped name", raw: raw(`{"alg":"ES256","kid":"k1","\u006bid":"k2"}`, payload(nil)), reason: ReasonMalformed},
-		{name: "header trailing data", raw: raw(hdr+`{}`, payload(nil)), reason: ReasonMalformed},
-		{name: "header invalid UTF-8", raw: raw(`{"alg":"ES256","kid":"k1","x":"`+"\xff"+`"}`, payload(nil)), reason: ReasonMalformed},
-		{name: "crit", raw: vtSign(t, e.key, e.claims(), map[string]any{"crit": []string{"exp"}, "exp": 1}), reason: ReasonCrit},
-		{name: "crit empty", raw: raw(`{"alg":"ES256","kid":"k1","crit":[]}`, payload(nil)), reason: ReasonCrit},
-		{name: "b64", raw: raw(`{"alg":"ES256","kid":"k1","b64":true}`, payload(nil)), reason: ReasonCrit},
-		{name: "alg none", raw: vtB64(`{"alg":"none"}`) + "." + p + ".AA", reason: ReasonAlgorithm},
-		{name: "alg missing", raw: raw(`{"kid":"k1"}`, payload(nil)), reason: ReasonAlgorithm},
-		{name: "alg not a string", raw: raw(`{"alg":["ES256"],"kid":"k1"}`, payload(nil)), reason: ReasonAlgorithm},
-		{name: "alg lower case", raw: raw(`{"alg":"es256","kid":"k1"}`, payload(nil)), reason: ReasonAlgorithm},
-		{name: "alg not in issuer allowlist", raw: vtSign(t, vtNewKey(t, jose.EdDSA, "k1"), e.claims(), nil), reason: ReasonAlgorithm},
-		{name: "HS256 keyed with the RSA public key", raw: vtHS256(t, rsKey.priv.Public(), "rs", payload(nil)), reason: ReasonAlgorithm},
-		{name: "kid not a string", raw: raw(`{"alg":"ES256","kid":1}`, payload(nil)), reason: ReasonMalformed},
-		{name: "cnf not an object", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", "jkt"), nil), reason: ReasonMalformed},
-		{name: "cnf null", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", nil), nil), reason: ReasonMalformed},
-		{name: "cnf.jkt not a string", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": 1}), nil), reason: ReasonMalformed},
-		{name: "cnf bound to an mTLS certificate", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}), nil), reason: ReasonBinding},
-		{name: "cnf.jkt empty", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": ""}), nil), reason: ReasonBinding},
-		{name: "payload not JSON", raw: h + "." + vtB64("{") + "." + s, reason: ReasonMalformed},
-		{name: "payload array", raw: raw(hdr, `[1]`), reason: ReasonMalformed},
-		{name: "payload null", raw: raw(hdr, `null`), reason: ReasonMalformed},
-		{name: "payload invalid UTF-8", raw: raw(hdr, strings.Replace(payload(nil), "user-1", "\xc3\x28", 1)), reason: ReasonMalformed},
-		{name: "payload duplicate iss", raw: raw(hdr, strings.Replace(payload(nil), `{`, `{"iss":"https://evil.example",`, 1)), reason: ReasonMalformed},
-		{name: "payload duplicate exp", raw: raw(hdr, strings.Replace(payload(nil), `{`, fmt.Sprintf(`{"exp":%d,`, now+1e6), 1)), reason: ReasonMalformed},
-		{name: "payload nested duplicate", raw: raw(hdr, strings.Replace(payload(nil), `{`, `{"act":{"sub":"a","sub":"b"},`, 1)), reason: ReasonMalformed},
-		{name: "iss missing", raw: e.token(t, func(c map[string]any) { delete(c, "iss") }), reason: ReasonIssuer},
-		{name: "iss unknown", raw: e.token(t, func(c map[string]any) { c["iss"] = "https://evil.example" }), reason: ReasonIssuer, desc: "issuer not accepted"},
-		{name: "iss trailing slash", raw: e.token(t, func(c map[string]any) { c["iss"] = e.iss.Issuer + "/" }), reason: ReasonIssuer},
-		{name: "iss not a string", raw: e.token(t, func(c map[string]any) { c["iss"] = []string{e.iss.Issuer} }), reason: ReasonIssuer},
-		{name: "exp missing", raw: e.token(t, func(c map[string]any) { delete(c, "exp") }), reason: ReasonMalformed},
-		{name: "exp string", raw: e.token(t, func(c map[string]any) { c["exp"] = fmt.Sprint(now + 60) }), reason: ReasonMalformed},
-		{name: "exp bool", raw: e.token(t, func(c map[string]any) { c["exp"] = true }), reason: ReasonMalformed},
-		{name: "exp null", raw: e.token(t, func(c map[string]any) { c["exp"] = nil }), reason: ReasonMalformed},
-		{name: "exp beyond int64", raw: raw(hdr, strings.Replace(payload(nil), fmt.Sprintf(`"exp":%d`, now+3600), `"exp":9223372036854775808`, 1)), reason: ReasonMalformed},
-		{name: "exp float beyond int64", raw: e.token(t, func(c map[string]any) { c["exp"] = 1e30 }), reason: ReasonMalformed},
-		{name: "exp 2^63 as float", raw: e.token(t, func(c map[string]any) { c["exp"] = math.Pow(2, 63) }), reason: ReasonMalformed},
-		{name: "nbf string", raw: e.token(t, func(c map[string]any) { c["nbf"] = "0" }), reason: ReasonMalformed},
-		{name: "iat object", raw: e.token(t, func(c map[string]any) { c["iat"] = map[string]any{} }), reason: ReasonMalformed},
-		{name: "auth_time string", raw: e.token(t, func(c map[string]any) { c["auth_time"] = "yesterday" }), reason: ReasonMalformed},
-		{name: "aud number", raw: e.token(t, func(c map[string]any) { c["aud"] = 7 }), reason: ReasonMalformed},
-		{name: "aud array with number", raw: e.token(t, func(c map[string]any) { c["aud"] = []any{vtAudOrders, 7} }), reason: ReasonMalformed},
-		{name: "aud missing", raw: e.token(t, func(c map[string]any) { delete(c, "aud") }), reason: ReasonAudience},
-		{name: "aud empty array", raw: e.token(t, func(c map[string]any) { c["aud"] = []string{} }), reason: ReasonAudience},
-		{name: "aud empty string", raw: e.token(t, func(c map[string]any) { c["aud"] = "" }), reason: ReasonAudience},
-		{name: "aud other API", raw: e.token(t, nil), audience: "https://hr.example.com", reason: ReasonAudience,
+		{name: "too large", raw: valid + strings.Repeat("A", 8192), reason: exchange.ReasonTooLarge},
+		{name: "empty", raw: "", reason: exchange.ReasonMalformed},
+		{name: "JWE", raw: "a.b.c.d.e", reason: exchange.ReasonMalformed, desc: "encrypted tokens (JWE) are not accepted"},
+		{name: "two segments", raw: h + "." + p, reason: exchange.ReasonMalformed},
+		{name: "four segments", raw: valid + ".x", reason: exchange.ReasonMalformed},
+		{name: "empty header", raw: "." + p + "." + s, reason: exchange.ReasonMalformed},
+		{name: "empty signature", raw: h + "." + p + ".", reason: exchange.ReasonMalformed},
+		{name: "padding", raw: h + "." + p + "." + s + "==", reason: exchange.ReasonMalformed},
+		{name: "padding in header", raw: h + "=." + p + "." + s, reason: exchange.ReasonMalformed},
+		{name: "std alphabet", raw: h + "." + p + "+/." + s, reason: exchange.ReasonMalformed},
+		{name: "newline", raw: h + "." + p[:10] + "\n" + p[10:] + "." + s, reason: exchange.ReasonMalformed},
+		{name: "CR", raw: h + "\r." + p + "." + s, reason: exchange.ReasonMalformed},
+		{name: "space", raw: h + "." + p + " ." + s, reason: exchange.ReasonMalformed},
+		{name: "NUL", raw: h + "." + p + "." + s + "\x00", reason: exchange.ReasonMalformed},
+		{name: "leading space", raw: " " + valid, reason: exchange.ReasonMalformed},
+		{name: "non-canonical base64", raw: h[:len(h)-1] + vtFlipLowBits(h[len(h)-1:]) + "." + p + "." + s, reason: exchange.ReasonMalformed},
+		{name: "header not JSON", raw: vtB64("not json") + "." + p + "." + s, reason: exchange.ReasonMalformed},
+		{name: "header array", raw: raw(`["alg","ES256"]`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "header duplicate alg", raw: raw(`{"alg":"none","kid":"k1","alg":"ES256"}`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "header duplicate escaped name", raw: raw(`{"alg":"ES256","kid":"k1","\u006bid":"k2"}`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "header trailing data", raw: raw(hdr+`{}`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "header invalid UTF-8", raw: raw(`{"alg":"ES256","kid":"k1","x":"`+"\xff"+`"}`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "crit", raw: vtSign(t, e.key, e.claims(), map[string]any{"crit": []string{"exp"}, "exp": 1}), reason: exchange.ReasonCrit},
+		{name: "crit empty", raw: raw(`{"alg":"ES256","kid":"k1","crit":[]}`, payload(nil)), reason: exchange.ReasonCrit},
+		{name: "b64", raw: raw(`{"alg":"ES256","kid":"k1","b64":true}`, payload(nil)), reason: exchange.ReasonCrit},
+		{name: "alg none", raw: vtB64(`{"alg":"none"}`) + "." + p + ".AA", reason: exchange.ReasonAlgorithm},
+		{name: "alg missing", raw: raw(`{"kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
+		{name: "alg not a string", raw: raw(`{"alg":["ES256"],"kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
+		{name: "alg lower case", raw: raw(`{"alg":"es256","kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
+		{name: "alg not in issuer allowlist", raw: vtSign(t, vtNewKey(t, jose.EdDSA, "k1"), e.claims(), nil), reason: exchange.ReasonAlgorithm},
+		{name: "HS256 keyed with the RSA public key", raw: vtHS256(t, rsKey.priv.Public(), "rs", payload(nil)), reason: exchange.ReasonAlgorithm},
+		{name: "kid not a string", raw: raw(`{"alg":"ES256","kid":1}`, payload(nil)), reason: exchange.ReasonMalformed},
+		{name: "cnf not an object", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", "jkt"), nil), reason: exchange.ReasonMalformed},
+		{name: "cnf null", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", nil), nil), reason: exchange.ReasonMalformed},
+		{name: "cnf.jkt not a string", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": 1}), nil), reason: exchange.ReasonMalformed},
+		{name: "cnf bound to an mTLS certificate", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}), nil), reason: exchange.ReasonBinding},
+		{name: "cnf.jkt empty", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": ""}), nil), reason: exchange.ReasonBinding},
+		{name: "payload not JSON", raw: h + "." + vtB64("{") + "." + s, reason: exchange.ReasonMalformed},
+		{name: "payload array", raw: raw(hdr, `[1]`), reason: exchange.ReasonMalformed},
+		{name: "payload null", raw: raw(hdr, `null`), reason: exchange.ReasonMalformed},
+		{name: "payload invalid UTF-8", raw: raw(hdr, strings.Replace(payload(nil), "user-1", "\xc3\x28", 1)), reason: exchange.ReasonMalformed},
+		{name: "payload duplicate iss", raw: raw(hdr, strings.Replace(payload(nil), `{`, `{"iss":"https://evil.example",`, 1)), reason: exchange.ReasonMalformed},
+		{name: "payload duplicate exp", raw: raw(hdr, strings.Replace(payload(nil), `{`, fmt.Sprintf(`{"exp":%d,`, now+1e6), 1)), reason: exchange.ReasonMalformed},
+		{name: "payload nested duplicate", raw: raw(hdr, strings.Replace(payload(nil), `{`, `{"act":{"sub":"a","sub":"b"},`, 1)), reason: exchange.ReasonMalformed},
+		{name: "iss missing", raw: e.token(t, func(c map[string]any) { delete(c, "iss") }), reason: exchange.ReasonIssuer},
+		{name: "iss unknown", raw: e.token(t, func(c map[string]any) { c["iss"] = "https://evil.example" }), reason: exchange.ReasonIssuer, desc: "issuer not accepted"},
+		{name: "iss trailing slash", raw: e.token(t, func(c map[string]any) { c["iss"] = e.iss.Issuer + "/" }), reason: exchange.ReasonIssuer},
+		{name: "iss not a string", raw: e.token(t, func(c map[string]any) { c["iss"] = []string{e.iss.Issuer} }), reason: exchange.ReasonIssuer},
+		{name: "exp missing", raw: e.token(t, func(c map[string]any) { delete(c, "exp") }), reason: exchange.ReasonMalformed},
+		{name: "exp string", raw: e.token(t, func(c map[string]any) { c["exp"] = fmt.Sprint(now + 60) }), reason: exchange.ReasonMalformed},
+		{name: "exp bool", raw: e.token(t, func(c map[string]any) { c["exp"] = true }), reason: exchange.ReasonMalformed},
+		{name: "exp null", raw: e.token(t, func(c map[string]any) { c["exp"] = nil }), reason: exchange.ReasonMalformed},
+		{name: "exp beyond int64", raw: raw(hdr, strings.Replace(payload(nil), fmt.Sprintf(`"exp":%d`, now+3600), `"exp":9223372036854775808`, 1)), reason: exchange.ReasonMalformed},
+		{name: "exp float beyond int64", raw: e.token(t, func(c map[string]any) { c["exp"] = 1e30 }), reason: exchange.ReasonMalformed},
+		{name: "exp 2^63 as float", raw: e.token(t, func(c map[string]any) { c["exp"] = math.Pow(2, 63) }), reason: exchange.ReasonMalformed},
+		{name: "nbf string", raw: e.token(t, func(c map[string]any) { c["nbf"] = "0" }), reason: exchange.ReasonMalformed},
+		{name: "iat object", raw: e.token(t, func(c map[string]any) { c["iat"] = map[string]any{} }), reason: exchange.ReasonMalformed},
+		{name: "auth_time string", raw: e.token(t, func(c map[string]any) { c["auth_time"] = "yesterday" }), reason: exchange.ReasonMalformed},
+		{name: "aud number", raw: e.token(t, func(c map[string]any) { c["aud"] = 7 }), reason: exchange.ReasonMalformed},
+		{name: "aud array with number", raw: e.token(t, func(c map[string]any) { c["aud"] = []any{vtAudOrders, 7} }), reason: exchange.ReasonMalformed},
+		{name: "aud missing", raw: e.token(t, func(c map[string]any) { delete(c, "aud") }), reason: exchange.ReasonAudience},
+		{name: "aud empty array", raw: e.token(t, func(c map[string]any) { c["aud"] = []string{} }), reason: exchange.ReasonAudience},
+		{name: "aud empty string", raw: e.token(t, func(c map[string]any) { c["aud"] = "" }), reason: exchange.ReasonAudience},
+		{name: "aud other API", raw: e.token(t, nil), audience: "https://hr.example.com", reason: exchange.ReasonAudience,
 			desc: "audience not accepted: expected https://hr.example.com"},
-		{name: "aud only umbrella, none configured", raw: e.token(t, func(c map[string]any) { c["aud"] = vtAudUmbrella }), reason: ReasonAudience},
-		{name: "sub number", raw: e.token(t, func(c map[string]any) { c["sub"] = 1 }), reason: ReasonMalformed},
-		{name: "client_id bool", raw: e.token(t, func(c map[string]any) { c["client_id"] = false }), reason: ReasonMalformed},
-		{name: "scope array", raw: e.token(t, func(c map[string]any) { c["scope"] = []string{"a"} }), reason: ReasonMalformed},
-		{name: "scp string", raw: e.token(t, func(c map[string]any) { c["scp"] = "a b" }), reason: ReasonMalformed},
-		{name: "amr string", raw: e.token(t, func(c map[string]any) { c["amr"] = "pwd" }), reason: ReasonMalformed},
-		{name: "acr number", raw: e.token(t, func(c map[string]any) { c["acr"] = 1 }), reason: ReasonMalformed},
-		{name: "jti number", raw: e.token(t, func(c map[string]any) { c["jti"] = 1 }), reason: ReasonMalformed},
-		{name: "expired", raw: e.token(t, func(c map[string]any) { c["exp"] = now - 31 }), reason: ReasonExpired, desc: "token expired"},
-		{name: "expired at exp+leeway", raw: e.token(t, func(c map[string]any) { c["exp"] = now - 30 }), reason: ReasonExpired},
-		{name: "exp far past", raw: e.token(t, func(c map[string]any) { c["exp"] = math.MinInt64 }), reason: ReasonExpired},
-		{name: "nbf in the future", raw: e.token(t, func(c map[string]any) { c["nbf"] = now + 31 }), reason: ReasonNotYetValid},
-		{name: "nbf max int64", raw: e.token(t, func(c map[string]any) { c["nbf"] = int64(math.MaxInt64) }), reason: ReasonNotYetValid},
-		{name: "iat in the future", raw: e.token(t, func(c map[string]any) { c["iat"] = now + 31 }), reason: ReasonNotYetValid},
-		{name: "wrong key, known kid", raw: vtSign(t, other, e.claims(), nil), reason: ReasonSignature, desc: "signature verification failed", fetches: true},
-		{name: "payload tampered", raw: h + "." + vtB64(payload(func(c map[string]any) { c["sub"] = "admin" })) + "." + s, reason: ReasonSignature, fetches: true},
-		{name: "signature of another token", raw: h + "." + p + "." + strings.Split(e.token(t, func(c map[string]any) { c["sub"] = "x" }), ".")[2], reason: ReasonSignature, fetches: true},
-		{name: "unknown kid", raw: vtSign(t, stranger, e.claims(), nil), reason: ReasonUnknownKey, desc: "token signed with an unknown key", fetches: true},
-		{name: "known kid, other key type", raw: vtSign(t, p384, e.claims(), nil), reason: ReasonAlgorithm, fetches: true},
-		{name: "JWK alg differs from token alg", raw: vtSign(t, rsAsPS, e.claims(), nil), reason: ReasonAlgorithm, fetches: true},
+		{name: "aud only umbrella, none configured", raw: e.token(t, func(c map[string]any) { c["aud"] = vtAudUmbrella }), reason: exchange.ReasonAudience},
+		{name: "sub number", raw: e.token(t, func(c map[string]any) { c["sub"] = 1 }), reason: exchange.ReasonMalformed},
+		{name: "client_id bool", raw: e.token(t, func(c map[string]any) { c["client_id"] = false }), reason: exchange.ReasonMalformed},
+		{name: "scope array", raw: e.token(t, func(c map[string]any) { c["scope"] = []string{"a"} }), reason: exchange.ReasonMalformed},
+		{name: "scp string", raw: e.token(t, func(c map[string]any) { c["scp"] = "a b" }), reason: exchange.ReasonMalformed},
+		{name: "amr string", raw: e.token(t, func(c map[string]any) { c["amr"] = "pwd" }), reason: exchange.ReasonMalformed},
+		{name: "acr number", raw: e.token(t, func(c map[string]any) { c["acr"] = 1 }), reason: exchange.ReasonMalformed},
+		{name: "jti number", raw: e.token(t, func(c map[string]any) { c["jti"] = 1 }), reason: exchange.ReasonMalformed},
+		{name: "expired", raw: e.token(t, func(c map[string]any) { c["exp"] = now - 31 }), reason: exchange.ReasonExpired, desc: "token expired"},
+		{name: "expired at exp+leeway", raw: e.token(t, func(c map[string]any) { c["exp"] = now - 30 }), reason: exchange.ReasonExpired},
+		{name: "exp far past", raw: e.token(t, func(c map[string]any) { c["exp"] = math.MinInt64 }), reason: exchange.ReasonExpired},
+		{name: "nbf in the future", raw: e.token(t, func(c map[string]any) { c["nbf"] = now + 31 }), reason: exchange.ReasonNotYetValid},
+		{name: "nbf max int64", raw: e.token(t, func(c map[string]any) { c["nbf"] = int64(math.MaxInt64) }), reason: exchange.ReasonNotYetValid},
+		{name: "iat in the future", raw: e.token(t, func(c map[string]any) { c["iat"] = now + 31 }), reason: exchange.ReasonNotYetValid},
+		{name: "wrong key, known kid", raw: vtSign(t, other, e.claims(), nil), reason: exchange.ReasonSignature, desc: "signature verification failed", fetches: true},
+		{name: "payload tampered", raw: h + "." + vtB64(payload(func(c map[string]any) { c["sub"] = "admin" })) + "." + s, reason: exchange.ReasonSignature, fetches: true},
+		{name: "signature of another token", raw: h + "." + p + "." + strings.Split(e.token(t, func(c map[string]any) { c["sub"] = "x" }), ".")[2], reason: exchange.ReasonSignature, fetches: true},
+		{name: "unknown kid", raw: vtSign(t, stranger, e.claims(), nil), reason: exchange.ReasonUnknownKey, desc: "token signed with an unknown key", fetches: true},
+		{name: "known kid, other key type", raw: vtSign(t, p384, e.claims(), nil), reason: exchange.ReasonAlgorithm, fetches: true},
+		{name: "JWK alg differs from token alg", raw: vtSign(t, rsAsPS, e.claims(), nil), reason: exchange.ReasonAlgorithm, fetches: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -374,11 +375,11 @@ func TestVerifyHeaderKeyURLsNeverFetched(t *testing.T) {
 		t.Fatal("test setup: no embedded jwk")
 	}
 	_, err = e.v.Verify(context.Background(), evil, vtAudOrders)
-	vtWantReject(t, err, ReasonSignature, evil)
+	vtWantReject(t, err, exchange.ReasonSignature, evil)
 	// And with a kid the issuer does not know: unknown key, never the jku.
 	evilKid := vtSign(t, attacker, e.claims(), headers)
 	_, err = e.v.Verify(context.Background(), evilKid, vtAudOrders)
-	vtWantReject(t, err, ReasonUnknownKey, evilKid)
+	vtWantReject(t, err, exchange.ReasonUnknownKey, evilKid)
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("jku/x5u server was hit %d times", n)
 	}
@@ -410,7 +411,7 @@ func TestVerifyMemo(t *testing.T) {
 			t.Errorf("signature checks = %d, want 1", n)
 		}
 		_, err = e.v.Verify(context.Background(), raw, "https://hr.example.com")
-		vtWantReject(t, err, ReasonAudience, raw)
+		vtWantReject(t, err, exchange.ReasonAudience, raw)
 	})
 	t.Run("respects exp with leeway", func(t *testing.T) {
 		t.Parallel()
@@ -425,7 +426,7 @@ func TestVerifyMemo(t *testing.T) {
 		}
 		e.clock.Advance(time.Second)
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-		vtWantReject(t, err, ReasonExpired, raw)
+		vtWantReject(t, err, exchange.ReasonExpired, raw)
 		if n := e.v.memo.len(); n != 0 {
 			t.Errorf("expired entry kept: memo len %d", n)
 		}
@@ -442,7 +443,7 @@ func TestVerifyMemo(t *testing.T) {
 		}
 		e.clock.Advance(-time.Minute)
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-		vtWantReject(t, err, ReasonNotYetValid, raw)
+		vtWantReject(t, err, exchange.ReasonNotYetValid, raw)
 	})
 	t.Run("disabled", func(t *testing.T) {
 		t.Parallel()
@@ -481,7 +482,7 @@ func TestVerifyMaxTokenBytes(t *testing.T) {
 		t.Fatalf("small token: %v", err)
 	}
 	_, err := e.v.Verify(context.Background(), big, vtAudOrders)
-	vtWantReject(t, err, ReasonTooLarge, big)
+	vtWantReject(t, err, exchange.ReasonTooLarge, big)
 }
 
 func TestNewVerifierErrors(t *testing.T) {

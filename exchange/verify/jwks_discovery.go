@@ -1,6 +1,8 @@
-package exchange
+package verify
 
-import "github.com/tokengate/tokengate/internal/oauthclient"
+import (
+	"github.com/tokengate/tokengate/internal/oauthclient"
+)
 
 // jwksMetadataURLs is oauthclient.MetadataURLs, named as jwks_test.go's
 // table still names it; internal/oauthclient's tests pin the same table,

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 func vtPrefetch(t *testing.T, e *vtEnv) {
@@ -42,7 +43,7 @@ func TestJWKSRotation(t *testing.T) {
 
 	// Within min_refresh_interval of the last fetch the new kid is unknown...
 	_, err := e.v.Verify(context.Background(), rotated, vtAudOrders)
-	vtWantReject(t, err, ReasonUnknownKey, rotated)
+	vtWantReject(t, err, exchange.ReasonUnknownKey, rotated)
 	if n := e.idp.jwksHits.Load(); n != 1 {
 		t.Fatalf("JWKS hits = %d, want 1 (refresh is rate-limited)", n)
 	}
@@ -58,10 +59,10 @@ func TestJWKSRotation(t *testing.T) {
 	e.clock.Advance(10 * time.Second)
 	k3 := vtNewKey(t, jose.ES256, "k3")
 	_, err = e.v.Verify(context.Background(), vtSign(t, k3, e.claims(), nil), vtAudOrders)
-	vtWantReject(t, err, ReasonUnknownKey, "")
+	vtWantReject(t, err, exchange.ReasonUnknownKey, "")
 	old := e.token(t, func(c map[string]any) { c["jti"] = "after-withdrawal" })
 	_, err = e.v.Verify(context.Background(), old, vtAudOrders)
-	vtWantReject(t, err, ReasonUnknownKey, old)
+	vtWantReject(t, err, exchange.ReasonUnknownKey, old)
 	if ok := e.refreshes("ok"); ok != 3 {
 		t.Errorf("ok refreshes = %v, want 3", ok)
 	}
@@ -81,7 +82,7 @@ func TestJWKSIdPDownAfterStart(t *testing.T) {
 	for i := range 3 {
 		raw := vtSign(t, vtNewKey(t, jose.ES256, fmt.Sprint("new", i)), e.claims(), nil)
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-		vtWantReject(t, err, ReasonUnknownKey, raw)
+		vtWantReject(t, err, exchange.ReasonUnknownKey, raw)
 	}
 	if n := e.idp.jwksHits.Load(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2 (one attempt for three unknown kids)", n)
@@ -120,7 +121,7 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 	raw := e.token(t, nil)
 
 	_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-	if !errors.Is(err, ErrKeysUnavailable) || errors.Is(err, ErrInvalidToken) {
+	if !errors.Is(err, exchange.ErrKeysUnavailable) || errors.Is(err, exchange.ErrInvalidToken) {
 		t.Fatalf("err = %v, want ErrKeysUnavailable and not ErrInvalidToken", err)
 	}
 	vtNoTokenIn(t, err.Error(), raw)
@@ -251,7 +252,7 @@ func TestJWKSRefreshDetachedFromRequest(t *testing.T) {
 	}()
 	<-e.idp.arrived
 	cancel() // the client gives up; the refresh must carry on
-	vtWantReject(t, <-res, ReasonUnknownKey, raw)
+	vtWantReject(t, <-res, exchange.ReasonUnknownKey, raw)
 	e.idp.unblock()
 	vtVerifyOK(t, e, raw) // joins the still-running flight or sees its keys
 	if got := e.idp.jwksHits.Load(); got != 2 {
@@ -266,7 +267,7 @@ func TestJWKSRandomKidsBounded(t *testing.T) {
 	for i := range 100 {
 		raw := vtSign(t, &vtKey{alg: jose.ES256, kid: fmt.Sprintf("rnd-%d", i), priv: e.key.priv}, e.claims(), nil)
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-		vtWantReject(t, err, ReasonUnknownKey, raw)
+		vtWantReject(t, err, exchange.ReasonUnknownKey, raw)
 		e.clock.Advance(time.Second)
 	}
 	// Prefetch at t=0, then one refresh at t=10s, 20s, ..., 90s.
@@ -325,7 +326,7 @@ func TestJWKSDiscovery(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, ErrKeysUnavailable) {
+			if !errors.Is(err, exchange.ErrKeysUnavailable) {
 				t.Fatalf("Verify = %v, want ErrKeysUnavailable", err)
 			}
 			if e.idp.jwksHits.Load() != 0 {
@@ -577,7 +578,7 @@ func TestJWKSStaleKeysRefreshedInBackground(t *testing.T) {
 	}
 	withdrawn := e.token(t, func(c map[string]any) { c["jti"] = "after-withdrawal" })
 	_, err := e.v.Verify(context.Background(), withdrawn, vtAudOrders)
-	vtWantReject(t, err, ReasonUnknownKey, withdrawn)
+	vtWantReject(t, err, exchange.ReasonUnknownKey, withdrawn)
 	vtVerifyOK(t, e, vtSign(t, k2, e.claims(), nil))
 }
 

@@ -1,10 +1,12 @@
-package exchange
+package verify
 
 import (
 	"fmt"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // verifyMemo remembers fully verified tokens by the SHA-256 of the raw token,
@@ -17,7 +19,7 @@ type verifyMemo struct {
 // verifyMemoEntry is one verified token with its validity window already
 // widened by the issuer's leeway.
 type verifyMemoEntry struct {
-	token *Token
+	token *exchange.Token
 	// notAfter is exp + leeway: the entry is never served at or after it.
 	notAfter time.Time
 	// notBefore is the later of nbf and iat, minus leeway.

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"encoding/json"

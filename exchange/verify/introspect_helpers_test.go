@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/logtest"
 	"github.com/tokengate/tokengate/internal/oauthtest"
 )
@@ -123,7 +124,7 @@ type itEnv struct {
 	clock   *vtClock
 	iss     config.Issuer
 	v       *Verifier
-	metrics *Metrics
+	metrics *exchange.Metrics
 	logs    *logtest.Buffer
 }
 
@@ -151,7 +152,7 @@ func itNewEnv(t testing.TB, mutate func(*config.Issuer)) *itEnv {
 	if mutate != nil {
 		mutate(&e.iss)
 	}
-	e.metrics = NewMetrics(prometheus.NewRegistry())
+	e.metrics = exchange.NewMetrics(prometheus.NewRegistry())
 	v, err := NewVerifier([]config.Issuer{e.iss}, VerifierOptions{
 		HTTPClient: e.as.client(),
 		Logger:     slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -180,7 +181,7 @@ func (e *itEnv) members() map[string]any {
 	}
 }
 
-func (e *itEnv) verify(t testing.TB, raw, audience string) (*Token, error) {
+func (e *itEnv) verify(t testing.TB, raw, audience string) (*exchange.Token, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -227,8 +228,8 @@ func itReason(err error) string {
 	if err == nil {
 		return ""
 	}
-	invalid, outage := errors.Is(err, ErrInvalidToken), errors.Is(err, ErrIntrospectionUnavailable)
-	var re *RejectError
+	invalid, outage := errors.Is(err, exchange.ErrInvalidToken), errors.Is(err, exchange.ErrIntrospectionUnavailable)
+	var re *exchange.RejectError
 	switch {
 	case invalid && outage:
 		return fmt.Sprintf("both a rejection and an outage: %v", err)

@@ -1,21 +1,15 @@
-package exchange
+package verify
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"math"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/internal/strictjson"
+	"github.com/tokengate/tokengate/exchange"
 )
-
-// verifyB64 is the only encoding a JWS segment may use: base64url without
-// padding, strict about trailing bits so that one signature has one spelling.
-var verifyB64 = base64.RawURLEncoding.Strict()
 
 // NumericDate bounds. A value outside them still fits int64 seconds and is
 // accepted, but is clamped so that time arithmetic (exp + leeway) cannot
@@ -24,118 +18,6 @@ const (
 	verifyMinUnix = -62135596800 // 0001-01-01T00:00:00Z
 	verifyMaxUnix = 253402300799 // 9999-12-31T23:59:59Z
 )
-
-// verifyHeader is what the verifier reads from a protected header.
-type verifyHeader struct {
-	alg    string
-	kid    string
-	hasKid bool
-}
-
-// verifyParsed is a compact JWS decoded but not yet verified.
-type verifyParsed struct {
-	header  verifyHeader
-	payload map[string]json.RawMessage
-}
-
-// verifySplit checks the compact serialization and decodes the header and
-// payload. The signature segment is checked for its encoding only; go-jose
-// decodes it again when verifying.
-func verifySplit(raw string) (header, payload []byte, err error) {
-	switch strings.Count(raw, ".") {
-	case 2:
-	case 4:
-		return nil, nil, Reject(ReasonMalformed, "encrypted tokens (JWE) are not accepted", nil)
-	default:
-		return nil, nil, Reject(ReasonMalformed, "token is not a compact JWS", nil)
-	}
-	h, rest, _ := strings.Cut(raw, ".")
-	p, s, _ := strings.Cut(rest, ".")
-	if header, err = verifyB64Decode(h); err != nil {
-		return nil, nil, Reject(ReasonMalformed, "token header is not base64url", nil)
-	}
-	if payload, err = verifyB64Decode(p); err != nil {
-		return nil, nil, Reject(ReasonMalformed, "token payload is not base64url", nil)
-	}
-	if _, err = verifyB64Decode(s); err != nil {
-		return nil, nil, Reject(ReasonMalformed, "token signature is not base64url", nil)
-	}
-	return header, payload, nil
-}
-
-var errVerifyB64 = errors.New("segment is not unpadded base64url")
-
-// verifyB64Decode decodes one non-empty segment. The alphabet is checked first
-// because the standard decoder silently skips CR and LF.
-func verifyB64Decode(seg string) ([]byte, error) {
-	if seg == "" {
-		return nil, errVerifyB64
-	}
-	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return nil, errVerifyB64
-		}
-	}
-	b, err := verifyB64.DecodeString(seg)
-	if err != nil {
-		return nil, errVerifyB64
-	}
-	return b, nil
-}
-
-// verifyParse decodes the header and payload of raw and applies the header
-// rules that need no configuration: no crit (or b64), alg a string naming an
-// asymmetric algorithm, kid a string when present.
-func verifyParse(raw string) (*verifyParsed, error) {
-	hb, pb, err := verifySplit(raw)
-	if err != nil {
-		return nil, err
-	}
-	hm, err := strictjson.Object(hb)
-	if err != nil {
-		return nil, Reject(ReasonMalformed, "token header is not a JSON object with unique names", nil)
-	}
-	if _, ok := hm["crit"]; ok {
-		return nil, Reject(ReasonCrit, "critical header parameters are not accepted", nil)
-	}
-	// RFC 7797 unencoded payloads change what is signed; the parameter is only
-	// valid together with crit, so its presence alone is refused the same way.
-	if _, ok := hm["b64"]; ok {
-		return nil, Reject(ReasonCrit, "critical header parameters (b64) are not accepted", nil)
-	}
-	var h verifyHeader
-	alg, ok, err := verifyString(hm, "alg")
-	if err != nil || !ok || !verifyAsymmetricAlg(alg) {
-		return nil, Reject(ReasonAlgorithm, "algorithm not allowed", nil)
-	}
-	h.alg = alg
-	if h.kid, h.hasKid, err = verifyString(hm, "kid"); err != nil {
-		return nil, Reject(ReasonMalformed, "header kid is not a string", nil)
-	}
-	pm, err := strictjson.Object(pb)
-	if err != nil {
-		return nil, Reject(ReasonMalformed, "token payload is not a JSON object with unique names", nil)
-	}
-	return &verifyParsed{header: h, payload: pm}, nil
-}
-
-// verifyString reads an optional string member. A present member of another
-// type (null included) is an error.
-func verifyString(m map[string]json.RawMessage, name string) (string, bool, error) {
-	raw, ok := m[name]
-	if !ok {
-		return "", false, nil
-	}
-	if len(raw) == 0 || raw[0] != '"' {
-		return "", true, errVerifyClaimType
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", true, errVerifyClaimType
-	}
-	return s, true, nil
-}
 
 // verifyStrings reads an optional array of strings.
 func verifyStrings(m map[string]json.RawMessage, name string) ([]string, bool, error) {
@@ -164,7 +46,7 @@ func verifyStrings(m map[string]json.RawMessage, name string) ([]string, bool, e
 	return out, true, nil
 }
 
-var errVerifyClaimType = errors.New("claim has the wrong JSON type")
+var errVerifyClaimType = exchange.ErrClaimType
 
 // verifyNumericDate reads an optional NumericDate: a JSON number (integral or
 // fractional) that fits int64 seconds. Strings, booleans, null and numbers out
@@ -205,16 +87,16 @@ func verifyUnix(sec, nsec int64) time.Time {
 }
 
 // verifyClaims types the payload's claims. iss has already been matched.
-func verifyClaims(m map[string]json.RawMessage) (Claims, error) {
+func verifyClaims(m map[string]json.RawMessage) (exchange.Claims, error) {
 	return verifyClaimsExp(m, true)
 }
 
 // verifyClaimsExp is verifyClaims where exp may be optional (an RFC 7662
 // response need not carry it): then Claims.Expiry is zero.
-func verifyClaimsExp(m map[string]json.RawMessage, requireExp bool) (Claims, error) {
-	c := Claims{Extra: m}
-	malformed := func(desc string) (Claims, error) {
-		return Claims{}, Reject(ReasonMalformed, desc, nil)
+func verifyClaimsExp(m map[string]json.RawMessage, requireExp bool) (exchange.Claims, error) {
+	c := exchange.Claims{Extra: m}
+	malformed := func(desc string) (exchange.Claims, error) {
+		return exchange.Claims{}, exchange.Reject(exchange.ReasonMalformed, desc, nil)
 	}
 	var err error
 	var ok bool
@@ -267,7 +149,7 @@ func verifyClaimsExp(m map[string]json.RawMessage, requireExp bool) (Claims, err
 		return malformed("claim amr is not an array of strings")
 	}
 	if c.JKT, err = verifyConfirmation(m); err != nil {
-		return Claims{}, err
+		return exchange.Claims{}, err
 	}
 	return c, nil
 }
@@ -283,14 +165,14 @@ func verifyConfirmation(m map[string]json.RawMessage) (string, error) {
 	}
 	var cnf map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &cnf); err != nil || cnf == nil {
-		return "", Reject(ReasonMalformed, "claim cnf is not an object", nil)
+		return "", exchange.Reject(exchange.ReasonMalformed, "claim cnf is not an object", nil)
 	}
 	jkt, hasJKT, err := verifyString(cnf, "jkt")
 	switch {
 	case err != nil:
-		return "", Reject(ReasonMalformed, "claim cnf.jkt is not a string", nil)
+		return "", exchange.Reject(exchange.ReasonMalformed, "claim cnf.jkt is not a string", nil)
 	case !hasJKT || jkt == "":
-		return "", Reject(ReasonBinding, "the token is bound by a confirmation method other than DPoP (cnf.jkt)", nil)
+		return "", exchange.Reject(exchange.ReasonBinding, "the token is bound by a confirmation method other than DPoP (cnf.jkt)", nil)
 	}
 	return jkt, nil
 }
@@ -301,7 +183,7 @@ func verifyConfirmation(m map[string]json.RawMessage) (string, error) {
 func verifyPermissions(m map[string]json.RawMessage, scopes []string) ([]string, error) {
 	perms, _, err := verifyStrings(m, "permissions")
 	if err != nil {
-		return nil, Reject(ReasonMalformed, "claim permissions is not an array of strings", nil)
+		return nil, exchange.Reject(exchange.ReasonMalformed, "claim permissions is not an array of strings", nil)
 	}
 	for _, p := range perms {
 		if p != "" && !strings.ContainsAny(p, " \t") && !slices.Contains(scopes, p) {

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // vtFuzzVerifier serves key's JWKS and returns a verifier for vtFuzzIssuer.
@@ -95,7 +96,7 @@ func FuzzVerify(f *testing.F) {
 			if tok != nil {
 				t.Fatal("token and error both returned")
 			}
-			if !errors.Is(err, ErrInvalidToken) && !errors.Is(err, ErrKeysUnavailable) {
+			if !errors.Is(err, exchange.ErrInvalidToken) && !errors.Is(err, exchange.ErrKeysUnavailable) {
 				t.Fatalf("unclassified error: %v", err)
 			}
 			if len(raw) >= 24 && strings.Contains(err.Error(), raw) {
@@ -148,11 +149,11 @@ func TestVerifyFuzzSeeds(t *testing.T) {
 	v, _ := vtFuzzVerifier(t, vtFuzzKey(t))
 	want := map[string]string{ // "" means accepted
 		"valid": "", "valid_umbrella": "", "no_kid": "", "jku": "", "exp_fraction": "",
-		"unknown_kid": ReasonUnknownKey, "jwe": ReasonMalformed, "alg_none": ReasonMalformed, // empty signature segment
-		"crit": ReasonCrit, "dup_header": ReasonMalformed, "dup_claim": ReasonMalformed,
-		"exp_string": ReasonMalformed, "exp_overflow": ReasonMalformed, "padded": ReasonMalformed,
-		"newline": ReasonMalformed, "hs256_confusion": ReasonAlgorithm, "nested_dup": ReasonMalformed,
-		"empty": ReasonMalformed, "dots": ReasonMalformed,
+		"unknown_kid": exchange.ReasonUnknownKey, "jwe": exchange.ReasonMalformed, "alg_none": exchange.ReasonMalformed, // empty signature segment
+		"crit": exchange.ReasonCrit, "dup_header": exchange.ReasonMalformed, "dup_claim": exchange.ReasonMalformed,
+		"exp_string": exchange.ReasonMalformed, "exp_overflow": exchange.ReasonMalformed, "padded": exchange.ReasonMalformed,
+		"newline": exchange.ReasonMalformed, "hs256_confusion": exchange.ReasonAlgorithm, "nested_dup": exchange.ReasonMalformed,
+		"empty": exchange.ReasonMalformed, "dots": exchange.ReasonMalformed,
 	}
 	dir := filepath.Join("testdata", "fuzz", "FuzzVerify")
 	entries, err := os.ReadDir(dir)
@@ -191,7 +192,7 @@ func TestVerifyFuzzSeeds(t *testing.T) {
 			}
 			_, err = v.Verify(context.Background(), raw, vtAudOrders)
 			if isCorpus {
-				if !errors.Is(err, ErrInvalidToken) {
+				if !errors.Is(err, exchange.ErrInvalidToken) {
 					t.Fatalf("corpus seed: Verify = %v, want an invalid token", err)
 				}
 				return

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
 )
 
@@ -60,7 +61,7 @@ type jwksKeySet struct {
 	maxAge  time.Duration
 	now     func() time.Time
 	log     *slog.Logger
-	metrics *Metrics
+	metrics *exchange.Metrics
 	// onRemoved, when set, is told the kids a successful refresh no longer
 	// finds (the issuer removed those keys). It runs inside the refresh, so
 	// the callers waiting for the new keys see the removal applied.
@@ -103,12 +104,12 @@ func (s *jwksKeySet) match(h verifyHeader) (fit []*jose.JSONWebKey, kidKnown boo
 	}
 	for i := range snap.keys {
 		k := &snap.keys[i]
-		if h.hasKid && k.KeyID != h.kid {
+		if h.HasKid && k.KeyID != h.Kid {
 			continue
 		}
-		if jwksKeyFits(k, h.alg) {
+		if jwksKeyFits(k, h.Alg) {
 			fit = append(fit, k)
-		} else if h.hasKid {
+		} else if h.HasKid {
 			kidKnown = true
 		}
 	}

@@ -1,4 +1,4 @@
-package exchange
+package verify
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/tokengate/tokengate/internal/strictjson"
+
+	"github.com/tokengate/tokengate/exchange"
 )
 
 // introspectJWTTyp is the typ of an RFC 9701 response (RFC 9701 5).
@@ -40,22 +42,22 @@ func (it *introspector) entry(m map[string]json.RawMessage, raw string, hash [32
 		return nil, errors.New("response has no active member: not an RFC 7662 response")
 	}
 	reject := func(reason, desc string) (*introspectEntry, error) {
-		return &introspectEntry{reject: Reject(reason, desc, nil)}, nil
+		return &introspectEntry{reject: exchange.Reject(reason, desc, nil)}, nil
 	}
 	if string(active) != "true" {
-		return reject(ReasonInactive, "token is not active")
+		return reject(exchange.ReasonInactive, "token is not active")
 	}
 	tt, _, err := verifyString(m, "token_type")
 	if err != nil {
-		return reject(ReasonMalformed, "introspection member token_type is not a string")
+		return reject(exchange.ReasonMalformed, "introspection member token_type is not a string")
 	}
 	if strings.EqualFold(tt, "refresh_token") {
-		return reject(ReasonInactive, "a refresh token is not an access token")
+		return reject(exchange.ReasonInactive, "a refresh token is not an access token")
 	}
 	iss := it.iss
 	name, hasIss, err := verifyString(m, "iss")
 	if err != nil || hasIss && name != iss.name {
-		return reject(ReasonIssuer, "issuer not accepted")
+		return reject(exchange.ReasonIssuer, "issuer not accepted")
 	}
 	claims, err := verifyClaimsExp(m, false)
 	if err != nil {
@@ -75,10 +77,10 @@ func (it *introspector) entry(m map[string]json.RawMessage, raw string, hash [32
 	}
 	notAfter := claims.Expiry.Add(iss.leeway)
 	if !now.Before(notAfter) {
-		return reject(ReasonExpired, "token expired")
+		return reject(exchange.ReasonExpired, "token expired")
 	}
 	return &introspectEntry{
-		token:     NewToken(raw, hash, claims, iss.umbrella),
+		token:     exchange.NewToken(raw, hash, claims, iss.umbrella),
 		until:     verifyEarlier(notAfter, ceiling),
 		notAfter:  notAfter,
 		notBefore: verifyLater(claims.NotBefore, claims.IssuedAt).Add(-iss.leeway),
@@ -114,13 +116,13 @@ func (it *introspector) verifyJWTResponse(ctx context.Context, body []byte, now 
 		return fail("typ is %q, want %s", typ, introspectJWTTyp)
 	}
 	iss := it.iss
-	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.header.alg)) {
-		return fail("algorithm %q is not allowed for issuer %q", p.header.alg, iss.name)
+	if !slices.Contains(iss.algs, jose.SignatureAlgorithm(p.Header.Alg)) {
+		return fail("algorithm %q is not allowed for issuer %q", p.Header.Alg, iss.name)
 	}
-	if err := it.verifySignature(ctx, p.header, raw); err != nil {
+	if err := it.verifySignature(ctx, p.Header, raw); err != nil {
 		return fail("%v", err)
 	}
-	pm := p.payload
+	pm := p.Payload
 	if name, _, err := verifyString(pm, "iss"); err != nil || name != iss.name {
 		return fail("iss is not %q", iss.name)
 	}
