@@ -168,6 +168,8 @@ func rvCaching(t testing.TB, v *vtEnv) *exchange.Caching {
 	c, err := exchange.NewCaching(&rvUpstream{}, exchange.CachingOptions{
 		Cache: mem, Clock: v.clock.Now, Denylist: cache.NewDenylist(v.clock.Now),
 		KeySecret: []byte("0123456789abcdef0123456789abcdef"),
+		// As the original caching tests set it up (an introspecting issuer).
+		OpaqueTokens: true,
 	})
 	if err != nil {
 		t.Fatal(err)
