@@ -1,9 +1,20 @@
-// Package cache stores exchanged tokens: a bounded in-memory tier with a TTL per
-// entry, a shared Redis tier (keyed-hash key names, AEAD-encrypted values, a
-// circuit breaker), their tiered composition, and revocation (dropping entries
-// by keyed hash, on every replica through Redis pub/sub). It stores entries
-// opaquely and knows nothing of what a token means; keys and the hashes it
-// indexes are already keyed hashes, never tokens or subjects.
+// Package cache stores exchanged tokens behind one interface, Store: a
+// bounded in-memory tier with a TTL per entry (Memory), a shared Redis tier
+// (keyed-hash key names, AEAD-encrypted values, a circuit breaker), their
+// tiered composition (Tiered), and revocation (dropping entries by keyed
+// hash, on every replica through Redis pub/sub). A caller says how far a
+// lookup goes with a Lookup, never by asking which tier it holds.
+//
+// The denylist and the DPoP replay store are uses of the same tiers, not
+// other caches: Denylist is the in-process index of the revocations that
+// Store.Revoke spreads (filled locally, from peers and from Redis), and the
+// replay store (ReplayGuard) marks proof identifiers once, in memory and,
+// with Redis, in the shared tier; it needs an atomic set-if-absent that an
+// entry store does not offer, so it keeps its own two-method interface.
+//
+// It stores entries opaquely and knows nothing of what a token means; keys
+// and the hashes it indexes are already keyed hashes, never tokens or
+// subjects.
 package cache
 
 import "time"

@@ -72,13 +72,17 @@ func (c *Memory) Get(_ context.Context, key string) (Entry, bool) {
 	return e, true
 }
 
-// Recheck is Get without counting a request in tokengate_cache_requests_total:
-// for a caller that has already counted its lookup of key and looks once
-// more (the caching exchanger, inside its single flight, in case another
-// flight stored the entry meanwhile). Counting both would report every
-// miss twice.
-func (c *Memory) Recheck(_ context.Context, key string) (Entry, bool) {
-	return c.lookup(key)
+// Find is Get, except that LookupRecheck does not count a request in
+// tokengate_cache_requests_total: the caller has already counted its
+// lookup of key and looks once more (the caching exchanger, inside its
+// single flight, in case another flight stored the entry meanwhile).
+// Counting both would report every miss twice. The memory tier is local,
+// so LookupLocal is LookupAll.
+func (c *Memory) Find(ctx context.Context, key string, how Lookup) (Entry, bool) {
+	if how == LookupRecheck {
+		return c.lookup(key)
+	}
+	return c.Get(ctx, key)
 }
 
 // lookup finds key, deleting it on the spot when it has expired.

@@ -316,15 +316,15 @@ func TestMemoryRecheckIsNotCounted(t *testing.T) {
 	m := cache.NewMetrics(prometheus.NewRegistry())
 	c := newMemory(t, 10, clk, m)
 	ctx := context.Background()
-	if _, ok := c.Recheck(ctx, "k"); ok {
+	if _, ok := c.Find(ctx, "k", cache.LookupRecheck); ok {
 		t.Fatal("Recheck found a missing key")
 	}
 	c.Set(ctx, "k", entryAt(clk, "tok", time.Minute))
-	if e, ok := c.Recheck(ctx, "k"); !ok || e.Token != "tok" {
+	if e, ok := c.Find(ctx, "k", cache.LookupRecheck); !ok || e.Token != "tok" {
 		t.Fatalf("Recheck = %q, %v; want the stored entry", e.Token, ok)
 	}
 	clk.Advance(time.Minute)
-	if _, ok := c.Recheck(ctx, "k"); ok {
+	if _, ok := c.Find(ctx, "k", cache.LookupRecheck); ok {
 		t.Fatal("Recheck returned an expired entry")
 	}
 	for _, result := range []string{cache.ResultHit, cache.ResultMiss} {

@@ -12,13 +12,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tokengate/tokengate/config"
 )
 
 // Redis tier defaults for zero-valued options.
 const (
-	defaultRedisTimeout    = 400 * time.Millisecond
-	defaultBreakerFailures = 5
-	defaultBreakerBackoff  = 5 * time.Second
+	defaultRedisTimeout    = config.DefaultRedisTimeout
+	defaultBreakerFailures = config.DefaultRedisBreakerFailures
+	defaultBreakerBackoff  = config.DefaultRedisBreakerBackoff
 	// redisAdminTimeout bounds a revocation's Redis work (an admin action,
 	// not on the request path, and possibly many deletions).
 	redisAdminTimeout = 5 * time.Second
@@ -206,6 +208,12 @@ func (r *Redis) call(ctx context.Context, op string, fn func(ctx context.Context
 		r.failures.WithLabelValues(op).Inc()
 	}
 	return err
+}
+
+// Find is Get: the Redis tier alone has no local part to look in first, and
+// its one read is counted whatever how says.
+func (r *Redis) Find(ctx context.Context, key string, _ Lookup) (Entry, bool) {
+	return r.Get(ctx, key)
 }
 
 // Get returns the entry stored under key. A miss, an error, a skipped call

@@ -114,8 +114,8 @@ func TestTieredConformance(t *testing.T) {
 		tc, _ := cache.NewTiered(mem, r)
 		e := cache.Entry{Token: "tok", ExpiresAt: now().Add(time.Hour)}
 		r.Set(ctx, "k", e) // as another replica would
-		if _, ok := tc.GetLocal(ctx, "k"); ok {
-			t.Fatal("GetLocal found an entry only Redis holds")
+		if _, ok := tc.Find(ctx, "k", cache.LookupLocal); ok {
+			t.Fatal("Find(LookupLocal) found an entry only Redis holds")
 		}
 		if got, ok := tc.Get(ctx, "k"); !ok || got.Token != "tok" {
 			t.Fatalf("Get = %q, %v; want the Redis entry", got.Token, ok)

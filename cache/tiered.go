@@ -30,18 +30,17 @@ func (t *Tiered) Redis() *Redis { return t.redis }
 // Get returns the entry under key from memory, else from Redis, copying a
 // Redis hit into memory.
 func (t *Tiered) Get(ctx context.Context, key string) (Entry, bool) {
-	if e, ok := t.mem.Get(ctx, key); ok {
-		return e, true
-	}
-	return t.fromRedis(ctx, key)
+	return t.Find(ctx, key, LookupAll)
 }
 
-// Recheck is the lookup after a counted GetLocal miss (inside the caching
-// exchanger's flight): memory again without counting it, then Redis, counted
-// (the one Redis read of the burst), copying a Redis hit into memory.
-func (t *Tiered) Recheck(ctx context.Context, key string) (Entry, bool) {
-	if e, ok := t.mem.Recheck(ctx, key); ok {
-		return e, true
+// Find looks in memory, then (unless how is LookupLocal) in Redis, copying
+// a Redis hit into memory. LookupLocal costs no round trip, for callers
+// that do the full lookup once per burst (inside a flight); LookupRecheck
+// is that full lookup after a counted LookupLocal miss: memory again
+// without counting it, then Redis, counted (the one Redis read of the burst).
+func (t *Tiered) Find(ctx context.Context, key string, how Lookup) (Entry, bool) {
+	if e, ok := t.mem.Find(ctx, key, how); ok || how == LookupLocal {
+		return e, ok
 	}
 	return t.fromRedis(ctx, key)
 }
@@ -54,12 +53,6 @@ func (t *Tiered) fromRedis(ctx context.Context, key string) (Entry, bool) {
 		t.mem.Set(ctx, key, e)
 	}
 	return e, ok
-}
-
-// GetLocal looks in the memory tier only: the lookup that costs no round
-// trip, for callers that do the full Get once per burst (inside a flight).
-func (t *Tiered) GetLocal(ctx context.Context, key string) (Entry, bool) {
-	return t.mem.Get(ctx, key)
 }
 
 // Set stores e in both tiers.

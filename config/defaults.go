@@ -41,9 +41,7 @@ const (
 
 // DefaultAlgorithms is issuers[].algorithms when absent: every asymmetric JWS
 // algorithm. A new slice each call, so no caller can change the default.
-func DefaultAlgorithms() []string {
-	return []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-}
+func DefaultAlgorithms() []string { return AsymmetricAlgorithms() }
 
 // Exchange defaults.
 const (

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // DPoP configures RFC 9449 sender-constrained umbrella tokens (server.dpop,
 // docs/dpop.md). DPoP is always on: a token bound with cnf.jkt is only ever
@@ -30,9 +34,14 @@ const (
 	DefaultDPoPReplayMaxEntries = 100000
 )
 
-// DefaultDPoPAlgorithms is server.dpop.algorithms when absent. A new slice each call.
+// DefaultDPoPAlgorithms is server.dpop.algorithms when absent: every
+// asymmetric algorithm (AsymmetricAlgorithms), in the documented order
+// ES*, PS*, RS*, EdDSA. A new slice each call.
 func DefaultDPoPAlgorithms() []string {
-	return []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
+	family := func(a string) int { return strings.Index("ESPSRSEd", a[:2]) }
+	algs := AsymmetricAlgorithms()
+	slices.SortStableFunc(algs, func(a, b string) int { return family(a) - family(b) })
+	return algs
 }
 
 // applyDPoPDefaults fills server.dpop.

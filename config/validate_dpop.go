@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"time"
 )
@@ -28,9 +27,9 @@ func (v *validator) dpop() {
 	for i, a := range d.Algorithms {
 		path := indexPath(p+"algorithms", i)
 		switch first, dup := seen[a]; {
-		case !slices.Contains(DefaultDPoPAlgorithms(), a):
+		case !IsAsymmetricAlgorithm(a):
 			v.addf(path, "%s is not an asymmetric JWS algorithm: use one of %s (none and HS* are never accepted)",
-				quote(a), strings.Join(DefaultDPoPAlgorithms(), ", "))
+				quote(a), strings.Join(AsymmetricAlgorithms(), ", "))
 		case dup:
 			v.addf(path, "%s is also algorithms[%d]: list each algorithm once", quote(a), first)
 		default:

@@ -10,7 +10,6 @@ import (
 const maxTokenTTL = 24 * time.Hour
 
 // signingAlgorithms are the algorithms of exchange.local.signing_keys.
-func signingAlgorithms() []string { return []string{"ES256", "RS256", "PS256", "EdDSA"} }
 
 // setClaims are the claims tokengate sets on every exchanged token, so
 // copy_claims cannot name them.
@@ -168,7 +167,7 @@ func (v *validator) cache() {
 // signingKey checks one PEM key file and its algorithm: the local signing
 // keys and the remote private_key_jwt key alike.
 func (v *validator) signingKey(path string, k SigningKey) {
-	algOK := slices.Contains(signingAlgorithms(), k.Alg)
+	algOK := IsSigningAlgorithm(k.Alg)
 	hint := k.Alg // for the `keys generate` command in messages
 	if !algOK {
 		hint = "ES256"
@@ -176,8 +175,8 @@ func (v *validator) signingKey(path string, k SigningKey) {
 	v.signingKeyFile(path+".file", k.File, hint)
 	switch {
 	case k.Alg == "":
-		v.addf(path+".alg", "is empty: set the key's algorithm: %s", strings.Join(signingAlgorithms(), ", "))
+		v.addf(path+".alg", "is empty: set the key's algorithm: %s", strings.Join(SigningAlgorithms(), ", "))
 	case !algOK:
-		v.addf(path+".alg", "%s is not a signing algorithm: use %s", quote(k.Alg), strings.Join(signingAlgorithms(), ", "))
+		v.addf(path+".alg", "%s is not a signing algorithm: use %s", quote(k.Alg), strings.Join(SigningAlgorithms(), ", "))
 	}
 }

@@ -79,7 +79,7 @@ func (v *validator) algorithms(path string, algs []string) {
 	}
 	// An umbrella token may only use algorithms verified with a public key
 	// from the issuer's JWKS: the default list is all of them.
-	asymmetricAlgorithms := DefaultAlgorithms()
+	asymmetricAlgorithms := AsymmetricAlgorithms()
 	for i, a := range algs {
 		p := indexPath(path, i)
 		upper := strings.ToUpper(a)

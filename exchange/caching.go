@@ -20,17 +20,10 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
 )
 
-// Cache is what the caching exchanger needs from a cache tier (declared here,
-// where it is consumed). Keys are opaque 32-byte strings.
-type Cache interface {
-	Get(ctx context.Context, key string) (cache.Entry, bool)
-	Set(ctx context.Context, key string, e cache.Entry)
-	Delete(ctx context.Context, key string)
-}
-
-// Upstream is the exchanger being cached: Local now, a remote STS client later.
+// Upstream is the exchanger being cached: sign.Local or sts.Remote.
 type Upstream interface {
 	Exchange(ctx context.Context, req Request) (*Result, error)
 	// Fingerprint changes whenever the tokens it mints would change (active
@@ -42,8 +35,9 @@ type Upstream interface {
 
 // CachingOptions configure NewCaching.
 type CachingOptions struct {
-	// Cache stores exchanged tokens. Required.
-	Cache Cache
+	// Cache stores exchanged tokens (cache.Memory, cache.Redis or
+	// cache.Tiered). Required.
+	Cache cache.Store
 	// RefreshBefore: an entry is never served once now >= ExpiresAt-RefreshBefore
 	// (unless Capped). In the window of the same length before that, a hit
 	// also starts one background refresh.
@@ -69,6 +63,10 @@ type CachingOptions struct {
 	// OnRevoked, when set, sees each revocation this exchanger applies
 	// (admin, key removal, reload), after the denylist has it.
 	OnRevoked func(cache.Revocation)
+	// OnJoin, when set, runs after a caller joined (or started) the
+	// exchange for its key, before it waits: tests of an upstream use it
+	// to have every caller in flight before the upstream answers.
+	OnJoin func()
 	// OpaqueTokens: an issuer introspects opaque tokens, so Revoke accepts
 	// a token value that is not a JWT (keyed on its raw value). Without it
 	// such a value is a *BadRevocationError: it could never be presented.
@@ -76,7 +74,7 @@ type CachingOptions struct {
 }
 
 const (
-	defaultExchangeTimeout = 10 * time.Second
+	defaultExchangeTimeout = config.DefaultExchangeTimeout
 	minKeySecret           = 16
 	// cacheKeyDomain separates these MACs from any other use of KeySecret and
 	// versions the encoding: changing the encoding must change it.
@@ -99,7 +97,7 @@ const (
 // callers or with the cache: callers may modify it.
 type Caching struct {
 	up            Upstream
-	cache         Cache
+	cache         cache.Store
 	refreshBefore time.Duration
 	timeout       time.Duration
 	now           func() time.Time
@@ -166,6 +164,8 @@ func NewCaching(up Upstream, opts CachingOptions) (*Caching, error) {
 		revocations:   opts.Revocations,
 		opaqueTokens:  opts.OpaqueTokens,
 		onRevoked:     opts.OnRevoked,
+
+		testHookJoined: opts.OnJoin,
 	}
 	if c.revocationTTL == 0 {
 		c.revocationTTL = defaultRevocationTTL
@@ -204,7 +204,7 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 	}
 	key := c.cacheKey(req)
 	now := c.now()
-	if e, ok := c.getLocal(ctx, key); ok {
+	if e, ok := c.cache.Find(ctx, key, cache.LookupLocal); ok {
 		switch c.cachingState(e, now) {
 		case cachingFresh:
 			return cachingResult(e, true), nil
@@ -228,31 +228,6 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("caching exchange for audience %q: waiting for the exchange: %w", req.Audience, ctx.Err())
 	}
-}
-
-// getLocal is the lookup before joining a flight: the local tier only when
-// the cache has one, so remote reads happen once per flight.
-func (c *Caching) getLocal(ctx context.Context, key string) (cache.Entry, bool) {
-	if lc, ok := c.cache.(LocalCache); ok {
-		return lc.GetLocal(ctx, key)
-	}
-	return c.cache.Get(ctx, key)
-}
-
-// Rechecker is a Cache whose lookup inside a flight, after the caller's
-// lookup already missed and was counted, is not counted again in the cache
-// metrics (cache.Memory, cache.Tiered): otherwise every miss would show
-// twice in tokengate_cache_requests_total and the hit ratio would read low.
-type Rechecker interface {
-	Recheck(ctx context.Context, key string) (cache.Entry, bool)
-}
-
-// recheck is the lookup inside a flight.
-func (c *Caching) recheck(ctx context.Context, key string) (cache.Entry, bool) {
-	if rc, ok := c.cache.(Rechecker); ok {
-		return rc.Recheck(ctx, key)
-	}
-	return c.cache.Get(ctx, key)
 }
 
 // Invalidate drops the cached token for req, e.g. because the route's
@@ -336,7 +311,7 @@ func (c *Caching) cachingFetch(ctx context.Context, key string, req Request, eno
 		defer cancel()
 		// A caller that missed just before the previous flight stored its
 		// entry starts a new flight: the stored entry answers it.
-		if e, ok := c.recheck(ctx, key); ok && c.cachingState(e, c.now()) >= enough {
+		if e, ok := c.cache.Find(ctx, key, cache.LookupRecheck); ok && c.cachingState(e, c.now()) >= enough {
 			return fetched{entry: e, cached: true}, nil
 		}
 		res, err := c.up.Exchange(ctx, req)

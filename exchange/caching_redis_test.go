@@ -128,7 +128,7 @@ func TestCachingBurstOneRedisReadOneExchange(t *testing.T) {
 			if got := env.up.Calls(); got != tc.wantExchanges {
 				t.Errorf("upstream exchanges = %d; want %d", got, tc.wantExchanges)
 			}
-			if _, ok := tiered.GetLocal(context.Background(), env.c.cacheKey(req)); !ok {
+			if _, ok := tiered.Find(context.Background(), env.c.cacheKey(req), cache.LookupLocal); !ok {
 				t.Error("the memory tier was not filled")
 			}
 		})

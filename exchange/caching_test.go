@@ -603,7 +603,7 @@ func TestCachingInvalidate(t *testing.T) {
 
 // ctRecordingCache records every key it is given.
 type ctRecordingCache struct {
-	Cache
+	cache.Store
 	mu   sync.Mutex
 	keys []string
 }
@@ -614,19 +614,19 @@ func (r *ctRecordingCache) record(k string) {
 	r.keys = append(r.keys, k)
 }
 
-func (r *ctRecordingCache) Get(ctx context.Context, k string) (cache.Entry, bool) {
+func (r *ctRecordingCache) Find(ctx context.Context, k string, how cache.Lookup) (cache.Entry, bool) {
 	r.record(k)
-	return r.Cache.Get(ctx, k)
+	return r.Store.Find(ctx, k, how)
 }
 
 func (r *ctRecordingCache) Set(ctx context.Context, k string, e cache.Entry) {
 	r.record(k)
-	r.Cache.Set(ctx, k, e)
+	r.Store.Set(ctx, k, e)
 }
 
 func (r *ctRecordingCache) Delete(ctx context.Context, k string) {
 	r.record(k)
-	r.Cache.Delete(ctx, k)
+	r.Store.Delete(ctx, k)
 }
 
 func TestCachingKeyHidesToken(t *testing.T) {
@@ -635,7 +635,7 @@ func TestCachingKeyHidesToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &ctRecordingCache{Cache: mem}
+	rec := &ctRecordingCache{Store: mem}
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	up := &ctUpstream{clock: clocktest.At(time.Now()), fingerprint: "key-1"}
 	c, err := NewCaching(up, CachingOptions{Cache: rec, KeySecret: secret})

@@ -8,9 +8,9 @@ import (
 // Introspection results: the result label of tokengate_introspections_total
 // and tokengate_introspection_cache_hits_total.
 const (
-	introspectActive   = "active"
-	introspectInactive = "inactive"
-	introspectError    = "error"
+	IntrospectionActive   = "active"
+	IntrospectionInactive = "inactive"
+	IntrospectionError    = "error"
 )
 
 // IntrospectionMetrics are the collectors of RFC 7662 introspection.
@@ -43,10 +43,10 @@ func newIntrospectionMetrics(f promauto.Factory) *IntrospectionMetrics {
 			Help: "Opaque tokens answered from the introspection cache, by cached result (active, inactive).",
 		}, []string{"result"}),
 	}
-	for _, r := range []string{introspectActive, introspectInactive, introspectError} {
+	for _, r := range []string{IntrospectionActive, IntrospectionInactive, IntrospectionError} {
 		m.Calls.WithLabelValues(r)
 	}
-	m.CacheHits.WithLabelValues(introspectActive)
-	m.CacheHits.WithLabelValues(introspectInactive)
+	m.CacheHits.WithLabelValues(IntrospectionActive)
+	m.CacheHits.WithLabelValues(IntrospectionInactive)
 	return m
 }

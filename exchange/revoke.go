@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/config"
 )
 
 // ReasonRevoked: the umbrella token, its subject, its session, its client
@@ -26,7 +27,7 @@ const ReasonRevoked = "revoked"
 const issuedBeforeSkew = time.Minute
 
 // defaultRevocationTTL is CachingOptions.RevocationTTL when zero.
-const defaultRevocationTTL = 24 * time.Hour
+const defaultRevocationTTL = config.DefaultRevocationTTL
 
 // revocationHashDomain separates the revocation hashes' key from the cache
 // keys' (both derive from KeySecret) and versions their encoding.
@@ -53,20 +54,6 @@ type Denylist interface {
 	Add(r cache.Revocation)
 	Revoked(by cache.Field, hash string, issuedAt time.Time) bool
 	Empty() bool
-}
-
-// RevokingCache is a Cache that can drop entries by keyed hash, and tell
-// the other replicas (cache.Memory, cache.Tiered).
-type RevokingCache interface {
-	Revoke(ctx context.Context, rev cache.Revocation) (int, error)
-}
-
-// LocalCache is a Cache with a lookup that costs no network round trip
-// (cache.Tiered's memory tier). The caching exchanger uses it before joining
-// a key's flight, and the full Get only inside it, so a burst on one key
-// makes one remote read.
-type LocalCache interface {
-	GetLocal(ctx context.Context, key string) (cache.Entry, bool)
 }
 
 // Revocation asks to revoke exactly one of: every token of a subject (sub),
@@ -246,7 +233,7 @@ func (c *Caching) CheckRevoked(t *Token) error {
 // Revoke revokes r: the denylist refuses the umbrella tokens it covers
 // (issued at or before now, for a subject or session; the token itself, for
 // a token) until they have expired, and every cached token exchanged from
-// them is dropped, here and, through a RevokingCache with Redis, on every
+// them is dropped, here and, through a cache.Tiered with Redis, on every
 // replica. The denylist is updated first, so no exchange that finishes
 // meanwhile can store a token for them. An error after that means other
 // replicas may not have been told; this replica has applied it.
@@ -259,7 +246,7 @@ func (c *Caching) Revoke(ctx context.Context, r Revocation) (RevokeResult, error
 }
 
 // apply records rev in the denylist, counts it, and drops the cached
-// entries it matches here and, through a RevokingCache with Redis, on every
+// entries it matches here and, through a cache.Tiered with Redis, on every
 // replica.
 func (c *Caching) apply(ctx context.Context, rev cache.Revocation, source string) (RevokeResult, error) {
 	res := RevokeResult{By: rev.By, Until: rev.Until}
@@ -272,11 +259,7 @@ func (c *Caching) apply(ctx context.Context, rev cache.Revocation, source string
 	if c.revocations != nil {
 		c.revocations.WithLabelValues(rev.By.String(), source).Inc()
 	}
-	rc, ok := c.cache.(RevokingCache)
-	if !ok {
-		return res, nil
-	}
-	dropped, err := rc.Revoke(ctx, rev)
+	dropped, err := c.cache.Revoke(ctx, rev)
 	res.Dropped = dropped
 	if err != nil {
 		return res, fmt.Errorf("revoke by %s: %w", rev.By, err)
@@ -323,7 +306,7 @@ func (c *Caching) revocationOf(r Revocation) (cache.Revocation, error) {
 			return rev, err
 		}
 		rev.By = cache.ByToken
-		if exp, ok := unverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
+		if exp, ok := UnverifiedExpiry(revocationSpelling(r.Token, c.opaqueTokens)); ok && exp.After(rev.Until) {
 			rev.Until = exp // refused for as long as it could be presented
 		}
 		rev.Hash = c.revocationHash(cache.ByToken, id[:])

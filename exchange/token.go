@@ -1,7 +1,18 @@
-// Package exchange turns a verified umbrella token into a single-audience token:
-// it verifies subject tokens (JWKS per issuer, a memo of verified tokens), signs
-// RFC 9068 access tokens locally, and caches exchanged tokens with one exchange
-// per key at a time. It knows nothing of HTTP routing.
+// Package exchange turns a verified umbrella token into a single-audience
+// token. It owns what every part shares: the Exchanger-facing types
+// (Token, Claims, Request, Result), the errors and rejection reasons the
+// gateway maps to responses, the Upstream interface, the strict JWS syntax
+// and revocation identities, the metrics, and the caching decorator
+// (Caching: one exchange per key, early refresh, revocation by keyed hash
+// through cache.Store).
+//
+// The jobs live in subpackages that import this one, never the reverse:
+// exchange/verify (umbrella verification: JWKS, introspection, the memo),
+// exchange/sign (local minting of access tokens and Txn-Tokens),
+// exchange/sts (the remote RFC 8693 client and its breaker) and the leaf
+// exchange/keys (private keys, the local key set, client authentication).
+// This package knows nothing of how a token is verified, signed or fetched,
+// and nothing of HTTP routing.
 package exchange
 
 import (
@@ -68,7 +79,7 @@ func NewToken(raw string, hash [32]byte, c Claims, umbrellaAudience string) *Tok
 // token (a re-encoded signature) has the same identity, so revoking one
 // refuses all; Hash, by contrast, names the spelling (memo and cache keys).
 func (t *Token) RevocationID() [32]byte {
-	if jwtShaped(t.raw) {
+	if JWTShaped(t.raw) {
 		return jwtIdentity(t.raw, t.Claims.Issuer, t.Claims.ID)
 	}
 	return revocationIdentity(identityOpaque, t.raw)

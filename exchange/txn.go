@@ -1,12 +1,9 @@
 package exchange
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 )
@@ -37,7 +34,9 @@ type TxnOptions struct {
 	ContextClaims []string
 }
 
-func (o TxnOptions) check() error {
+// Check returns every missing setting, joined: the local and remote
+// Txn-Token minters refuse to start without them.
+func (o TxnOptions) Check() error {
 	var problems []error
 	if o.TrustDomain == "" {
 		problems = append(problems, errors.New("trust domain is empty: set txn_token.trust_domain"))
@@ -85,39 +84,9 @@ type TxnResult struct {
 	ExpiresAt time.Time
 }
 
-// newTxnID returns 128 random bits in the UUIDv4 form (RFC 9562 section
-// 5.4): unique across every instance without coordination.
-func newTxnID(random io.Reader) (string, error) {
-	var b [16]byte
-	if _, err := io.ReadFull(random, b[:]); err != nil {
-		return "", fmt.Errorf("txn id: %w", err)
-	}
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // variant 10
-	var out [36]byte
-	hex.Encode(out[0:8], b[0:4])
-	out[8] = '-'
-	hex.Encode(out[9:13], b[4:6])
-	out[13] = '-'
-	hex.Encode(out[14:18], b[6:8])
-	out[18] = '-'
-	hex.Encode(out[19:23], b[8:10])
-	out[23] = '-'
-	hex.Encode(out[24:], b[10:])
-	return string(out[:]), nil
-}
-
-// txnRandom is crypto/rand unless a test injects a reader.
-func txnRandom(r io.Reader) io.Reader {
-	if r == nil {
-		return rand.Reader
-	}
-	return r
-}
-
-// txnScope checks that the requested scopes are the umbrella token's
+// TxnScope checks that the requested scopes are the umbrella token's
 // (draft "Scope Processing": never wider) and joins them.
-func txnScope(req TxnRequest) (string, error) {
+func TxnScope(req TxnRequest) (string, error) {
 	var n int
 	for _, s := range req.Scopes {
 		if !slices.Contains(req.Subject.Claims.Scopes, s) {
@@ -136,9 +105,9 @@ func txnScope(req TxnRequest) (string, error) {
 	return string(b), nil
 }
 
-// txnContextClaims returns the configured claims the umbrella token carries,
+// TxnContextClaims returns the configured claims the umbrella token carries,
 // for tctx (local) or request_details (remote); nil when none.
-func txnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, error) {
+func TxnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, error) {
 	var out map[string]json.RawMessage
 	for _, name := range names {
 		raw, ok := c.Extra[name]
@@ -154,34 +123,4 @@ func txnContextClaims(c *Claims, names []string) (map[string]json.RawMessage, er
 		out[name] = raw
 	}
 	return out, nil
-}
-
-// tokenSubject is the sub of a token minted from the umbrella claims c: its
-// sub, else (no resource owner, RFC 9068 section 2.2) its client_id.
-func tokenSubject(c *Claims) (string, error) {
-	switch {
-	case c.Subject != "":
-		return c.Subject, nil
-	case c.ClientID != "":
-		return c.ClientID, nil
-	}
-	return "", Reject(ReasonMalformed, "token has neither sub nor client_id", nil)
-}
-
-// tokenLifetime is the iat and exp (Unix seconds) of a token minted at now
-// from the umbrella claims c: ttl long, never outliving the umbrella token.
-// what names the token in the error when no useful lifetime is left.
-func tokenLifetime(now time.Time, ttl time.Duration, c *Claims, what string) (iat, exp int64, err error) {
-	if c.Expiry.IsZero() {
-		return 0, 0, Reject(ReasonMalformed, "token has no exp", nil)
-	}
-	end := now.Add(ttl)
-	if c.Expiry.Before(end) {
-		end = c.Expiry
-	}
-	iat, exp = now.Unix(), end.Unix()
-	if exp <= iat {
-		return 0, 0, Reject(ReasonExpired, "token expires before "+what+" could be used", nil)
-	}
-	return iat, exp, nil
 }

@@ -10,12 +10,12 @@ import (
 	"time"
 )
 
-// unverifiedExpiry reads exp from a compact JWS WITHOUT verifying it. It is
+// UnverifiedExpiry reads exp from a compact JWS WITHOUT verifying it. It is
 // only ever used to bound a lifetime, never to trust a token: how long an STS
 // token is cached (capped by the umbrella's exp as well), and how long a
 // revoked token stays refused (a forged exp can only make that longer). ok is
 // false when there is no positive, plausible numeric exp.
-func unverifiedExpiry(raw string) (time.Time, bool) {
+func UnverifiedExpiry(raw string) (time.Time, bool) {
 	parts := strings.Split(raw, ".")
 	if len(parts) != 3 {
 		return time.Time{}, false
@@ -95,7 +95,7 @@ func unverifiedIdentity(raw string, opaque bool) ([32]byte, error) {
 	switch {
 	case strings.TrimSpace(raw) == "":
 		return [32]byte{}, errRevokeBlank
-	case !jwtShaped(raw):
+	case !JWTShaped(raw):
 		if !opaque {
 			return [32]byte{}, errRevokeOpaque
 		}
@@ -104,15 +104,15 @@ func unverifiedIdentity(raw string, opaque bool) ([32]byte, error) {
 		}
 		return revocationIdentity(identityOpaque, raw), nil
 	}
-	p, err := verifyParse(raw)
+	p, err := ParseJWS(raw)
 	if err != nil {
 		return [32]byte{}, errRevokeNotJWT
 	}
-	iss, _, err := verifyString(p.payload, "iss")
+	iss, _, err := JSONString(p.Payload, "iss")
 	if err != nil {
 		return [32]byte{}, &BadRevocationError{Description: "token claim iss is not a string"}
 	}
-	jti, _, err := verifyString(p.payload, "jti")
+	jti, _, err := JSONString(p.Payload, "jti")
 	if err != nil {
 		return [32]byte{}, &BadRevocationError{Description: "token claim jti is not a string"}
 	}
@@ -167,5 +167,13 @@ func canonicalJWS(raw string) (string, bool) {
 		parts[i] = base64.RawURLEncoding.EncodeToString(b)
 	}
 	c := strings.Join(parts, ".")
-	return c, jwtShaped(c)
+	return c, JWTShaped(c)
+}
+
+// RevocationIDOf is the identity Revoke keys a token value under (see
+// Token.RevocationID): opaque says whether an issuer introspects, so a
+// value that is not JWT-shaped is an opaque token. The verifier's tests
+// check it agrees with every verified spelling.
+func RevocationIDOf(raw string, opaque bool) ([32]byte, error) {
+	return unverifiedIdentity(raw, opaque)
 }

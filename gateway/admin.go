@@ -18,7 +18,7 @@ import (
 )
 
 // defaultReadyTimeout is AdminOptions.ReadyTimeout when unset.
-const defaultReadyTimeout = 3 * time.Second
+const defaultReadyTimeout = config.DefaultReadyTimeout
 
 const (
 	pathJWKS      = "/.well-known/jwks.json"

@@ -18,7 +18,7 @@ import (
 
 // defaultRouteTimeout applies when a route has no timeout (config defaults
 // normally fill it in).
-const defaultRouteTimeout = 30 * time.Second
+const defaultRouteTimeout = config.DefaultRouteTimeout
 
 // route is one compiled config.Route.
 type route struct {

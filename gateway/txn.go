@@ -19,8 +19,8 @@ import (
 // removed before forwarding.
 const headerTxnToken = "Txn-Token"
 
-// TxnMinter makes the Transaction Token of one edge request: exchange.LocalTxn
-// (local mode) or exchange.RemoteTxn (remote mode). Errors as for Exchanger:
+// TxnMinter makes the Transaction Token of one edge request: sign.LocalTxn
+// (local mode) or sts.RemoteTxn (remote mode). Errors as for Exchanger:
 // a *exchange.RejectError (401), exchange.ErrExchangeDenied (403), anything
 // else is an outage (503, fail closed).
 type TxnMinter interface {

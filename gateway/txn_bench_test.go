@@ -15,6 +15,8 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
+	"github.com/tokengate/tokengate/exchange/sign"
 )
 
 // BenchmarkEdgeTxn compares a whole edge request (ServeHTTP plus the
@@ -30,11 +32,11 @@ func BenchmarkEdgeTxn(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	keys, err := exchange.NewKeySetFromSigners([]exchange.KeySpec{{Signer: key, Alg: "ES256"}})
+	keys, err := keys.NewKeySetFromSigners([]keys.KeySpec{{Signer: key, Alg: "ES256"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	minter, err := exchange.NewLocalTxn(exchange.LocalTxnOptions{
+	minter, err := sign.NewLocalTxn(sign.LocalTxnOptions{
 		TxnOptions: exchange.TxnOptions{TrustDomain: "trust-domain.example", WorkloadID: "tokengate", TTL: time.Minute},
 		Issuer:     "http://127.0.0.1:9090", Keys: keys,
 	})

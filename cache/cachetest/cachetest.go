@@ -15,12 +15,9 @@ import (
 	"github.com/tokengate/tokengate/internal/clocktest"
 )
 
-// Cache is the behaviour under test: what the exchange package needs from a tier.
-type Cache interface {
-	Get(ctx context.Context, key string) (cache.Entry, bool)
-	Set(ctx context.Context, key string, e cache.Entry)
-	Delete(ctx context.Context, key string)
-}
+// Cache is the behaviour under test: the one store interface every tier
+// implements (what the caching exchanger needs from it).
+type Cache = cache.Store
 
 // start is the fake clock's first reading: whole seconds in UTC, so a tier
 // that serialises times exactly (unix nanoseconds, RFC 3339) round-trips it.
@@ -51,8 +48,26 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 
 	t.Run("miss", func(t *testing.T) {
 		c, _ := setup(t)
-		if e, ok := c.Get(ctx, "absent"); ok {
+		if e, ok := c.Find(ctx, "absent", cache.LookupAll); ok {
 			t.Fatalf("Get(absent) = %+v, true; want a miss", e)
+		}
+	})
+
+	t.Run("every lookup", func(t *testing.T) {
+		// A stored entry is found by every kind of lookup (a tier's local
+		// part holds what it was just given); a deleted one by none.
+		c, _ := setup(t)
+		c.Set(ctx, "k", entry("tok", time.Minute))
+		for _, how := range []cache.Lookup{cache.LookupAll, cache.LookupLocal, cache.LookupRecheck} {
+			if e, ok := c.Find(ctx, "k", how); !ok || e.Token != "tok" {
+				t.Errorf("Find(k, %d) = %q, %v; want the stored entry", how, e.Token, ok)
+			}
+		}
+		c.Delete(ctx, "k")
+		for _, how := range []cache.Lookup{cache.LookupAll, cache.LookupLocal, cache.LookupRecheck} {
+			if e, ok := c.Find(ctx, "k", how); ok {
+				t.Errorf("Find(k, %d) after Delete = %q, true; want a miss", how, e.Token)
+			}
 		}
 	})
 
@@ -94,7 +109,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 			t.Run(tt.name, func(t *testing.T) {
 				c, _ := setup(t)
 				c.Set(ctx, "k", tt.e)
-				got, ok := c.Get(ctx, "k")
+				got, ok := c.Find(ctx, "k", cache.LookupAll)
 				if !ok {
 					t.Fatal("Get after Set: miss")
 				}
@@ -108,7 +123,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 		c.Set(ctx, "k", entry("first", time.Minute))
 		want := entry("second", 2*time.Minute)
 		c.Set(ctx, "k", want)
-		got, ok := c.Get(ctx, "k")
+		got, ok := c.Find(ctx, "k", cache.LookupAll)
 		if !ok {
 			t.Fatal("Get after overwrite: miss")
 		}
@@ -120,10 +135,10 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 		c.Set(ctx, "k", entry("tok", time.Minute))
 		c.Set(ctx, "other", entry("other", time.Minute))
 		c.Delete(ctx, "k")
-		if e, ok := c.Get(ctx, "k"); ok {
+		if e, ok := c.Find(ctx, "k", cache.LookupAll); ok {
 			t.Fatalf("Get after Delete = %+v, true; want a miss", e)
 		}
-		if _, ok := c.Get(ctx, "other"); !ok {
+		if _, ok := c.Find(ctx, "other", cache.LookupAll); !ok {
 			t.Fatal("Delete(k) removed another key")
 		}
 		c.Delete(ctx, "never-set") // must not panic or fail
@@ -133,15 +148,15 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 		c, clk := setup(t)
 		c.Set(ctx, "k", entry("tok", 10*time.Second))
 		clk.Advance(10*time.Second - time.Nanosecond)
-		if _, ok := c.Get(ctx, "k"); !ok {
+		if _, ok := c.Find(ctx, "k", cache.LookupAll); !ok {
 			t.Fatal("Get 1ns before ExpiresAt: miss; want a hit")
 		}
 		clk.Advance(time.Nanosecond)
-		if e, ok := c.Get(ctx, "k"); ok {
+		if e, ok := c.Find(ctx, "k", cache.LookupAll); ok {
 			t.Fatalf("Get at ExpiresAt = %+v, true; want a miss", e)
 		}
 		clk.Advance(time.Hour)
-		if _, ok := c.Get(ctx, "k"); ok {
+		if _, ok := c.Find(ctx, "k", cache.LookupAll); ok {
 			t.Fatal("Get after ExpiresAt: hit; want a miss")
 		}
 	})
@@ -158,7 +173,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 			t.Run(tt.name, func(t *testing.T) {
 				c, _ := setup(t)
 				c.Set(ctx, "k", entry("tok", tt.ttl))
-				if e, ok := c.Get(ctx, "k"); ok {
+				if e, ok := c.Find(ctx, "k", cache.LookupAll); ok {
 					t.Fatalf("Get = %+v, true; want a miss", e)
 				}
 			})
@@ -179,7 +194,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 			c.Set(ctx, k, entry(fmt.Sprintf("tok-%d", i), time.Minute))
 		}
 		for i, k := range keys {
-			got, ok := c.Get(ctx, k)
+			got, ok := c.Find(ctx, k, cache.LookupAll)
 			if !ok {
 				t.Errorf("Get(%q): miss", k)
 				continue
@@ -207,7 +222,7 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 						clk.Advance(time.Millisecond)
 						fallthrough
 					default:
-						if e, ok := c.Get(ctx, k); ok && e.Token != "tok-"+k {
+						if e, ok := c.Find(ctx, k, cache.LookupAll); ok && e.Token != "tok-"+k {
 							t.Errorf("Get(%s).Token = %q; entry of another key", k, e.Token)
 						}
 					}
@@ -216,11 +231,6 @@ func Run(t *testing.T, newCache func(t *testing.T, now func() time.Time) Cache) 
 		}
 		wg.Wait()
 	})
-}
-
-// Revoker is a tier that can drop entries by keyed hash.
-type Revoker interface {
-	Revoke(ctx context.Context, rev cache.Revocation) (int, error)
 }
 
 // RunRevoke checks Revoke on a tier: exactly the entries whose hash for the
@@ -255,14 +265,10 @@ func RunRevoke(t *testing.T, newCache func(t *testing.T, now func() time.Time) C
 		t.Run(tt.name, func(t *testing.T) {
 			clk := clocktest.At(start)
 			c := newCache(t, clk.Now)
-			r, ok := c.(Revoker)
-			if !ok {
-				t.Fatalf("%T has no Revoke method", c)
-			}
 			for k, v := range entries {
 				c.Set(ctx, k, v)
 			}
-			n, err := r.Revoke(ctx, cache.Revocation{By: tt.by, Hash: tt.hash, At: start, Until: start.Add(time.Hour)})
+			n, err := c.Revoke(ctx, cache.Revocation{By: tt.by, Hash: tt.hash, At: start, Until: start.Add(time.Hour)})
 			if err != nil {
 				t.Fatalf("Revoke: %v", err)
 			}
@@ -270,7 +276,7 @@ func RunRevoke(t *testing.T, newCache func(t *testing.T, now func() time.Time) C
 				t.Errorf("Revoke dropped %d entries; want at least %d", n, len(tt.want))
 			}
 			for k := range entries {
-				_, present := c.Get(ctx, k)
+				_, present := c.Find(ctx, k, cache.LookupAll)
 				if dropped := slices.Contains(tt.want, k); present == dropped {
 					t.Errorf("after revoking %s %q: %s present = %v; want %v", tt.by, tt.hash, k, present, !dropped)
 				}

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -214,7 +214,7 @@ func configText(o tokengateOptions, edge, admin string) string {
 // startTokengate writes a key and a configuration into o.dir and runs
 // `tokengate serve` until its /readyz answers 200.
 func startTokengate(o tokengateOptions) (*target, error) {
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	pemBytes, err := keys.GenerateKeyPEM("ES256", rand.Reader)
 	if err != nil {
 		return nil, err
 	}

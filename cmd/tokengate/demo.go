@@ -24,7 +24,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 // The demo's two APIs.
@@ -192,7 +192,7 @@ type demoConfigValues struct {
 
 // writeDemoConfig writes a signing key and the configuration into dir.
 func writeDemoConfig(dir string, v demoConfigValues) (string, error) {
-	pemBytes, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	pemBytes, err := keys.GenerateKeyPEM("ES256", rand.Reader)
 	if err != nil {
 		return "", err
 	}

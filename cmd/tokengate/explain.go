@@ -18,6 +18,8 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
+	"github.com/tokengate/tokengate/exchange/verify"
 	"github.com/tokengate/tokengate/gateway"
 	build "github.com/tokengate/tokengate/internal/server"
 )
@@ -46,7 +48,7 @@ func explain(ctx context.Context, o explainOptions) error {
 	// The same build as serve, offline: --no-verify only swaps the
 	// verifier the gateway decides with.
 	gen, err := buildOffline(ctx, cfg, build.ProcessOptions{HTTPClient: o.httpClient, Clock: o.now},
-		build.Options{Verifier: func(v *exchange.Verifier) gateway.Verifier {
+		build.Options{Verifier: func(v *verify.Verifier) gateway.Verifier {
 			if o.noVerify {
 				return unverified{v}
 			}
@@ -243,7 +245,7 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // would exchange, and prints the claims (never the token). In remote mode
 // (local is nil) the STS would sign: nothing is sent to it.
 type minter struct {
-	local *exchange.Local
+	local *sign.Local
 	ttl   time.Duration
 	now   func() time.Time
 }
@@ -295,7 +297,7 @@ func (m *minter) print(ctx context.Context, w *errWriter, req exchange.Request) 
 }
 
 // unverified is the --no-verify verifier: every check but the signature.
-type unverified struct{ v *exchange.Verifier }
+type unverified struct{ v *verify.Verifier }
 
 func (u unverified) Verify(_ context.Context, raw, audience string) (*exchange.Token, error) {
 	return u.v.InspectUnverified(raw, audience)

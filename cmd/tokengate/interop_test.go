@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 const (
@@ -257,7 +257,7 @@ func TestInteropNodeOIDCProvider(t *testing.T) {
 	// tokengate's client key for private_key_jwt, registered at the provider.
 	keyPath := filepath.Join(dir, "sts-client.pem")
 	writeES256Key(t, keyPath)
-	clientKey, err := exchange.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
+	clientKey, err := keys.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
 	if err != nil {
 		t.Fatal(err)
 	}

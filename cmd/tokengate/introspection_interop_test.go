@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 const (
@@ -28,7 +28,7 @@ func ioIntrospectionProviderConfig(t *testing.T) []byte {
 	t.Helper()
 	keyPath := filepath.Join(t.TempDir(), "unused-client.pem")
 	writeES256Key(t, keyPath)
-	unused, err := exchange.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
+	unused, err := keys.LoadClientKey(config.SigningKey{File: keyPath, Alg: "ES256"})
 	if err != nil {
 		t.Fatal(err)
 	}

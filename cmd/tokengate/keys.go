@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/tokengate/tokengate/config"
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 const keysUsage = `usage:
@@ -43,7 +43,7 @@ func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "keys generate: --out FILE is required")
 		return &exitError{code: 2}
 	}
-	pemBytes, err := exchange.GenerateKeyPEM(*alg, rand.Reader)
+	pemBytes, err := keys.GenerateKeyPEM(*alg, rand.Reader)
 	if err != nil {
 		return fmt.Errorf("keys generate: %w", err)
 	}
@@ -70,7 +70,7 @@ func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("keys generate: write %s: %w", *out, err)
 	}
 	// Load it back the way serve will, so the printed kid is the one published.
-	ks, err := exchange.NewKeySet([]config.SigningKey{{File: *out, Alg: *alg}})
+	ks, err := keys.NewKeySet([]config.SigningKey{{File: *out, Alg: *alg}})
 	if err != nil {
 		return fmt.Errorf("keys generate: reading back %s: %w", *out, err)
 	}

@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 // `tokengate keys ensure-secret` is the Helm chart's one-time key generator:
@@ -183,7 +183,7 @@ func (s *secretTarget) ensure(ctx context.Context, alg string) (created bool, er
 func (s *secretTarget) keyToStore(ctx context.Context, alg string) ([]byte, error) {
 	// Made first even when a key may be copied: a bad --alg fails the same
 	// way with or without --copy-from.
-	fresh, err := exchange.GenerateKeyPEM(alg, rand.Reader)
+	fresh, err := keys.GenerateKeyPEM(alg, rand.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func (s *secretTarget) readKey(ctx context.Context, name string) ([]byte, error)
 		return nil, fmt.Errorf("the Secret %s/%s %w: it has no %s; it was kept unchanged: add the key, or delete the Secret so a new one is made",
 			s.namespace, name, errSecretLacksKey, s.key)
 	}
-	if _, err := exchange.ParsePrivateKeyPEM(pemBytes); err != nil {
+	if _, err := keys.ParsePrivateKeyPEM(pemBytes); err != nil {
 		clear(pemBytes)
 		return nil, fmt.Errorf("the Secret %s/%s %w: %s is not a PEM private key (%v); it was kept unchanged",
 			s.namespace, name, errSecretLacksKey, s.key, err)

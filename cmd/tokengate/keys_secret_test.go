@@ -16,7 +16,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
 )
 
 // fakeSecretsAPI is the part of the Kubernetes API that ensure-secret uses:
@@ -148,7 +148,7 @@ func TestKeysEnsureSecret(t *testing.T) {
 		t.Fatalf("first run: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	first := api.storedKey(t, "tg-signing-key", "signing.pem")
-	signer, err := exchange.ParsePrivateKeyPEM(first)
+	signer, err := keys.ParsePrivateKeyPEM(first)
 	if err != nil {
 		t.Fatalf("the stored key does not parse: %v", err)
 	}
@@ -256,7 +256,7 @@ func TestKeysEnsureSecretRefuses(t *testing.T) {
 // that key, so upgrading the chart does not rotate it; with no such Secret
 // (a fresh install) a new key is made.
 func TestKeysEnsureSecretCopiesAnOlderChartsKey(t *testing.T) {
-	old, err := exchange.GenerateKeyPEM("ES256", rand.Reader)
+	old, err := keys.GenerateKeyPEM("ES256", rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func TestE2EMetricsAfterTraffic(t *testing.T) {
 		}
 	}
 	// Exactly one counted miss per exchange: the second lookup inside the
-	// single flight is not counted again (Rechecker).
+	// single flight is not counted again (cache.LookupRecheck).
 	miss := series("tokengate_cache_requests_total", map[string]string{"tier": "memory", "result": "miss"})
 	if d := after[miss] - before[miss]; d != 2 {
 		t.Errorf("%s moved by %v, want 2 for 2 exchanges", miss, d)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/strictjson"
 )
 
@@ -32,9 +34,7 @@ const (
 
 // DefaultAlgorithms are the proof algorithms accepted when Options leaves
 // them out: every asymmetric JWS algorithm. A new slice each call.
-func DefaultAlgorithms() []string {
-	return []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
-}
+func DefaultAlgorithms() []string { return config.DefaultDPoPAlgorithms() }
 
 // Options configure a Verifier.
 type Options struct {
@@ -71,7 +71,7 @@ func NewVerifier(opts Options) (*Verifier, error) {
 	}
 	v := &Verifier{maxAge: opts.MaxAge, leeway: opts.Leeway, nonces: opts.Nonces, now: opts.Clock}
 	for _, n := range names {
-		if !slices.Contains(DefaultAlgorithms(), n) {
+		if !config.IsAsymmetricAlgorithm(n) {
 			return nil, fmt.Errorf("new dpop verifier: %q is not an asymmetric JWS algorithm", n)
 		}
 		v.algs = append(v.algs, jose.SignatureAlgorithm(n))

@@ -12,6 +12,8 @@ import (
 	"github.com/tokengate/tokengate/cache"
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
+	"github.com/tokengate/tokengate/exchange/verify"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -24,7 +26,7 @@ type Options struct {
 	Offline bool
 	// Verifier, when set, wraps the verifier the gateway decides with
 	// (`check --explain --no-verify` skips the signature).
-	Verifier func(*exchange.Verifier) gateway.Verifier
+	Verifier func(*verify.Verifier) gateway.Verifier
 }
 
 // Generation is everything built from one configuration. A reload builds a
@@ -32,8 +34,8 @@ type Options struct {
 // in-flight requests finish on their own references.
 type Generation struct {
 	cfg      *config.Config
-	verifier *exchange.Verifier
-	local    *exchange.Local // nil in remote mode
+	verifier *verify.Verifier
+	local    *sign.Local // nil in remote mode
 	memory   *cache.Memory
 	edge     *gateway.Gateway
 	handler  http.Handler // edge, in a server span when tracing is on
@@ -62,10 +64,10 @@ func (g *Generation) Handler() http.Handler { return g.handler }
 func (g *Generation) Admin() http.Handler { return g.admin }
 
 // Verifier is the umbrella token verifier.
-func (g *Generation) Verifier() *exchange.Verifier { return g.verifier }
+func (g *Generation) Verifier() *verify.Verifier { return g.verifier }
 
 // Local is the local signer; nil in remote mode.
-func (g *Generation) Local() *exchange.Local { return g.local }
+func (g *Generation) Local() *sign.Local { return g.local }
 
 // TLS is the edge listener's TLS configuration (server.tls, its
 // certificate loaded); nil without server.tls.
@@ -117,14 +119,14 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	if err != nil {
 		return nil, err
 	}
-	if l, ok := up.upstream.(*exchange.Local); ok {
+	if l, ok := up.upstream.(*sign.Local); ok {
 		g.local = l
 	}
 	// The verifier reports keys its issuers removed to the caching
 	// exchanger, built after it: until then there is nothing cached to drop.
 	var cachingRef atomic.Pointer[exchange.Caching]
 	var dropIntrospected atomic.Pointer[func(cache.Revocation)]
-	g.verifier, err = exchange.NewVerifier(cfg.Issuers, exchange.VerifierOptions{
+	g.verifier, err = verify.NewVerifier(cfg.Issuers, verify.VerifierOptions{
 		HTTPClient:    p.HTTPClient,
 		Logger:        p.Logger,
 		Metrics:       p.ExchangeMetrics,
@@ -147,7 +149,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 	}
 	// With Redis, every replica must compute the same cache key for the same
 	// umbrella token: the key secret comes from cache.redis's hash key.
-	var store exchange.Cache = g.memory
+	var store cache.Store = g.memory
 	keySecret := p.cacheSecret
 	var shared *redisTier
 	if cfg.Cache.Redis != nil {
@@ -241,7 +243,7 @@ func Build(ctx context.Context, p *Process, cfg *config.Config, prev *Generation
 // introspection cache: drop the revoked opaque token's answer, so the
 // authorization server is asked again (its revocation shows at once rather
 // than within max_cache_ttl). The denylist refuses the token either way.
-func introspectionDropper(p *Process, v *exchange.Verifier, caching *exchange.Caching) func(cache.Revocation) {
+func introspectionDropper(p *Process, v *verify.Verifier, caching *exchange.Caching) func(cache.Revocation) {
 	return func(rev cache.Revocation) {
 		if rev.By != cache.ByToken {
 			return
@@ -309,7 +311,7 @@ func (g *Generation) watchTLS(p *Process) {
 // prefetch fetches every issuer's keys and the STS's metadata now, so the
 // first requests do not wait on them. A failure is not fatal: /readyz
 // reports it and requests retry.
-func prefetch(ctx context.Context, p *Process, verifier *exchange.Verifier, up *modeUpstream) {
+func prefetch(ctx context.Context, p *Process, verifier *verify.Verifier, up *modeUpstream) {
 	fetchCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := verifier.Prefetch(fetchCtx); err != nil {
@@ -345,7 +347,7 @@ func buildAdmin(p *Process, cfg *config.Config, g *Generation, up *modeUpstream,
 // readinessChecks are what /readyz runs: the process is not shutting down,
 // and every issuer's keys are usable. Configuration and signing keys were
 // checked when the generation was built; it would not exist otherwise.
-func readinessChecks(p *Process, verifier *exchange.Verifier, shared *redisTier) []gateway.ReadinessCheck {
+func readinessChecks(p *Process, verifier *verify.Verifier, shared *redisTier) []gateway.ReadinessCheck {
 	checks := []gateway.ReadinessCheck{
 		{Name: "shutdown", Check: func(context.Context) error {
 			if p.Draining.Load() {

@@ -23,7 +23,7 @@ import (
 // routes[].tls) are read again to find a rotation: cert-manager and
 // Kubernetes Secret volumes replace files in place through a symlink swap,
 // which a content comparison sees whatever the file system reports.
-const DefaultTLSPollInterval = 2 * time.Second
+const DefaultTLSPollInterval = config.DefaultTLSPollInterval
 
 // File kinds of tokengate_tls_reloads_total.
 const (

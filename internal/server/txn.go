@@ -6,6 +6,8 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/sign"
+	"github.com/tokengate/tokengate/exchange/sts"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -21,16 +23,16 @@ func buildTxnMinter(p *Process, cfg *config.Config, up *modeUpstream) (gateway.T
 		TrustDomain: t.TrustDomain, WorkloadID: t.WorkloadID, TTL: t.TTL.D(), ContextClaims: t.ContextClaims,
 	}
 	switch u := up.upstream.(type) {
-	case *exchange.Local:
-		m, err := exchange.NewLocalTxn(exchange.LocalTxnOptions{
+	case *sign.Local:
+		m, err := sign.NewLocalTxn(sign.LocalTxnOptions{
 			TxnOptions: opts, Issuer: cfg.Exchange.Local.Issuer, Keys: u.Keys(), Clock: p.Clock,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("txn_token: %w", err)
 		}
 		return m, nil
-	case *exchange.Remote:
-		m, err := exchange.NewRemoteTxn(u, opts)
+	case *sts.Remote:
+		m, err := sts.NewRemoteTxn(u, opts)
 		if err != nil {
 			return nil, fmt.Errorf("txn_token: %w", err)
 		}

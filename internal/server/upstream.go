@@ -8,6 +8,9 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/exchange/keys"
+	"github.com/tokengate/tokengate/exchange/sign"
+	"github.com/tokengate/tokengate/exchange/sts"
 	"github.com/tokengate/tokengate/gateway"
 )
 
@@ -19,7 +22,7 @@ type modeUpstream struct {
 	// keys are the local signing keys; nil in remote mode, where the admin
 	// listener publishes no JWKS and no discovery document (backends verify
 	// with the STS's keys), so both answer 404.
-	keys *exchange.KeySet
+	keys *keys.KeySet
 	// issuer is the iss that discovery is served under ("" in remote mode).
 	issuer string
 	// prefetch runs at start; a failure is logged, not fatal.
@@ -39,7 +42,7 @@ func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 		return &modeUpstream{upstream: local, keys: local.Keys(), issuer: cfg.Exchange.Local.Issuer,
 			prefetch: func(context.Context) error { return nil }}, nil
 	case config.ModeRemote:
-		remote, err := exchange.NewRemote(exchange.RemoteOptions{
+		remote, err := sts.NewRemote(sts.RemoteOptions{
 			Config:     cfg.Exchange.Remote,
 			TokenTTL:   cfg.Exchange.TokenTTL.D(),
 			HTTPClient: p.HTTPClient,
@@ -65,12 +68,12 @@ func buildUpstream(p *Process, cfg *config.Config) (*modeUpstream, error) {
 
 // newLocalSigner loads exchange.local's keys and builds the signer (which
 // `check --explain` also uses, to show what it would mint).
-func newLocalSigner(cfg *config.Config, clock func() time.Time, metrics *exchange.Metrics, logger *slog.Logger) (*exchange.Local, error) {
-	keys, err := exchange.NewKeySet(cfg.Exchange.Local.SigningKeys)
+func newLocalSigner(cfg *config.Config, clock func() time.Time, metrics *exchange.Metrics, logger *slog.Logger) (*sign.Local, error) {
+	keys, err := keys.NewKeySet(cfg.Exchange.Local.SigningKeys)
 	if err != nil {
 		return nil, fmt.Errorf("exchange.local.signing_keys: %w", err)
 	}
-	local, err := exchange.NewLocal(exchange.LocalOptions{
+	local, err := sign.NewLocal(sign.LocalOptions{
 		Issuer:     cfg.Exchange.Local.Issuer,
 		TokenTTL:   cfg.Exchange.TokenTTL.D(),
 		CopyClaims: cfg.Exchange.Local.CopyClaims,

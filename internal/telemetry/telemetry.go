@@ -38,8 +38,8 @@ const scopeName = "github.com/tokengate/tokengate"
 
 // Defaults of the exporter: short, so a collector that is down costs little.
 const (
-	defaultBatchTimeout  = 5 * time.Second
-	defaultExportTimeout = 5 * time.Second
+	defaultBatchTimeout  = config.DefaultTracingBatchTimeout
+	defaultExportTimeout = config.DefaultTracingExportTimeout
 	retryMaxElapsed      = 10 * time.Second
 )
 
