@@ -2,14 +2,12 @@ package keys
 
 import (
 	"crypto"
-	"crypto/ecdh"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -17,83 +15,22 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/go-jose/go-jose/v4"
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
-// ltKeys are generated once per test binary: RSA generation is slow under -race.
-type ltKeys struct {
-	p256    *ecdsa.PrivateKey
-	p384    *ecdsa.PrivateKey
-	rsa2048 *rsa.PrivateKey
-	rsa1024 *rsa.PrivateKey
-	ed      ed25519.PrivateKey
-	x25519  *ecdh.PrivateKey
-}
+// The key fixtures are oauthtest's, shared with the other key tests.
+type ltKeys = oauthtest.KeyFixtures
 
-var ltKeysOnce = sync.OnceValues(func() (*ltKeys, error) {
-	var k ltKeys
-	var err error
-	if k.p256, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		return nil, err
-	}
-	if k.p384, err = ecdsa.GenerateKey(elliptic.P384(), rand.Reader); err != nil {
-		return nil, err
-	}
-	if k.rsa2048, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		return nil, err
-	}
-	if k.rsa1024, err = rsa.GenerateKey(rand.Reader, 1024); err != nil {
-		return nil, err
-	}
-	if _, k.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
-		return nil, err
-	}
-	if k.x25519, err = ecdh.X25519().GenerateKey(rand.Reader); err != nil {
-		return nil, err
-	}
-	return &k, nil
-})
+func ltGetKeys(t testing.TB) *ltKeys { return oauthtest.Keys(t) }
 
-func ltGetKeys(t testing.TB) *ltKeys {
-	t.Helper()
-	k, err := ltKeysOnce()
-	if err != nil {
-		t.Fatalf("generate test keys: %v", err)
-	}
-	return k
-}
-
-func ltPEM(typ string, der []byte) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
-}
-
-func ltPKCS8(t testing.TB, key any) []byte {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatalf("MarshalPKCS8PrivateKey: %v", err)
-	}
-	return ltPEM("PRIVATE KEY", der)
-}
-
-func ltSEC1(t testing.TB, key *ecdsa.PrivateKey) []byte {
-	t.Helper()
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatalf("MarshalECPrivateKey: %v", err)
-	}
-	return ltPEM("EC PRIVATE KEY", der)
-}
-
-func ltPKCS1(key *rsa.PrivateKey) []byte {
-	return ltPEM("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
-}
+func ltPEM(typ string, der []byte) []byte                    { return oauthtest.PEMBlock(typ, der) }
+func ltPKCS8(t testing.TB, key any) []byte                   { return oauthtest.PKCS8PEM(t, key) }
+func ltSEC1(t testing.TB, key *ecdsa.PrivateKey) []byte      { return oauthtest.SEC1PEM(t, key) }
+func ltPKCS1(key *rsa.PrivateKey) []byte                     { return oauthtest.PKCS1PEM(key) }
+func ltThumbprint(t testing.TB, pub crypto.PublicKey) string { return oauthtest.Thumbprint(t, pub) }
 
 // ltWrite writes data to a new file in a test folder and returns its path.
 func ltWrite(t testing.TB, name string, data []byte) string {
@@ -103,48 +40,23 @@ func ltWrite(t testing.TB, name string, data []byte) string {
 	return p
 }
 
-// ltFormat is one supported (alg, PEM encoding) pair.
-type ltFormat struct {
-	name   string
-	alg    jose.SignatureAlgorithm
-	pem    []byte
-	public crypto.PublicKey
-}
+type ltFormat = oauthtest.KeyFormat
 
-func ltFormats(t testing.TB) []ltFormat {
-	k := ltGetKeys(t)
-	return []ltFormat{
-		{"ES256 SEC1", jose.ES256, ltSEC1(t, k.p256), k.p256.Public()},
-		{"ES256 PKCS8", jose.ES256, ltPKCS8(t, k.p256), k.p256.Public()},
-		{"RS256 PKCS1", jose.RS256, ltPKCS1(k.rsa2048), k.rsa2048.Public()},
-		{"RS256 PKCS8", jose.RS256, ltPKCS8(t, k.rsa2048), k.rsa2048.Public()},
-		{"PS256 PKCS8", jose.PS256, ltPKCS8(t, k.rsa2048), k.rsa2048.Public()},
-		{"EdDSA PKCS8", jose.EdDSA, ltPKCS8(t, k.ed), k.ed.Public()},
-	}
-}
-
-func ltThumbprint(t testing.TB, pub crypto.PublicKey) string {
-	t.Helper()
-	tp, err := (&jose.JSONWebKey{Key: pub}).Thumbprint(crypto.SHA256)
-	if err != nil {
-		t.Fatalf("Thumbprint: %v", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(tp)
-}
+func ltFormats(t testing.TB) []ltFormat { return oauthtest.KeyFormats(t) }
 
 func TestNewKeySetFormats(t *testing.T) {
 	for _, f := range ltFormats(t) {
-		t.Run(f.name, func(t *testing.T) {
-			path := ltWrite(t, "key.pem", f.pem)
-			ks, err := NewKeySet([]config.SigningKey{{File: path, Alg: string(f.alg)}})
+		t.Run(f.Name, func(t *testing.T) {
+			path := ltWrite(t, "key.pem", f.PEM)
+			ks, err := NewKeySet([]config.SigningKey{{File: path, Alg: string(f.Alg)}})
 			if err != nil {
 				t.Fatalf("NewKeySet: %v", err)
 			}
 			active := ks.Active()
-			if active.Alg != string(f.alg) {
-				t.Errorf("Alg = %q, want %q", active.Alg, f.alg)
+			if active.Alg != string(f.Alg) {
+				t.Errorf("Alg = %q, want %q", active.Alg, f.Alg)
 			}
-			if want := ltThumbprint(t, f.public); active.Kid != want {
+			if want := ltThumbprint(t, f.Public); active.Kid != want {
 				t.Errorf("default kid = %q, want RFC 7638 thumbprint %q", active.Kid, want)
 			}
 
@@ -153,7 +65,7 @@ func TestNewKeySetFormats(t *testing.T) {
 				t.Fatalf("JWKS has %d keys, want 1", len(jwks.Keys))
 			}
 			jwk := jwks.Keys[0]
-			if !jwk.IsPublic() || jwk.KeyID != active.Kid || jwk.Algorithm != string(f.alg) || jwk.Use != "sig" {
+			if !jwk.IsPublic() || jwk.KeyID != active.Kid || jwk.Algorithm != string(f.Alg) || jwk.Use != "sig" {
 				t.Errorf("JWK = public %v kid %q alg %q use %q", jwk.IsPublic(), jwk.KeyID, jwk.Algorithm, jwk.Use)
 			}
 
@@ -171,11 +83,11 @@ func TestNewKeySetFormats(t *testing.T) {
 					t.Errorf("JWKS JSON publishes private parameter %q", private)
 				}
 			}
-			if raw.Keys[0]["kid"] != active.Kid || raw.Keys[0]["alg"] != string(f.alg) || raw.Keys[0]["use"] != "sig" {
+			if raw.Keys[0]["kid"] != active.Kid || raw.Keys[0]["alg"] != string(f.Alg) || raw.Keys[0]["use"] != "sig" {
 				t.Errorf("JWKS JSON key = %v", raw.Keys[0])
 			}
-			if got := ks.Algorithms(); len(got) != 1 || got[0] != string(f.alg) {
-				t.Errorf("Algorithms() = %v, want [%s]", got, f.alg)
+			if got := ks.Algorithms(); len(got) != 1 || got[0] != string(f.Alg) {
+				t.Errorf("Algorithms() = %v, want [%s]", got, f.Alg)
 			}
 		})
 	}
@@ -183,9 +95,9 @@ func TestNewKeySetFormats(t *testing.T) {
 
 func TestNewKeySetRotation(t *testing.T) {
 	k := ltGetKeys(t)
-	es := ltWrite(t, "es.pem", ltSEC1(t, k.p256))
-	rs := ltWrite(t, "rs.pem", ltPKCS1(k.rsa2048))
-	ed := ltWrite(t, "ed.pem", ltPKCS8(t, k.ed))
+	es := ltWrite(t, "es.pem", ltSEC1(t, k.P256))
+	rs := ltWrite(t, "rs.pem", ltPKCS1(k.RSA2048))
+	ed := ltWrite(t, "ed.pem", ltPKCS8(t, k.Ed))
 	ks, err := NewKeySet([]config.SigningKey{
 		{File: es, Alg: "ES256", Kid: "new"},
 		{File: rs, Alg: "RS256"},
@@ -202,7 +114,7 @@ func TestNewKeySetRotation(t *testing.T) {
 	for _, key := range ks.PublicJWKS().Keys {
 		kids = append(kids, key.KeyID)
 	}
-	want := []string{"new", ltThumbprint(t, k.rsa2048.Public()), "rsa-pss", ltThumbprint(t, k.ed.Public())}
+	want := []string{"new", ltThumbprint(t, k.RSA2048.Public()), "rsa-pss", ltThumbprint(t, k.Ed.Public())}
 	if strings.Join(kids, ",") != strings.Join(want, ",") {
 		t.Errorf("published kids = %v, want %v", kids, want)
 	}
@@ -226,9 +138,9 @@ func TestNewKeySetErrors(t *testing.T) {
 	encryptedLegacy := pem.EncodeToMemory(&pem.Block{
 		Type:    "RSA PRIVATE KEY",
 		Headers: map[string]string{"Proc-Type": "4,ENCRYPTED", "DEK-Info": "AES-256-CBC,00112233445566778899AABBCCDDEEFF"},
-		Bytes:   x509.MarshalPKCS1PrivateKey(k.rsa2048),
+		Bytes:   x509.MarshalPKCS1PrivateKey(k.RSA2048),
 	})
-	pubDER, err := x509.MarshalPKIXPublicKey(k.p256.Public())
+	pubDER, err := x509.MarshalPKIXPublicKey(k.P256.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,24 +156,24 @@ func TestNewKeySetErrors(t *testing.T) {
 		want  []string // substrings of the error
 		is    error
 	}{
-		{"ES256 with RSA key", []file{{ltPKCS1(k.rsa2048), "ES256", ""}}, []string{"alg ES256 needs a P-256 key, got RSA (2048 bits)"}, nil},
-		{"ES256 with P-384 key", []file{{ltSEC1(t, k.p384), "ES256", ""}}, []string{"alg ES256 needs a P-256 key, got EC P-384"}, nil},
-		{"RS256 with EC key", []file{{ltSEC1(t, k.p256), "RS256", ""}}, []string{"alg RS256 needs an RSA key, got EC P-256"}, nil},
-		{"PS256 with Ed25519 key", []file{{ltPKCS8(t, k.ed), "PS256", ""}}, []string{"alg PS256 needs an RSA key, got Ed25519"}, nil},
-		{"EdDSA with EC key", []file{{ltPKCS8(t, k.p256), "EdDSA", ""}}, []string{"alg EdDSA needs an Ed25519 key, got EC P-256"}, nil},
-		{"short RSA", []file{{ltPKCS1(k.rsa1024), "RS256", ""}}, []string{"RSA key is 1024 bits: RS256 needs at least 2048"}, nil},
-		{"short RSA PS256", []file{{ltPKCS8(t, k.rsa1024), "PS256", ""}}, []string{"RSA key is 1024 bits: PS256 needs at least 2048"}, nil},
-		{"unsupported alg", []file{{ltSEC1(t, k.p256), "HS256", ""}}, []string{`alg "HS256" is not supported: use ES256, RS256, PS256 or EdDSA`}, nil},
-		{"alg none", []file{{ltSEC1(t, k.p256), "none", ""}}, []string{`alg "none" is not supported`}, nil},
-		{"empty alg", []file{{ltSEC1(t, k.p256), "", ""}}, []string{"alg is empty: set it to ES256"}, nil},
+		{"ES256 with RSA key", []file{{ltPKCS1(k.RSA2048), "ES256", ""}}, []string{"alg ES256 needs a P-256 key, got RSA (2048 bits)"}, nil},
+		{"ES256 with P-384 key", []file{{ltSEC1(t, k.P384), "ES256", ""}}, []string{"alg ES256 needs a P-256 key, got EC P-384"}, nil},
+		{"RS256 with EC key", []file{{ltSEC1(t, k.P256), "RS256", ""}}, []string{"alg RS256 needs an RSA key, got EC P-256"}, nil},
+		{"PS256 with Ed25519 key", []file{{ltPKCS8(t, k.Ed), "PS256", ""}}, []string{"alg PS256 needs an RSA key, got Ed25519"}, nil},
+		{"EdDSA with EC key", []file{{ltPKCS8(t, k.P256), "EdDSA", ""}}, []string{"alg EdDSA needs an Ed25519 key, got EC P-256"}, nil},
+		{"short RSA", []file{{ltPKCS1(k.RSA1024), "RS256", ""}}, []string{"RSA key is 1024 bits: RS256 needs at least 2048"}, nil},
+		{"short RSA PS256", []file{{ltPKCS8(t, k.RSA1024), "PS256", ""}}, []string{"RSA key is 1024 bits: PS256 needs at least 2048"}, nil},
+		{"unsupported alg", []file{{ltSEC1(t, k.P256), "HS256", ""}}, []string{`alg "HS256" is not supported: use ES256, RS256, PS256 or EdDSA`}, nil},
+		{"alg none", []file{{ltSEC1(t, k.P256), "none", ""}}, []string{`alg "none" is not supported`}, nil},
+		{"empty alg", []file{{ltSEC1(t, k.P256), "", ""}}, []string{"alg is empty: set it to ES256"}, nil},
 		{"garbage", []file{{[]byte("this is not a key\n"), "ES256", ""}}, []string{"no PEM block found"}, nil},
 		{"empty file", []file{{[]byte{}, "ES256", ""}}, []string{"no PEM block found"}, nil},
 		{"encrypted PKCS8", []file{{encryptedPKCS8, "ES256", ""}}, []string{"encrypted PEM is not supported"}, nil},
 		{"encrypted legacy PEM", []file{{encryptedLegacy, "RS256", ""}}, []string{"encrypted PEM is not supported"}, nil},
 		{"public key", []file{{ltPEM("PUBLIC KEY", pubDER), "ES256", ""}}, []string{"no private key in the PEM data (found PUBLIC KEY)"}, nil},
 		{"corrupt DER", []file{{ltPEM("EC PRIVATE KEY", []byte{0x30, 0x03, 0x02, 0x01, 0x01}), "ES256", ""}}, []string{"parse SEC1 EC private key"}, nil},
-		{"duplicate explicit kid", []file{{ltSEC1(t, k.p256), "ES256", "k1"}, {ltPKCS8(t, k.ed), "EdDSA", "k1"}}, []string{`kid "k1" is also used by`, "give each key its own kid"}, nil},
-		{"duplicate thumbprint kid", []file{{ltSEC1(t, k.p256), "ES256", ""}, {ltPKCS8(t, k.p256), "ES256", ""}}, []string{"is also used by"}, nil},
+		{"duplicate explicit kid", []file{{ltSEC1(t, k.P256), "ES256", "k1"}, {ltPKCS8(t, k.Ed), "EdDSA", "k1"}}, []string{`kid "k1" is also used by`, "give each key its own kid"}, nil},
+		{"duplicate thumbprint kid", []file{{ltSEC1(t, k.P256), "ES256", ""}, {ltPKCS8(t, k.P256), "ES256", ""}}, []string{"is also used by"}, nil},
 		{"missing file", []file{{nil, "ES256", ""}}, []string{"read signing key", "tokengate keys generate --alg ES256"}, fs.ErrNotExist},
 		{"no keys", nil, []string{"no signing keys"}, nil},
 	}
@@ -324,16 +236,16 @@ func TestParsePrivateKeyPEM(t *testing.T) {
 		wantPub crypto.PublicKey // nil: an error is expected
 		wantErr string
 	}{
-		{"SEC1", ltSEC1(t, k.p256), k.p256.Public(), ""},
-		{"openssl ecparam output", append(ecParams, ltSEC1(t, k.p256)...), k.p256.Public(), ""},
-		{"PKCS1", ltPKCS1(k.rsa2048), k.rsa2048.Public(), ""},
-		{"PKCS8 Ed25519", ltPKCS8(t, k.ed), k.ed.Public(), ""},
-		{"leading text", append([]byte("comment line\n"), ltPKCS8(t, k.p256)...), k.p256.Public(), ""},
-		{"two keys", append(ltSEC1(t, k.p256), ltPKCS8(t, k.ed)...), nil, "more than one private key"},
-		{"X25519 cannot sign", ltPKCS8(t, k.x25519), nil, "cannot sign"},
+		{"SEC1", ltSEC1(t, k.P256), k.P256.Public(), ""},
+		{"openssl ecparam output", append(ecParams, ltSEC1(t, k.P256)...), k.P256.Public(), ""},
+		{"PKCS1", ltPKCS1(k.RSA2048), k.RSA2048.Public(), ""},
+		{"PKCS8 Ed25519", ltPKCS8(t, k.Ed), k.Ed.Public(), ""},
+		{"leading text", append([]byte("comment line\n"), ltPKCS8(t, k.P256)...), k.P256.Public(), ""},
+		{"two keys", append(ltSEC1(t, k.P256), ltPKCS8(t, k.Ed)...), nil, "more than one private key"},
+		{"X25519 cannot sign", ltPKCS8(t, k.X25519), nil, "cannot sign"},
 		{"OpenSSH key", ltPEM("OPENSSH PRIVATE KEY", []byte("x")), nil, `PEM type "OPENSSH PRIVATE KEY" is not supported`},
-		{"PKCS8 labelled PKCS1", ltPEM("RSA PRIVATE KEY", ltPKCS8der(t, k.rsa2048)), nil, "parse PKCS#1 RSA private key"},
-		{"truncated PEM", ltSEC1(t, k.p256)[:40], nil, "no PEM block found"},
+		{"PKCS8 labelled PKCS1", ltPEM("RSA PRIVATE KEY", ltPKCS8der(t, k.RSA2048)), nil, "parse PKCS#1 RSA private key"},
+		{"truncated PEM", ltSEC1(t, k.P256)[:40], nil, "no PEM block found"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -421,14 +333,14 @@ func TestGenerateKeyPEM(t *testing.T) {
 func FuzzParsePrivateKeyPEM(f *testing.F) {
 	k := ltGetKeys(f)
 	for _, fm := range ltFormats(f) {
-		f.Add(fm.pem)
+		f.Add(fm.PEM)
 	}
 	f.Add([]byte{})
 	f.Add([]byte("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n"))
 	f.Add([]byte("-----BEGIN EC PRIVATE KEY-----\nMAMCAQE=\n-----END EC PRIVATE KEY-----\n"))
 	f.Add(ltPEM("ENCRYPTED PRIVATE KEY", []byte{1, 2, 3}))
-	f.Add(ltPKCS8(f, k.x25519))
-	f.Add(append(ltSEC1(f, k.p384), ltPKCS1(k.rsa1024)...))
+	f.Add(ltPKCS8(f, k.X25519))
+	f.Add(append(ltSEC1(f, k.P384), ltPKCS1(k.RSA1024)...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := ParsePrivateKeyPEM(data)
 		if (s == nil) == (err == nil) {

@@ -23,12 +23,12 @@ func TestNewKeySetFromSigners(t *testing.T) {
 		spec    keys.KeySpec
 		wantErr string
 	}{
-		{"ecdsa", keys.KeySpec{Signer: k.p256, Alg: "ES256", Kid: "a"}, ""},
-		{"ed25519 pointer", keys.KeySpec{Signer: &k.ed, Alg: "EdDSA"}, ""},
-		{"opaque ES256", keys.KeySpec{Signer: ltOpaqueSigner{k.p256}, Alg: "ES256"}, ""},
-		{"opaque PS256", keys.KeySpec{Signer: ltOpaqueSigner{k.rsa2048}, Alg: "PS256"}, ""},
-		{"opaque EdDSA", keys.KeySpec{Signer: ltOpaqueSigner{k.ed}, Alg: "EdDSA"}, ""},
-		{"mismatched public key", keys.KeySpec{Signer: ltLyingSigner{ltOpaqueSigner{k.p256}, other.Public()}, Alg: "ES256"}, "does not verify"},
+		{"ecdsa", keys.KeySpec{Signer: k.P256, Alg: "ES256", Kid: "a"}, ""},
+		{"ed25519 pointer", keys.KeySpec{Signer: &k.Ed, Alg: "EdDSA"}, ""},
+		{"opaque ES256", keys.KeySpec{Signer: ltOpaqueSigner{k.P256}, Alg: "ES256"}, ""},
+		{"opaque PS256", keys.KeySpec{Signer: ltOpaqueSigner{k.RSA2048}, Alg: "PS256"}, ""},
+		{"opaque EdDSA", keys.KeySpec{Signer: ltOpaqueSigner{k.Ed}, Alg: "EdDSA"}, ""},
+		{"mismatched public key", keys.KeySpec{Signer: ltLyingSigner{ltOpaqueSigner{k.P256}, other.Public()}, Alg: "ES256"}, "does not verify"},
 		{"nil signer", keys.KeySpec{Alg: "ES256"}, "key[0]: no private key"},
 	}
 	for _, tc := range cases {

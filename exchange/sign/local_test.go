@@ -89,7 +89,7 @@ func ltNewLocal(t testing.TB, ks *keys.KeySet, mutate func(*LocalOptions)) *Loca
 func ltKeySet(t testing.TB, specs ...keys.KeySpec) *keys.KeySet {
 	t.Helper()
 	if len(specs) == 0 {
-		specs = []keys.KeySpec{{Signer: ltGetKeys(t).p256, Alg: "ES256"}}
+		specs = []keys.KeySpec{{Signer: ltGetKeys(t).P256, Alg: "ES256"}}
 	}
 	ks, err := keys.NewKeySetFromSigners(specs)
 	if err != nil {
@@ -124,8 +124,8 @@ func ltQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
 
 func TestLocalExchangeFormats(t *testing.T) {
 	for _, f := range ltFormats(t) {
-		t.Run(f.name, func(t *testing.T) {
-			ks, err := keys.NewKeySet([]config.SigningKey{{File: ltWrite(t, "key.pem", f.pem), Alg: string(f.alg)}})
+		t.Run(f.Name, func(t *testing.T) {
+			ks, err := keys.NewKeySet([]config.SigningKey{{File: ltWrite(t, "key.pem", f.PEM), Alg: string(f.Alg)}})
 			if err != nil {
 				t.Fatalf("NewKeySet: %v", err)
 			}
@@ -134,12 +134,12 @@ func TestLocalExchangeFormats(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Exchange: %v", err)
 			}
-			hdr, raw := ltVerify(t, res.AccessToken, ks, f.alg)
+			hdr, raw := ltVerify(t, res.AccessToken, ks, f.Alg)
 			if hdr.ExtraHeaders[jose.HeaderType] != "at+jwt" {
 				t.Errorf("typ = %v, want at+jwt", hdr.ExtraHeaders[jose.HeaderType])
 			}
-			if hdr.KeyID != ks.Active().Kid || hdr.Algorithm != string(f.alg) {
-				t.Errorf("header kid %q alg %q, want %q %q", hdr.KeyID, hdr.Algorithm, ks.Active().Kid, f.alg)
+			if hdr.KeyID != ks.Active().Kid || hdr.Algorithm != string(f.Alg) {
+				t.Errorf("header kid %q alg %q, want %q %q", hdr.KeyID, hdr.Algorithm, ks.Active().Kid, f.Alg)
 			}
 			if hdr.JSONWebKey != nil {
 				t.Error("header embeds a jwk")
@@ -454,8 +454,8 @@ func TestNewLocalErrors(t *testing.T) {
 
 func TestLocalFingerprint(t *testing.T) {
 	k := ltGetKeys(t)
-	es := keys.KeySpec{Signer: k.p256, Alg: "ES256"}
-	ed := keys.KeySpec{Signer: k.ed, Alg: "EdDSA"}
+	es := keys.KeySpec{Signer: k.P256, Alg: "ES256"}
+	ed := keys.KeySpec{Signer: k.Ed, Alg: "EdDSA"}
 	base := ltNewLocal(t, ltKeySet(t, es), nil).Fingerprint()
 	if base == "" {
 		t.Fatal("empty fingerprint")
@@ -488,9 +488,9 @@ func TestLocalFingerprint(t *testing.T) {
 		l    *Local
 	}{
 		{"active key rotated", ltNewLocal(t, ltKeySet(t, ed, es), nil)},
-		{"explicit kid", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.p256, Alg: "ES256", Kid: "k1"}), nil)},
-		{"same kid, new key material", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: other, Alg: "ES256", Kid: ltThumbprint(t, k.p256.Public())}), nil)},
-		{"same RSA key, other alg", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.rsa2048, Alg: "PS256", Kid: "r"}), nil)},
+		{"explicit kid", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.P256, Alg: "ES256", Kid: "k1"}), nil)},
+		{"same kid, new key material", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: other, Alg: "ES256", Kid: ltThumbprint(t, k.P256.Public())}), nil)},
+		{"same RSA key, other alg", ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.RSA2048, Alg: "PS256", Kid: "r"}), nil)},
 		{"issuer", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.Issuer = "https://other.example.com" })},
 		{"ttl", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.TokenTTL = time.Minute })},
 		{"copy_claims", ltNewLocal(t, ltKeySet(t, es), func(o *LocalOptions) { o.CopyClaims = []string{"sub"} })},
@@ -503,7 +503,7 @@ func TestLocalFingerprint(t *testing.T) {
 		}
 		seen[got] = tc.name
 	}
-	rs256 := ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.rsa2048, Alg: "RS256", Kid: "r"}), nil).Fingerprint()
+	rs256 := ltNewLocal(t, ltKeySet(t, keys.KeySpec{Signer: k.RSA2048, Alg: "RS256", Kid: "r"}), nil).Fingerprint()
 	if seen[rs256] != "" {
 		t.Errorf("RS256 and PS256 with one key and kid share a fingerprint")
 	}
@@ -518,7 +518,7 @@ func TestLocalKeys(t *testing.T) {
 
 func TestLocalExchangeConcurrent(t *testing.T) {
 	k := ltGetKeys(t)
-	ks := ltKeySet(t, keys.KeySpec{Signer: k.p256, Alg: "ES256"}, keys.KeySpec{Signer: k.ed, Alg: "EdDSA"})
+	ks := ltKeySet(t, keys.KeySpec{Signer: k.P256, Alg: "ES256"}, keys.KeySpec{Signer: k.Ed, Alg: "EdDSA"})
 	m := exchange.NewMetrics(prometheus.NewRegistry())
 	l := ltNewLocal(t, ks, func(o *LocalOptions) { o.Metrics = m })
 
