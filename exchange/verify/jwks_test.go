@@ -488,29 +488,6 @@ func TestJWKSParse(t *testing.T) {
 	}
 }
 
-func TestJWKSMetadataURLs(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		issuer string
-		want   []string
-	}{
-		{"https://idp.example.com", []string{
-			"https://idp.example.com/.well-known/openid-configuration",
-			"https://idp.example.com/.well-known/oauth-authorization-server"}},
-		{"https://idp.example.com/", []string{
-			"https://idp.example.com/.well-known/openid-configuration",
-			"https://idp.example.com/.well-known/oauth-authorization-server"}},
-		{"https://idp.example.com/realms/a/", []string{
-			"https://idp.example.com/realms/a/.well-known/openid-configuration",
-			"https://idp.example.com/.well-known/oauth-authorization-server/realms/a"}},
-	}
-	for _, tc := range tests {
-		if got := jwksMetadataURLs(tc.issuer); !slices.Equal(got, tc.want) {
-			t.Errorf("jwksMetadataURLs(%q) = %q, want %q", tc.issuer, got, tc.want)
-		}
-	}
-}
-
 func TestJWKSKeyFits(t *testing.T) {
 	t.Parallel()
 	keys := map[string]*vtKey{
