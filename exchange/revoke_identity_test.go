@@ -10,23 +10,8 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/cache"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
-
-// rvBase64 rewrites every segment of a compact JWS with enc (padding, the
-// standard alphabet): not a token the verifier accepts, but a copy of one an
-// operator may paste.
-func rvBase64(t testing.TB, raw string, enc *base64.Encoding) string {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	for i, p := range parts {
-		b, err := base64.RawURLEncoding.DecodeString(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts[i] = enc.EncodeToString(b)
-	}
-	return strings.Join(parts, ".")
-}
 
 // A token value that names no token the gateway could accept is a
 // *BadRevocationError saying what is wrong, never naming the value; an
@@ -77,7 +62,7 @@ func TestRevokePaddedCopyUntilItsExpiry(t *testing.T) {
 	env := ctSetup(t, func(o *CachingOptions) { o.Denylist = cache.NewDenylist(nil) })
 	exp := ctStart.Add(72 * time.Hour).Unix()
 	raw := rvB64(`{"alg":"ES256"}`) + "." + rvB64(fmt.Sprintf(`{"iss":"https://a","sub":"alice","exp":%d}`, exp)) + ".c2lnbmF0dXJl"
-	res, err := env.c.Revoke(context.Background(), Revocation{Token: rvBase64(t, raw, base64.URLEncoding)})
+	res, err := env.c.Revoke(context.Background(), Revocation{Token: oauthtest.Reencode(t, raw, base64.URLEncoding)})
 	if err != nil {
 		t.Fatal(err)
 	}

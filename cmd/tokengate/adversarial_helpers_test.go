@@ -187,20 +187,6 @@ func claimsJSON(t testing.TB, iss string, over map[string]any) string {
 	return string(b)
 }
 
-// reencode rewrites every segment of a compact JWS with another base64 encoding.
-func reencode(t testing.TB, tok string, enc *base64.Encoding) string {
-	t.Helper()
-	parts := strings.Split(tok, ".")
-	for i, p := range parts {
-		raw, err := base64.RawURLEncoding.DecodeString(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts[i] = enc.EncodeToString(raw)
-	}
-	return strings.Join(parts, ".")
-}
-
 // flipBit flips one bit of the signature.
 func flipBit(t testing.TB, tok string) string {
 	t.Helper()

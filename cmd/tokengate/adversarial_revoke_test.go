@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // respell returns the other valid spelling of an ES256 JWS: its signature
@@ -89,7 +91,7 @@ func TestAdversarialRevokeRespelled(t *testing.T) {
 	}{
 		{"with jti, revoke the original", "jti-revoke-1", func(_ testing.TB, tok, _ string) string { return tok }},
 		{"without jti, revoke the re-encoded spelling", "", func(_ testing.TB, _, other string) string { return other }},
-		{"without jti, revoke a padded copy", "", func(t testing.TB, tok, _ string) string { return reencode(t, tok, base64.URLEncoding) }},
+		{"without jti, revoke a padded copy", "", func(t testing.TB, tok, _ string) string { return oauthtest.Reencode(t, tok, base64.URLEncoding) }},
 	}
 	idp := newE2EIdP(t)
 	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")

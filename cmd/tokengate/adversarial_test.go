@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 const (
@@ -220,7 +222,7 @@ func adversarialCases(t *testing.T, w *adversarialWorld) []advCase {
 		bad("6 segments", "not a compact JWS", good+"."+goodSig+"."+goodSig),
 		bad("empty segments", "not a compact JWS", ".."),
 		advCase{name: "std base64 padding inside", reason: "'=' inside is not token68, so not a bearer token",
-			token: reencode(t, good, base64.URLEncoding), status: 400, www: wwwInvalidReq},
+			token: oauthtest.Reencode(t, good, base64.URLEncoding), status: 400, www: wwwInvalidReq},
 		bad("padded signature", "segments are unpadded base64url", body+"."+goodSig+"=="),
 		bad("header not JSON", "the header must be a JSON object", rawHeader(`alg=ES256`)),
 		bad("header JSON array", "the header must be a JSON object", rawHeader(`[{"alg":"ES256","kid":"idp-key-1"}]`)),
@@ -273,7 +275,7 @@ func adversarialCases(t *testing.T, w *adversarialWorld) []advCase {
 	// std alphabet: the same bytes with + and / (mint until the token has - or _).
 	for i := 0; ; i++ {
 		tok := craft(t, hdr, valid, es)
-		if std := reencode(t, tok, base64.RawStdEncoding); std != tok {
+		if std := oauthtest.Reencode(t, tok, base64.RawStdEncoding); std != tok {
 			cs = append(cs, bad("std base64 alphabet", "segments are base64url, not base64", std))
 			break
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/exchange/keys"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 const ttTrustDomain = "trust-domain.example"
@@ -99,7 +100,7 @@ func TestLocalTxnClaims(t *testing.T) {
 			t.Errorf("claim %s missing", name)
 			continue
 		}
-		if !jsonEqual(t, got, w) {
+		if !oauthtest.JSONEqual(t, got, w) {
 			t.Errorf("%s = %s, want %s", name, got, w)
 		}
 	}
@@ -192,7 +193,7 @@ func TestLocalTxnContextClaims(t *testing.T) {
 			switch {
 			case tt.want == "" && ok:
 				t.Errorf("tctx = %s, want none", got)
-			case tt.want != "" && !jsonEqual(t, got, tt.want):
+			case tt.want != "" && !oauthtest.JSONEqual(t, got, tt.want):
 				t.Errorf("tctx = %s, want %s", got, tt.want)
 			}
 		})
@@ -274,20 +275,6 @@ func BenchmarkLocalTxnMint(b *testing.B) {
 }
 
 func jsonInt(n int64) string { b, _ := json.Marshal(n); return string(b) }
-
-func jsonEqual(t testing.TB, got json.RawMessage, want string) bool {
-	t.Helper()
-	var a, b any
-	if err := json.Unmarshal(got, &a); err != nil {
-		t.Fatalf("unmarshal %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &b); err != nil {
-		t.Fatalf("unmarshal %s: %v", want, err)
-	}
-	ab, _ := json.Marshal(a)
-	bb, _ := json.Marshal(b)
-	return bytes.Equal(ab, bb)
-}
 
 func keysOf(m map[string]json.RawMessage) []string {
 	out := make([]string, 0, len(m))

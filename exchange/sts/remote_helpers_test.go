@@ -1,11 +1,9 @@
 package sts
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -161,19 +159,4 @@ const ttTrustDomain = "trust-domain.example"
 
 func ttOptions() exchange.TxnOptions {
 	return exchange.TxnOptions{TrustDomain: ttTrustDomain, WorkloadID: "apigw", TTL: time.Minute, ContextClaims: []string{"tenant", "acr", "absent"}}
-}
-
-// jsonEqual reports whether got and want are the same JSON value.
-func jsonEqual(t testing.TB, got json.RawMessage, want string) bool {
-	t.Helper()
-	var a, b any
-	if err := json.Unmarshal(got, &a); err != nil {
-		t.Fatalf("unmarshal %s: %v", got, err)
-	}
-	if err := json.Unmarshal([]byte(want), &b); err != nil {
-		t.Fatalf("unmarshal %s: %v", want, err)
-	}
-	ab, _ := json.Marshal(a)
-	bb, _ := json.Marshal(b)
-	return bytes.Equal(ab, bb)
 }

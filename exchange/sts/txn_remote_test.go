@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // ttSTSToken is a JWS-shaped Txn-Token the fake TTS issues (unsigned: the
@@ -85,10 +86,10 @@ func TestRemoteTxnRequest(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
-	if !jsonEqual(t, json.RawMessage(f.Get("request_context")), `{"req_ip":"203.0.113.7","transport":"http","req_method":"GET","req_route":"orders"}`) {
+	if !oauthtest.JSONEqual(t, json.RawMessage(f.Get("request_context")), `{"req_ip":"203.0.113.7","transport":"http","req_method":"GET","req_route":"orders"}`) {
 		t.Errorf("request_context = %s", f.Get("request_context"))
 	}
-	if !jsonEqual(t, json.RawMessage(f.Get("request_details")), `{"tenant":"acme"}`) {
+	if !oauthtest.JSONEqual(t, json.RawMessage(f.Get("request_details")), `{"tenant":"acme"}`) {
 		t.Errorf("request_details = %s (only the configured context claims)", f.Get("request_details"))
 	}
 	if user, pass, ok := (&http.Request{Header: calls[0].Header}).BasicAuth(); !ok || user != "tokengate" || pass != "s3cr3t" {

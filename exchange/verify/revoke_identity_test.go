@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokengate/tokengate/cache"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // The revocation identity of a token value (what Revoke keys it under) must
@@ -33,22 +34,6 @@ func rvReencode(t testing.TB, raw string) string {
 	out := append([]byte(nil), sig...)
 	s.FillBytes(out[32:])
 	return raw[:i+1] + base64.RawURLEncoding.EncodeToString(out)
-}
-
-// rvBase64 rewrites every segment of a compact JWS with enc (padding, the
-// standard alphabet): not a token the verifier accepts, but a copy of one an
-// operator may paste.
-func rvBase64(t testing.TB, raw string, enc *base64.Encoding) string {
-	t.Helper()
-	parts := strings.Split(raw, ".")
-	for i, p := range parts {
-		b, err := base64.RawURLEncoding.DecodeString(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parts[i] = enc.EncodeToString(b)
-	}
-	return strings.Join(parts, ".")
 }
 
 // A revocation by token covers every spelling of the token: revoked by one
@@ -139,7 +124,7 @@ func TestRevocationIdentityAgrees(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, spelling := range []string{raw, rvReencode(t, raw), rvBase64(t, raw, base64.URLEncoding), rvBase64(t, raw, base64.StdEncoding)} {
+		for _, spelling := range []string{raw, rvReencode(t, raw), oauthtest.Reencode(t, raw, base64.URLEncoding), oauthtest.Reencode(t, raw, base64.StdEncoding)} {
 			id, err := exchange.RevocationIDOf(spelling, false)
 			if err != nil {
 				t.Fatal(err)
