@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/tokengate/tokengate/config"
+	"github.com/tokengate/tokengate/internal/logjson"
 	build "github.com/tokengate/tokengate/internal/server"
 )
 
@@ -62,7 +63,9 @@ func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
 	if strings.EqualFold(cfg.Format, "text") {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	// slog.JSONHandler's output, encoded without reflection on the hot
+	// path (the access line): internal/logjson.
+	return slog.New(logjson.New(w, level))
 }
 
 // listen binds addr unless a listener was handed in (tests and the demo bind
