@@ -33,8 +33,8 @@ type JWS struct {
 }
 
 // splitJWS checks the compact serialization and decodes the header and
-// payload. The signature segment is checked for its encoding only; go-jose
-// decodes it again when verifying.
+// payload. The signature segment is checked for its encoding only; the
+// verifier decodes it when it checks the signature (exchange/verify).
 func splitJWS(raw string) (header, payload []byte, err error) {
 	switch strings.Count(raw, ".") {
 	case 2:

@@ -380,15 +380,17 @@ func (v *Verifier) verifySignatureKey(ctx context.Context, iss *verifyIssuer, h 
 	if err != nil {
 		return "", err
 	}
-	jws, err := jose.ParseSignedCompact(raw, iss.algs)
+	// raw was read by exchange.ParseJWS (every caller parses it first): its
+	// signature is checked without parsing it again (signature.go).
+	signingInput, sig, err := signatureParts(raw)
 	if err != nil {
-		return "", exchange.Reject(exchange.ReasonMalformed, "token is not a valid JWS", nil)
+		return "", err
 	}
 	for _, k := range keys {
 		if v.onSignatureCheck != nil {
 			v.onSignatureCheck()
 		}
-		if _, err := jws.Verify(k.Key); err == nil {
+		if checkSignature(h.Alg, k.Key, signingInput, sig) == nil {
 			return k.KeyID, nil
 		}
 	}
