@@ -267,7 +267,7 @@ func (g *Gateway) checkBinding(ctx context.Context, tok *exchange.Token, raw str
 	in := st.in
 	routeHost := ""
 	if st.route != nil {
-		routeHost = st.route.host
+		routeHost = st.route.match.host
 	}
 	htu, ok := d.htu(in, routeHost, st.from == entryEdge)
 	if !ok {
@@ -331,7 +331,7 @@ func (g *Gateway) withDPoPChallenge(err error, st *requestState, scheme string) 
 	rt := st.route
 	dp := scheme == schemeDPoP || rt.requireDPoP
 	if !dp {
-		if _, ok := g.dpop.htu(st.in, rt.host, st.from == entryEdge); !ok {
+		if _, ok := g.dpop.htu(st.in, rt.match.host, st.from == entryEdge); !ok {
 			return err
 		}
 	}

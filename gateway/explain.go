@@ -51,7 +51,7 @@ func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 	var ex Explanation
 	for _, rt := range g.routes {
 		d := g.explainTarget(ctx, raw, &rt.self, false)
-		d.Host, d.PathPrefix = rt.host, rt.prefix
+		d.Host, d.PathPrefix = rt.match.host, rt.match.prefix
 		if d.Request.Subject != nil {
 			ex.JKT = d.Request.Subject.Claims.JKT
 		}

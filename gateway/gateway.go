@@ -172,7 +172,7 @@ func New(opts Options) (*Gateway, error) {
 	g.routes = routes
 	g.prefixesFolded = true
 	for _, rt := range routes {
-		g.prefixesFolded = g.prefixesFolded && rt.foldedPrefix == rt.prefix
+		g.prefixesFolded = g.prefixesFolded && rt.match.foldedPrefix == rt.match.prefix
 	}
 	if err := g.setupTxn(opts.Config.Routes, opts.TxnMinter); err != nil {
 		return nil, err

@@ -45,7 +45,7 @@ func traceDecision(ctx context.Context, r *http.Request, obs *routeObservers, st
 	attrs := make([]attribute.KeyValue, 0, 3)
 	attrs = append(attrs, attrRoute.String(obs.name))
 	if st.route != nil {
-		attrs = append(attrs, attrHTTPRoute.String(st.route.prefix))
+		attrs = append(attrs, attrHTTPRoute.String(st.route.match.prefix))
 	}
 	if st.reason != "" {
 		attrs = append(attrs, attrReason.String(st.reason))
