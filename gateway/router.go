@@ -27,18 +27,9 @@ type route struct {
 	upstream    *url.URL // nil: decided only through authz
 	// cors is the route's CORS policy (its own block, else the global
 	// one); nil when CORS is off for it.
-	cors        *corsPolicy
-	audience    string
-	scopes      map[string]struct{} // the audience's scopes, for downscoping
-	scopePrefix string              // umbrella scopes with this prefix belong here too
-	stripScope  bool                // carry those without scopePrefix
-	policy      policy
-	// self is the target of an edge request on this route: its audience,
-	// and its own policy alone.
-	self    target
+	cors    *corsPolicy
+	policy  routePolicy
 	timeout time.Duration
-	// requireDPoP refuses umbrella tokens without cnf.jkt (require_dpop).
-	requireDPoP bool
 
 	transport *http.Transport
 	proxy     *routeProxy
@@ -75,8 +66,9 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 		if err != nil {
 			return nil, err
 		}
-		if c.Audience == "" {
-			return nil, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
+		policy, err := newRoutePolicy(key, c)
+		if err != nil {
+			return nil, err
 		}
 		rt := &route{
 			name:        c.Name,
@@ -84,23 +76,15 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 			stripPrefix: c.StripPrefix,
 			upstream:    u,
 			h2c:         h2c,
-			audience:    c.Audience,
-			scopes:      make(map[string]struct{}, len(c.Scopes)),
-			scopePrefix: c.ScopePrefix,
-			stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
-			policy:      newPolicy(c),
+			policy:      policy,
 			timeout:     c.Timeout.D(),
-			requireDPoP: c.RequireDPoP,
 		}
-		rt.self = target{audience: rt.audience, routes: []*route{rt}}
+		rt.policy.self = target{audience: rt.policy.audience, routes: []*route{rt}}
 		if rt.name == "" {
 			rt.name = key
 		}
 		if rt.timeout <= 0 {
 			rt.timeout = defaultRouteTimeout
-		}
-		for _, s := range c.Scopes {
-			rt.scopes[s] = struct{}{}
 		}
 		id := rt.match.host + " " + rt.match.prefix
 		if j, dup := seen[id]; dup {
