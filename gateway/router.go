@@ -2,45 +2,30 @@ package gateway
 
 import (
 	"cmp"
-	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/tokengate/tokengate/config"
 )
 
-// defaultRouteTimeout applies when a route has no timeout (config defaults
-// normally fill it in).
-const defaultRouteTimeout = config.DefaultRouteTimeout
-
-// route is one compiled config.Route.
+// route is one compiled config.Route, in three parts that each know only
+// their own job: where it applies (match, route_match.go), who may use it
+// and with what (policy, route_policy.go) and where an allowed request
+// goes (upstream, route_upstream.go). Beside them sit the edge's CORS
+// answer, the Txn-Token it forwards and its metrics.
 type route struct {
-	name        string
-	match       routeMatch
-	stripPrefix bool
-	upstream    *url.URL // nil: decided only through authz
+	name     string
+	match    routeMatch
+	policy   routePolicy
+	upstream *routeUpstream // nil: decided only through authz
 	// cors is the route's CORS policy (its own block, else the global
 	// one); nil when CORS is off for it.
-	cors    *corsPolicy
-	policy  routePolicy
-	timeout time.Duration
-
-	transport *http.Transport
-	proxy     *routeProxy
-	// h2c: the upstream speaks cleartext HTTP/2 (upstream h2c://); upstream
-	// is then its http:// form.
-	h2c bool
-	// tlsConfig is the upstream's TLS client configuration (routes[].tls),
-	// nil for the defaults.
-	tlsConfig *tls.Config
-	obs       routeObservers
-	txn       *routeTxn // nil unless forward is txn_token or both
+	cors *corsPolicy
+	obs  routeObservers
+	txn  *routeTxn // nil unless forward is txn_token or both
 }
 
 // buildRoutes compiles the configured routes, naming the key path of any
@@ -50,41 +35,22 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 	seen := make(map[string]int, len(cfgs))
 	for i, c := range cfgs {
 		key := fmt.Sprintf("routes[%d]", i)
-		// A route without upstream is decided only through authz (config
-		// allows it only then); the edge answers 404 for it.
-		var (
-			u   *url.URL
-			h2c bool
-		)
-		if c.Upstream != "" {
-			var err error
-			if u, h2c, err = parseUpstream(c.Upstream); err != nil {
-				return nil, fmt.Errorf("%s.upstream: %w", key, err)
-			}
-		}
-		match, err := newRouteMatch(key, c)
+		up, err := newRouteUpstream(key, c)
 		if err != nil {
 			return nil, err
 		}
-		policy, err := newRoutePolicy(key, c)
+		m, err := newRouteMatch(key, c)
 		if err != nil {
 			return nil, err
 		}
-		rt := &route{
-			name:        c.Name,
-			match:       match,
-			stripPrefix: c.StripPrefix,
-			upstream:    u,
-			h2c:         h2c,
-			policy:      policy,
-			timeout:     c.Timeout.D(),
+		pol, err := newRoutePolicy(key, c)
+		if err != nil {
+			return nil, err
 		}
+		rt := &route{name: c.Name, match: m, policy: pol, upstream: up}
 		rt.policy.self = target{audience: rt.policy.audience, routes: []*route{rt}}
 		if rt.name == "" {
 			rt.name = key
-		}
-		if rt.timeout <= 0 {
-			rt.timeout = defaultRouteTimeout
 		}
 		id := rt.match.host + " " + rt.match.prefix
 		if j, dup := seen[id]; dup {
@@ -141,32 +107,4 @@ func (g *Gateway) match(r *http.Request) *route {
 	}
 	rt, _ := m.Handler.(*route)
 	return rt
-}
-
-// forwardPath returns the path (and raw path) sent upstream, before it is
-// joined to the upstream URL's path: with strip_prefix, the route prefix is
-// removed, keeping a leading "/".
-func (rt *route) forwardPath(u *url.URL) (p, raw string) {
-	if !rt.stripPrefix || rt.match.prefix == "/" {
-		return u.Path, u.RawPath
-	}
-	p = strings.TrimPrefix(u.Path, rt.match.prefix)
-	if p == "" {
-		p = "/"
-	}
-	if u.RawPath == "" {
-		return p, ""
-	}
-	// Keep the client's encoding (e.g. %20; checkPath has refused %2F) when
-	// the prefix appears literally in it; otherwise fall back to the decoded
-	// path.
-	escPrefix := (&url.URL{Path: rt.match.prefix}).EscapedPath()
-	if hasSegmentPrefix(u.RawPath, escPrefix) {
-		raw = strings.TrimPrefix(u.RawPath, escPrefix)
-		if raw == "" {
-			raw = "/"
-		}
-		return p, raw
-	}
-	return p, ""
 }

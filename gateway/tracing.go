@@ -27,9 +27,9 @@ const (
 // transport, wrapped by Options.WrapTransport (a CLIENT span) when set.
 func (g *Gateway) upstreamTransport(rt *route) http.RoundTripper {
 	if g.wrapTransport == nil {
-		return rt.transport
+		return rt.upstream.transport
 	}
-	return g.wrapTransport(rt.name, rt.transport)
+	return g.wrapTransport(rt.name, rt.upstream.transport)
 }
 
 // traceDecision names the request's server span by its route ("GET
