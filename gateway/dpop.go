@@ -238,7 +238,7 @@ func (d *dpopState) errRequired() error {
 
 // requireBinding applies a route's require_dpop to a verified token.
 func (g *Gateway) requireBinding(rt *route, tok *exchange.Token) error {
-	if rt.requireDPoP && tok.Claims.JKT == "" {
+	if rt.policy.requireDPoP && tok.Claims.JKT == "" {
 		return g.dpop.errRequired()
 	}
 	return nil
@@ -267,7 +267,7 @@ func (g *Gateway) checkBinding(ctx context.Context, tok *exchange.Token, raw str
 	in := st.in
 	routeHost := ""
 	if st.route != nil {
-		routeHost = st.route.host
+		routeHost = st.route.match.host
 	}
 	htu, ok := d.htu(in, routeHost, st.from == entryEdge)
 	if !ok {
@@ -329,9 +329,9 @@ func (c *dpopChallenge) Unwrap() error { return c.err }
 // would invite clients to a scheme every proof of which is refused.
 func (g *Gateway) withDPoPChallenge(err error, st *requestState, scheme string) error {
 	rt := st.route
-	dp := scheme == schemeDPoP || rt.requireDPoP
+	dp := scheme == schemeDPoP || rt.policy.requireDPoP
 	if !dp {
-		if _, ok := g.dpop.htu(st.in, rt.host, st.from == entryEdge); !ok {
+		if _, ok := g.dpop.htu(st.in, rt.match.host, st.from == entryEdge); !ok {
 			return err
 		}
 	}

@@ -50,8 +50,8 @@ type Explanation struct {
 func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 	var ex Explanation
 	for _, rt := range g.routes {
-		d := g.explainTarget(ctx, raw, &rt.self, false)
-		d.Host, d.PathPrefix = rt.host, rt.prefix
+		d := g.explainTarget(ctx, raw, &rt.policy.self, false)
+		d.Host, d.PathPrefix = rt.match.host, rt.match.prefix
 		if d.Request.Subject != nil {
 			ex.JKT = d.Request.Subject.Claims.JKT
 		}
@@ -63,11 +63,11 @@ func (g *Gateway) Explain(ctx context.Context, raw string) Explanation {
 	ex.TokenEndpointPath = g.tokenPath
 	seen := make(map[string]bool, len(g.audiences))
 	for _, rt := range g.routes {
-		if seen[rt.audience] {
+		if seen[rt.policy.audience] {
 			continue
 		}
-		seen[rt.audience] = true
-		ex.TokenEndpoint = append(ex.TokenEndpoint, g.explainTarget(ctx, raw, g.audiences[rt.audience], true))
+		seen[rt.policy.audience] = true
+		ex.TokenEndpoint = append(ex.TokenEndpoint, g.explainTarget(ctx, raw, g.audiences[rt.policy.audience], true))
 	}
 	return ex
 }

@@ -164,15 +164,15 @@ func New(opts Options) (*Gateway, error) {
 	for i, rt := range routes {
 		rt.obs = g.metrics.forRoute(rt.name)
 		rt.cors = newCORSPolicy(opts.Config.CORSFor(i))
-		rt.tlsConfig = opts.UpstreamTLS[i]
 		if rt.upstream != nil {
-			rt.proxy = g.newProxy(rt)
+			rt.upstream.tlsConfig = opts.UpstreamTLS[i]
+			rt.upstream.proxy = g.newProxy(rt)
 		}
 	}
 	g.routes = routes
 	g.prefixesFolded = true
 	for _, rt := range routes {
-		g.prefixesFolded = g.prefixesFolded && rt.foldedPrefix == rt.prefix
+		g.prefixesFolded = g.prefixesFolded && rt.match.foldedPrefix == rt.match.prefix
 	}
 	if err := g.setupTxn(opts.Config.Routes, opts.TxnMinter); err != nil {
 		return nil, err
@@ -190,8 +190,8 @@ func New(opts Options) (*Gateway, error) {
 func (g *Gateway) Close() {
 	g.closed.Store(true)
 	for _, rt := range g.routes {
-		if rt.transport != nil {
-			rt.transport.CloseIdleConnections()
+		if rt.upstream != nil {
+			rt.upstream.transport.CloseIdleConnections()
 		}
 	}
 }
@@ -270,11 +270,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	st.upStart = g.clock()
-	rt.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	rt.upstream.proxy.ServeHTTP(&st.rw, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 	if g.closed.Load() {
 		// A new dial on a closed gateway's transport undoes Close's
 		// CloseIdleConnections: release what this request pooled.
-		rt.transport.CloseIdleConnections()
+		rt.upstream.transport.CloseIdleConnections()
 	}
 }
 

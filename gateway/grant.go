@@ -84,15 +84,15 @@ func (g *Gateway) authorize(ctx context.Context, raw string, t *target, requeste
 		if err := g.requireBinding(rt, tok); err != nil {
 			return req, err
 		}
-		if err := rt.policy.check(&tok.Claims, now); err != nil {
+		if err := rt.policy.rules.check(&tok.Claims, now); err != nil {
 			return req, err
 		}
 		if i == 0 {
-			req.Scopes = rt.downscope(tok.Claims.Scopes)
+			req.Scopes = rt.policy.downscope(tok.Claims.Scopes)
 		} else {
 			// Several routes serve the audience: the token carries only the
 			// scopes that every one of them would give it.
-			req.Scopes = intersectSorted(req.Scopes, rt.downscope(tok.Claims.Scopes))
+			req.Scopes = intersectSorted(req.Scopes, rt.policy.downscope(tok.Claims.Scopes))
 		}
 	}
 	if requested != nil {

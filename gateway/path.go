@@ -160,13 +160,13 @@ func (g *Gateway) checkFold(host, p string, rt *route) error {
 	}
 	matched := -1 // no route as written: any route the fold reaches is longer
 	if rt != nil {
-		matched = len(rt.prefix)
+		matched = len(rt.match.prefix)
 	}
 	for _, other := range g.routes {
-		if len(other.prefix) <= matched || (other.host != "" && !hostEqual(host, other.host)) {
+		if len(other.match.prefix) <= matched || (other.match.host != "" && !hostEqual(host, other.match.host)) {
 			continue
 		}
-		if hasSegmentPrefix(folded, other.foldedPrefix) && !hasSegmentPrefix(p, other.prefix) {
+		if hasSegmentPrefix(folded, other.match.foldedPrefix) && !hasSegmentPrefix(p, other.match.prefix) {
 			return errPathFold
 		}
 	}

@@ -202,7 +202,7 @@ func TestDownscopePrefix(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := routes[0].downscope(tc.in); !slices.Equal(got, tc.want) {
+			if got := routes[0].policy.downscope(tc.in); !slices.Equal(got, tc.want) {
 				t.Errorf("downscope(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})

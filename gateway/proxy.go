@@ -105,10 +105,10 @@ func (p *routeProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // speaks the upstream's protocol (upstreamProtocols) with the route's TLS
 // configuration (nil: the system roots, the upstream's host as the name).
 func (g *Gateway) newProxy(rt *route) *routeProxy {
-	rt.transport = newTransport(rt.timeout)
-	rt.transport.Protocols = upstreamProtocols(rt.upstream, rt.h2c)
-	if rt.tlsConfig != nil {
-		rt.transport.TLSClientConfig = rt.tlsConfig
+	rt.upstream.transport = newTransport(rt.upstream.timeout)
+	rt.upstream.transport.Protocols = upstreamProtocols(rt.upstream.url, rt.upstream.h2c)
+	if rt.upstream.tlsConfig != nil {
+		rt.upstream.transport.TLSClientConfig = rt.upstream.tlsConfig
 	}
 	plain := g.newReverseProxy(rt)
 	grpc := g.newReverseProxy(rt)
@@ -121,7 +121,7 @@ func (g *Gateway) newReverseProxy(rt *route) *httputil.ReverseProxy {
 		Transport:  g.upstreamTransport(rt),
 		BufferPool: g.buffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			rt.rewrite(pr, g.proxies)
+			rt.upstream.rewrite(pr, g.proxies)
 		},
 		ModifyResponse: func(resp *http.Response) error {
 			g.upstreamResponse(rt, resp)
@@ -137,11 +137,11 @@ func (g *Gateway) newReverseProxy(rt *route) *httputil.ReverseProxy {
 // client's hop-by-hop, Forwarded and X-Forwarded-* headers; rewriteForwarded
 // (forwarded.go) sets the forwarding headers for the peer's trust and
 // removes the client's DPoP proof, Txn-Token and request-rewrite headers.
-func (rt *route) rewrite(pr *httputil.ProxyRequest, proxies trustedProxies) {
+func (up *routeUpstream) rewrite(pr *httputil.ProxyRequest, proxies trustedProxies) {
 	st := stateFrom(pr.In.Context())
-	pr.Out.URL.Path, pr.Out.URL.RawPath = rt.forwardPath(pr.In.URL)
+	pr.Out.URL.Path, pr.Out.URL.RawPath = up.forwardPath(pr.In.URL)
 	pr.Out.URL.RawQuery = stripAccessToken(pr.Out.URL.RawQuery)
-	pr.SetURL(rt.upstream)
+	pr.SetURL(up.url)
 	proxies.rewriteForwarded(pr.In, pr.Out.Header)
 	if st != nil {
 		st.upstreamHeaders(pr.Out.Header)

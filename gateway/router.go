@@ -2,59 +2,30 @@ package gateway
 
 import (
 	"cmp"
-	"crypto/tls"
 	"fmt"
 	"net/http"
-	"net/url"
-	"path"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/tokengate/tokengate/config"
 )
 
-// defaultRouteTimeout applies when a route has no timeout (config defaults
-// normally fill it in).
-const defaultRouteTimeout = config.DefaultRouteTimeout
-
-// route is one compiled config.Route.
+// route is one compiled config.Route, in three parts that each know only
+// their own job: where it applies (match, route_match.go), who may use it
+// and with what (policy, route_policy.go) and where an allowed request
+// goes (upstream, route_upstream.go). Beside them sit the edge's CORS
+// answer, the Txn-Token it forwards and its metrics.
 type route struct {
-	name   string
-	host   string // lower case, without port; "" matches any host
-	prefix string // normalised: leading "/", no trailing "/" unless it is "/"
-	// foldedPrefix is prefix as a case-folding, dot-trimming backend reads
-	// it (foldPath): the fold rule compares request paths with it.
-	foldedPrefix string
-	stripPrefix  bool
-	upstream     *url.URL // nil: decided only through authz
+	name     string
+	match    routeMatch
+	policy   routePolicy
+	upstream *routeUpstream // nil: decided only through authz
 	// cors is the route's CORS policy (its own block, else the global
 	// one); nil when CORS is off for it.
-	cors        *corsPolicy
-	audience    string
-	scopes      map[string]struct{} // the audience's scopes, for downscoping
-	scopePrefix string              // umbrella scopes with this prefix belong here too
-	stripScope  bool                // carry those without scopePrefix
-	policy      policy
-	// self is the target of an edge request on this route: its audience,
-	// and its own policy alone.
-	self    target
-	timeout time.Duration
-	// requireDPoP refuses umbrella tokens without cnf.jkt (require_dpop).
-	requireDPoP bool
-
-	transport *http.Transport
-	proxy     *routeProxy
-	// h2c: the upstream speaks cleartext HTTP/2 (upstream h2c://); upstream
-	// is then its http:// form.
-	h2c bool
-	// tlsConfig is the upstream's TLS client configuration (routes[].tls),
-	// nil for the defaults.
-	tlsConfig *tls.Config
-	obs       routeObservers
-	txn       *routeTxn // nil unless forward is txn_token or both
+	cors *corsPolicy
+	obs  routeObservers
+	txn  *routeTxn // nil unless forward is txn_token or both
 }
 
 // buildRoutes compiles the configured routes, naming the key path of any
@@ -64,51 +35,24 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 	seen := make(map[string]int, len(cfgs))
 	for i, c := range cfgs {
 		key := fmt.Sprintf("routes[%d]", i)
-		// A route without upstream is decided only through authz (config
-		// allows it only then); the edge answers 404 for it.
-		var (
-			u   *url.URL
-			h2c bool
-		)
-		if c.Upstream != "" {
-			var err error
-			if u, h2c, err = parseUpstream(c.Upstream); err != nil {
-				return nil, fmt.Errorf("%s.upstream: %w", key, err)
-			}
+		up, err := newRouteUpstream(key, c)
+		if err != nil {
+			return nil, err
 		}
-		if !strings.HasPrefix(c.PathPrefix, "/") {
-			return nil, fmt.Errorf("%s.path_prefix: %q must start with \"/\"", key, c.PathPrefix)
+		m, err := newRouteMatch(key, c)
+		if err != nil {
+			return nil, err
 		}
-		if c.Audience == "" {
-			return nil, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
+		pol, err := newRoutePolicy(key, c)
+		if err != nil {
+			return nil, err
 		}
-		rt := &route{
-			name:         c.Name,
-			host:         normalizeHost(c.Host),
-			prefix:       normalizePrefix(c.PathPrefix),
-			foldedPrefix: foldPath(normalizePrefix(c.PathPrefix)),
-			stripPrefix:  c.StripPrefix,
-			upstream:     u,
-			h2c:          h2c,
-			audience:     c.Audience,
-			scopes:       make(map[string]struct{}, len(c.Scopes)),
-			scopePrefix:  c.ScopePrefix,
-			stripScope:   c.StripScopePrefix && c.ScopePrefix != "",
-			policy:       newPolicy(c),
-			timeout:      c.Timeout.D(),
-			requireDPoP:  c.RequireDPoP,
-		}
-		rt.self = target{audience: rt.audience, routes: []*route{rt}}
+		rt := &route{name: c.Name, match: m, policy: pol, upstream: up}
+		rt.policy.self = target{audience: rt.policy.audience, routes: []*route{rt}}
 		if rt.name == "" {
 			rt.name = key
 		}
-		if rt.timeout <= 0 {
-			rt.timeout = defaultRouteTimeout
-		}
-		for _, s := range c.Scopes {
-			rt.scopes[s] = struct{}{}
-		}
-		id := rt.host + " " + rt.prefix
+		id := rt.match.host + " " + rt.match.prefix
 		if j, dup := seen[id]; dup {
 			return nil, fmt.Errorf("%s.path_prefix: routes[%d] already serves host %q and path_prefix %q: give one of them another host or prefix", key, j, c.Host, c.PathPrefix)
 		}
@@ -126,14 +70,14 @@ func buildRoutes(cfgs []config.Route) ([]*route, error) {
 func newRouter(routes []*route) *mux.Router {
 	ordered := slices.Clone(routes)
 	slices.SortStableFunc(ordered, func(a, b *route) int {
-		if c := cmp.Compare(len(b.prefix), len(a.prefix)); c != 0 {
+		if c := cmp.Compare(len(b.match.prefix), len(a.match.prefix)); c != 0 {
 			return c
 		}
-		return cmp.Compare(boolInt(a.host == ""), boolInt(b.host == ""))
+		return cmp.Compare(boolInt(a.match.host == ""), boolInt(b.match.host == ""))
 	})
 	r := mux.NewRouter().SkipClean(true)
 	for _, rt := range ordered {
-		r.NewRoute().MatcherFunc(rt.matches).Handler(rt)
+		r.NewRoute().MatcherFunc(rt.match.matches).Handler(rt)
 	}
 	return r
 }
@@ -163,148 +107,4 @@ func (g *Gateway) match(r *http.Request) *route {
 	}
 	rt, _ := m.Handler.(*route)
 	return rt
-}
-
-// matches is the mux matcher: host (case-insensitive, port ignored) and the
-// path prefix on whole segments.
-func (rt *route) matches(r *http.Request, _ *mux.RouteMatch) bool {
-	if rt.host != "" && !hostEqual(r.Host, rt.host) {
-		return false
-	}
-	return hasSegmentPrefix(r.URL.Path, rt.prefix)
-}
-
-// hasSegmentPrefix reports whether prefix covers p on whole segments:
-// "/orders" covers "/orders", "/orders/" and "/orders/1" but not "/ordersx";
-// "/" covers everything.
-func hasSegmentPrefix(p, prefix string) bool {
-	if prefix == "/" {
-		return true
-	}
-	if !strings.HasPrefix(p, prefix) {
-		return false
-	}
-	return len(p) == len(prefix) || p[len(prefix)] == '/'
-}
-
-// normalizePrefix drops a trailing "/" so "/orders/" and "/orders" name the
-// same segment.
-func normalizePrefix(p string) string {
-	if len(p) > 1 {
-		p = strings.TrimRight(p, "/")
-		if p == "" {
-			return "/"
-		}
-	}
-	return p
-}
-
-func normalizeHost(h string) string {
-	return strings.TrimRight(strings.ToLower(stripPort(h)), ".")
-}
-
-// hostEqual compares a request Host (which may carry a port, brackets or a
-// trailing dot) with a normalised route host, case-insensitively.
-func hostEqual(requestHost, routeHost string) bool {
-	h := strings.TrimRight(stripPort(requestHost), ".")
-	return strings.EqualFold(h, routeHost)
-}
-
-// stripPort removes ":port" and IPv6 brackets without allocating.
-func stripPort(h string) string {
-	if strings.HasPrefix(h, "[") {
-		if end := strings.IndexByte(h, ']'); end > 0 {
-			return h[1:end]
-		}
-		return h
-	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
-		return h[:i]
-	}
-	return h
-}
-
-// canonicalRequest returns r with a clean path: no empty, "." or ".."
-// segments. Routing and forwarding both use this path, so "/orders/../admin"
-// is matched, policed and forwarded as "/admin", and cannot reach the orders
-// upstream under the orders policy. The decoded path is what is cleaned, so
-// "%2e%2e" cannot hide a dot segment (checkPath has refused "%2F" already).
-// Nothing is redirected (a redirect would echo the query string, which may
-// hold an access_token, and turn a POST into a GET). Already-clean paths, the common case, cost nothing.
-func canonicalRequest(r *http.Request) *http.Request {
-	if isCleanPath(r.URL.Path) {
-		return r
-	}
-	u := *r.URL
-	u.Path = cleanPath(r.URL.Path)
-	u.RawPath = "" // forward exactly the path that was matched
-	r2 := r.WithContext(r.Context())
-	r2.URL = &u
-	return r2
-}
-
-// isCleanPath reports whether p starts with "/" and has no empty, "." or
-// ".." segment (a trailing "/" is allowed).
-func isCleanPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	start := 1 // just after the '/' that opens the current segment
-	for i := 1; i <= len(p); i++ {
-		if i < len(p) && p[i] != '/' {
-			continue
-		}
-		seg := p[start:i]
-		if seg == "." || seg == ".." {
-			return false
-		}
-		if seg == "" && i < len(p) {
-			return false // "//"
-		}
-		start = i + 1
-	}
-	return true
-}
-
-// cleanPath is path.Clean that keeps a trailing slash.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if p[len(p)-1] == '/' && np != "/" {
-		np += "/"
-	}
-	return np
-}
-
-// forwardPath returns the path (and raw path) sent upstream, before it is
-// joined to the upstream URL's path: with strip_prefix, the route prefix is
-// removed, keeping a leading "/".
-func (rt *route) forwardPath(u *url.URL) (p, raw string) {
-	if !rt.stripPrefix || rt.prefix == "/" {
-		return u.Path, u.RawPath
-	}
-	p = strings.TrimPrefix(u.Path, rt.prefix)
-	if p == "" {
-		p = "/"
-	}
-	if u.RawPath == "" {
-		return p, ""
-	}
-	// Keep the client's encoding (e.g. %20; checkPath has refused %2F) when
-	// the prefix appears literally in it; otherwise fall back to the decoded
-	// path.
-	escPrefix := (&url.URL{Path: rt.prefix}).EscapedPath()
-	if hasSegmentPrefix(u.RawPath, escPrefix) {
-		raw = strings.TrimPrefix(u.RawPath, escPrefix)
-		if raw == "" {
-			raw = "/"
-		}
-		return p, raw
-	}
-	return p, ""
 }

@@ -36,13 +36,13 @@ func (g *Gateway) newTokenEndpoint(path string) error {
 	})
 	g.audiences = make(map[string]*target)
 	for i, rt := range g.routes {
-		if rt.prefix == strings.TrimRight(path, "/") {
-			return fmt.Errorf("routes[%d].path_prefix: %q is the token endpoint's path: the route could never be reached", i, rt.prefix)
+		if rt.match.prefix == strings.TrimRight(path, "/") {
+			return fmt.Errorf("routes[%d].path_prefix: %q is the token endpoint's path: the route could never be reached", i, rt.match.prefix)
 		}
-		t := g.audiences[rt.audience]
+		t := g.audiences[rt.policy.audience]
 		if t == nil {
-			t = &target{audience: rt.audience}
-			g.audiences[rt.audience] = t
+			t = &target{audience: rt.policy.audience}
+			g.audiences[rt.policy.audience] = t
 		}
 		t.routes = append(t.routes, rt)
 	}

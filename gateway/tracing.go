@@ -27,9 +27,9 @@ const (
 // transport, wrapped by Options.WrapTransport (a CLIENT span) when set.
 func (g *Gateway) upstreamTransport(rt *route) http.RoundTripper {
 	if g.wrapTransport == nil {
-		return rt.transport
+		return rt.upstream.transport
 	}
-	return g.wrapTransport(rt.name, rt.transport)
+	return g.wrapTransport(rt.name, rt.upstream.transport)
 }
 
 // traceDecision names the request's server span by its route ("GET
@@ -45,7 +45,7 @@ func traceDecision(ctx context.Context, r *http.Request, obs *routeObservers, st
 	attrs := make([]attribute.KeyValue, 0, 3)
 	attrs = append(attrs, attrRoute.String(obs.name))
 	if st.route != nil {
-		attrs = append(attrs, attrHTTPRoute.String(st.route.prefix))
+		attrs = append(attrs, attrHTTPRoute.String(st.route.match.prefix))
 	}
 	if st.reason != "" {
 		attrs = append(attrs, attrReason.String(st.reason))

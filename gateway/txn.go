@@ -72,7 +72,7 @@ func (g *Gateway) setupTxn(cfgs []config.Route, minter TxnMinter) error {
 // (txn_token, both). Nothing is forwarded unless it returns nil.
 func (g *Gateway) authorizeEdge(ctx context.Context, raw string, r *http.Request, rt *route, st *requestState) error {
 	if rt.txn == nil || rt.txn.access {
-		res, err := g.grant(ctx, raw, &rt.self, nil, st)
+		res, err := g.grant(ctx, raw, &rt.policy.self, nil, st)
 		if err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func (g *Gateway) authorizeEdge(ctx context.Context, raw string, r *http.Request
 	}
 	// txn_token only: the same admission (policy, DPoP binding), but no
 	// exchange.
-	req, err := g.admit(ctx, raw, &rt.self, nil, st)
+	req, err := g.admit(ctx, raw, &rt.policy.self, nil, st)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func (g *Gateway) mintTxn(ctx context.Context, raw string, r *http.Request, rt *
 func (rt *route) txnScopes(umbrella []string) []string {
 	var out []string
 	for _, s := range umbrella {
-		if _, ok := rt.owns(s); ok {
+		if _, ok := rt.policy.owns(s); ok {
 			out = append(out, s)
 		}
 	}

@@ -12,6 +12,46 @@ import (
 	"github.com/tokengate/tokengate/exchange"
 )
 
+// routePolicy is who may use a route and what a token carries there: the
+// audience its tokens are exchanged for, the umbrella scopes it owns
+// (downscope), the access rules a token must meet (required_scopes,
+// allowed_clients, acr_values, max_age) and require_dpop. It reads verified
+// claims only; it knows nothing of the request's host or path, nor of the
+// upstream.
+type routePolicy struct {
+	audience    string
+	scopes      map[string]struct{} // the audience's scopes, for downscoping
+	scopePrefix string              // umbrella scopes with this prefix belong here too
+	stripScope  bool                // carry those without scopePrefix
+	rules       policy
+	// self is the target of an edge request on this route: its audience,
+	// and its own policy alone. buildRoutes sets it, since it names the
+	// route.
+	self target
+	// requireDPoP refuses umbrella tokens without cnf.jkt (require_dpop).
+	requireDPoP bool
+}
+
+// newRoutePolicy compiles the audience, scopes and access rules of the
+// route at key.
+func newRoutePolicy(key string, c config.Route) (routePolicy, error) {
+	if c.Audience == "" {
+		return routePolicy{}, fmt.Errorf("%s.audience: is empty: every route needs the audience its tokens are exchanged for", key)
+	}
+	rp := routePolicy{
+		audience:    c.Audience,
+		scopes:      make(map[string]struct{}, len(c.Scopes)),
+		scopePrefix: c.ScopePrefix,
+		stripScope:  c.StripScopePrefix && c.ScopePrefix != "",
+		rules:       newPolicy(c),
+		requireDPoP: c.RequireDPoP,
+	}
+	for _, s := range c.Scopes {
+		rp.scopes[s] = struct{}{}
+	}
+	return rp, nil
+}
+
 // policyKind says which part of a route's policy a token failed.
 type policyKind int
 
@@ -154,10 +194,10 @@ func (p *policy) check(c *exchange.Claims, now time.Time) error {
 // and those that start with scope_prefix (without it, with
 // strip_scope_prefix). Deduplicated and sorted (they are part of the
 // exchange cache key); nil when none.
-func (rt *route) downscope(umbrella []string) []string {
+func (rp *routePolicy) downscope(umbrella []string) []string {
 	var out []string
 	for _, s := range umbrella {
-		if name, ok := rt.owns(s); ok {
+		if name, ok := rp.owns(s); ok {
 			if out == nil {
 				out = make([]string, 0, len(umbrella))
 			}
@@ -175,14 +215,14 @@ func (rt *route) downscope(umbrella []string) []string {
 // the exchanged token carries for it. The prefix rule comes first: with
 // strip_scope_prefix, "orders:read" is carried as "read" even when scopes
 // also lists it. A scope that is only the prefix names nothing.
-func (rt *route) owns(s string) (string, bool) {
-	if p := rt.scopePrefix; p != "" && len(s) > len(p) && strings.HasPrefix(s, p) {
-		if rt.stripScope {
+func (rp *routePolicy) owns(s string) (string, bool) {
+	if p := rp.scopePrefix; p != "" && len(s) > len(p) && strings.HasPrefix(s, p) {
+		if rp.stripScope {
 			return s[len(p):], true
 		}
 		return s, true
 	}
-	_, ok := rt.scopes[s]
+	_, ok := rp.scopes[s]
 	return s, ok
 }
 

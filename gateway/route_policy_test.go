@@ -88,7 +88,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestDownscope(t *testing.T) {
-	rt := &route{scopes: map[string]struct{}{"a": {}, "b": {}, "c": {}}}
+	rt := &route{policy: routePolicy{scopes: map[string]struct{}{"a": {}, "b": {}, "c": {}}}}
 	tests := []struct {
 		in, want []string
 	}{
@@ -98,7 +98,7 @@ func TestDownscope(t *testing.T) {
 		{in: []string{"b"}, want: []string{"b"}},
 	}
 	for _, tc := range tests {
-		if got := rt.downscope(tc.in); !slices.Equal(got, tc.want) {
+		if got := rt.policy.downscope(tc.in); !slices.Equal(got, tc.want) {
 			t.Errorf("downscope(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
