@@ -58,8 +58,7 @@ func itNewAS(t testing.TB) *itAS {
 	t.Helper()
 	as := &itAS{key: vtNewKey(t, jose.ES256, "as1"), arrived: make(chan struct{}, 100)}
 	as.idp = oauthtest.NewIdP(t)
-	as.idp.RemoveKey("idp-key-1") // only as1 is published
-	as.idp.PublishJWK(jose.JSONWebKey{Key: as.key.priv, KeyID: as.key.kid, Algorithm: string(as.key.alg), Use: "sig"})
+	as.idp.SetKeys(oauthtest.Key{Alg: string(as.key.alg), KID: as.key.kid, Signer: as.key.priv}) // only as1 is published
 	as.intro = oauthtest.NewIntrospection(t, as.serve)
 	as.idp.SetIntrospectionEndpoint(as.intro.Endpoint())
 	return as
