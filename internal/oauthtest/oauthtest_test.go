@@ -15,19 +15,16 @@ import (
 	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
+// getJSON GETs u and decodes a 200 answer into v.
 func getJSON(t *testing.T, u string, v any) int {
 	t.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
-		if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+	status, body := getBody(t, u)
+	if status == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return resp.StatusCode
+	return status
 }
 
 // TestIdP: metadata names the IdP; minted tokens verify with the published
@@ -103,6 +100,7 @@ func TestIdP(t *testing.T) {
 	}
 }
 
+// getBody GETs u.
 func getBody(t *testing.T, u string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(u)
