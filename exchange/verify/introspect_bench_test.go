@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // BenchmarkIntrospectCacheHit: an opaque token answered from the cache
@@ -49,8 +49,8 @@ func BenchmarkIntrospectMiss(b *testing.B) {
 
 // BenchmarkJWTShaped: what the shape check adds to a JWT's first verification.
 func BenchmarkJWTShaped(b *testing.B) {
-	k := vtNewKey(b, jose.ES256, "k1")
-	raw := vtSign(b, k, map[string]any{"iss": "https://idp.example.com", "aud": vtAudOrders}, nil)
+	k := oauthtest.NewSigningKey(b, "ES256", "k1")
+	raw := k.Sign(b, nil, map[string]any{"iss": "https://idp.example.com", "aud": vtAudOrders})
 	b.ReportAllocs()
 	for b.Loop() {
 		if !jwtShaped(raw) {

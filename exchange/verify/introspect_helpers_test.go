@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -46,7 +45,7 @@ type itRequest struct {
 type itAS struct {
 	idp   *oauthtest.IdP
 	intro *oauthtest.Introspection
-	key   *vtKey // ES256 "as1"
+	key   oauthtest.Key // ES256 "as1"
 
 	mu      sync.Mutex
 	handle  func(w http.ResponseWriter, r *http.Request)
@@ -56,10 +55,9 @@ type itAS struct {
 
 func itNewAS(t testing.TB) *itAS {
 	t.Helper()
-	as := &itAS{key: vtNewKey(t, jose.ES256, "as1"), arrived: make(chan struct{}, 100)}
+	as := &itAS{key: oauthtest.NewSigningKey(t, "ES256", "as1"), arrived: make(chan struct{}, 100)}
 	as.idp = oauthtest.NewIdP(t)
-	as.idp.RemoveKey("idp-key-1") // only as1 is published
-	as.idp.PublishJWK(jose.JSONWebKey{Key: as.key.priv, KeyID: as.key.kid, Algorithm: string(as.key.alg), Use: "sig"})
+	as.idp.SetKeys(as.key) // only as1 is published
 	as.intro = oauthtest.NewIntrospection(t, as.serve)
 	as.idp.SetIntrospectionEndpoint(as.intro.Endpoint())
 	return as
@@ -205,13 +203,13 @@ func (e *itEnv) hits(result string) float64 {
 
 // itSignResponse makes an RFC 9701 response: claims (iss, aud, iat and
 // token_introspection) signed by k with typ.
-func itSignResponse(t testing.TB, k *vtKey, typ string, claims map[string]any) string {
+func itSignResponse(t testing.TB, k oauthtest.Key, typ string, claims map[string]any) string {
 	t.Helper()
 	headers := map[string]any{}
 	if typ != "" {
 		headers["typ"] = typ
 	}
-	return vtSign(t, k, claims, headers)
+	return k.Sign(t, headers, claims)
 }
 
 // itJWTHandler answers with body as contentType.

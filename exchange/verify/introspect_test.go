@@ -15,6 +15,7 @@ import (
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/internal/oauthclient"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 func TestIntrospectActiveMapsEveryClaim(t *testing.T) {
@@ -283,12 +284,12 @@ func TestIntrospectClientAuth(t *testing.T) {
 }
 
 func TestIntrospectJWTResponse(t *testing.T) {
-	other := vtNewKey(t, jose.ES256, "as1") // same kid, not the published key
+	other := oauthtest.NewSigningKey(t, "ES256", "as1") // same kid, not the published key
 	tests := []struct {
 		name        string
 		contentType string
 		typ         string
-		signer      func(e *itEnv) *vtKey
+		signer      func(e *itEnv) oauthtest.Key
 		edit        func(e *itEnv, c map[string]any)
 		want        string
 	}{
@@ -301,7 +302,7 @@ func TestIntrospectJWTResponse(t *testing.T) {
 		{name: "wrong iss", edit: func(_ *itEnv, c map[string]any) { c["iss"] = "https://evil.example.com" }, want: "unavailable"},
 		{name: "no iat", edit: func(_ *itEnv, c map[string]any) { delete(c, "iat") }, want: "unavailable"},
 		{name: "stale iat", edit: func(e *itEnv, c map[string]any) { c["iat"] = e.clock.Now().Add(-time.Hour).Unix() }, want: "unavailable"},
-		{name: "wrong signature", signer: func(*itEnv) *vtKey { return other }, want: "unavailable"},
+		{name: "wrong signature", signer: func(*itEnv) oauthtest.Key { return other }, want: "unavailable"},
 		{name: "no token_introspection", edit: func(_ *itEnv, c map[string]any) { delete(c, "token_introspection") }, want: "unavailable"},
 		{name: "inactive", edit: func(_ *itEnv, c map[string]any) { c["token_introspection"] = map[string]any{"active": false} },
 			want: exchange.ReasonInactive},
@@ -487,10 +488,10 @@ func TestIntrospectNegativeCache(t *testing.T) {
 func TestIntrospectJWTShapedNeverSent(t *testing.T) {
 	e := itNewEnv(t, nil)
 	e.as.respond(e.members())
-	k := vtNewKey(t, jose.ES256, "k1")
+	k := oauthtest.NewSigningKey(t, "ES256", "k1")
 	tokens := map[string]string{
-		"JWT of an unknown issuer":        vtSign(t, k, map[string]any{"iss": "https://other.example.com", "aud": vtAudOrders}, nil),
-		"JWT of the introspecting issuer": vtSign(t, k, map[string]any{"iss": e.iss.Issuer, "aud": vtAudOrders, "exp": e.clock.Now().Add(time.Hour).Unix()}, nil),
+		"JWT of an unknown issuer":        k.Sign(t, nil, map[string]any{"iss": "https://other.example.com", "aud": vtAudOrders}),
+		"JWT of the introspecting issuer": k.Sign(t, nil, map[string]any{"iss": e.iss.Issuer, "aud": vtAudOrders, "exp": e.clock.Now().Add(time.Hour).Unix()}),
 		"JWE-shaped":                      vtB64(`{"alg":"RSA-OAEP","enc":"A256GCM"}`) + ".a.b.c.d",
 		"unsigned JWT":                    vtB64(`{"alg":"none"}`) + "." + vtB64(`{"iss":"x"}`) + ".",
 	}

@@ -1,12 +1,12 @@
 package verify
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 func vtPrefetch(t *testing.T, e *vtEnv) {
@@ -37,28 +38,28 @@ func TestJWKSRotation(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
 	vtPrefetch(t, e)
-	k2 := vtNewKey(t, jose.ES256, "k2")
-	e.idp.setKeys(t, e.key, k2)
-	rotated := vtSign(t, k2, e.claims(), nil)
+	k2 := oauthtest.NewSigningKey(t, "ES256", "k2")
+	e.idp.SetKeys(e.key, k2)
+	rotated := k2.Sign(t, nil, e.claims())
 
 	// Within min_refresh_interval of the last fetch the new kid is unknown...
 	_, err := e.v.Verify(context.Background(), rotated, vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonUnknownKey, rotated)
-	if n := e.idp.jwksHits.Load(); n != 1 {
+	if n := e.idp.JWKSFetches(); n != 1 {
 		t.Fatalf("JWKS hits = %d, want 1 (refresh is rate-limited)", n)
 	}
 	// ...and after it, one refresh makes it known.
 	e.clock.Advance(10 * time.Second)
 	vtVerifyOK(t, e, e.token(t, nil)) // known kid: no refresh
-	vtVerifyOK(t, e, vtSign(t, k2, e.claims(), nil))
-	if n := e.idp.jwksHits.Load(); n != 2 {
+	vtVerifyOK(t, e, k2.Sign(t, nil, e.claims()))
+	if n := e.idp.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2", n)
 	}
 	// The old key is withdrawn: once refreshed, its fresh tokens are unknown.
-	e.idp.setKeys(t, k2)
+	e.idp.SetKeys(k2)
 	e.clock.Advance(10 * time.Second)
-	k3 := vtNewKey(t, jose.ES256, "k3")
-	_, err = e.v.Verify(context.Background(), vtSign(t, k3, e.claims(), nil), vtAudOrders)
+	k3 := oauthtest.NewSigningKey(t, "ES256", "k3")
+	_, err = e.v.Verify(context.Background(), k3.Sign(t, nil, e.claims()), vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonUnknownKey, "")
 	old := e.token(t, func(c map[string]any) { c["jti"] = "after-withdrawal" })
 	_, err = e.v.Verify(context.Background(), old, vtAudOrders)
@@ -72,19 +73,19 @@ func TestJWKSIdPDownAfterStart(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
 	vtPrefetch(t, e)
-	e.idp.setMode("fail")
+	e.idp.SetJWKSStatus(http.StatusInternalServerError)
 	e.clock.Advance(10 * time.Second)
 
 	vtVerifyOK(t, e, e.token(t, nil))
-	if n := e.idp.jwksHits.Load(); n != 1 {
+	if n := e.idp.JWKSFetches(); n != 1 {
 		t.Fatalf("a known kid fetched the JWKS: hits = %d", n)
 	}
 	for i := range 3 {
-		raw := vtSign(t, vtNewKey(t, jose.ES256, fmt.Sprint("new", i)), e.claims(), nil)
+		raw := oauthtest.NewSigningKey(t, "ES256", fmt.Sprint("new", i)).Sign(t, nil, e.claims())
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
 		vtWantReject(t, err, exchange.ReasonUnknownKey, raw)
 	}
-	if n := e.idp.jwksHits.Load(); n != 2 {
+	if n := e.idp.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2 (one attempt for three unknown kids)", n)
 	}
 	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "still-good" }))
@@ -97,7 +98,7 @@ func TestJWKSIdPDownAfterStart(t *testing.T) {
 		t.Errorf("Ready parts = %v, want the issuer degraded by its failed refresh", parts)
 	}
 	// A good refresh clears it.
-	e.idp.setMode("")
+	e.idp.SetJWKSStatus(http.StatusOK)
 	e.clock.Advance(time.Minute)
 	if err := e.v.Prefetch(context.Background()); err != nil {
 		t.Fatalf("Prefetch after recovery: %v", err)
@@ -117,7 +118,7 @@ func TestJWKSIdPDownAfterStart(t *testing.T) {
 func TestJWKSIdPDownFromStart(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
-	e.idp.setMode("fail")
+	e.idp.SetJWKSStatus(http.StatusInternalServerError)
 	raw := e.token(t, nil)
 
 	_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
@@ -132,11 +133,11 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 	if err := e.v.Prefetch(context.Background()); err == nil || !strings.Contains(err.Error(), "500") {
 		t.Fatalf("Prefetch = %v, want the fetch error", err)
 	}
-	if n := e.idp.jwksHits.Load(); n != 2 {
+	if n := e.idp.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2 (Verify, Prefetch; Ready was rate-limited)", n)
 	}
 	// The IdP recovers: Ready fetches once the interval has passed.
-	e.idp.setMode("")
+	e.idp.SetJWKSStatus(http.StatusOK)
 	if _, err := e.v.Ready(context.Background()); err == nil {
 		t.Fatal("Ready fetched within min_refresh_interval")
 	}
@@ -157,14 +158,14 @@ func TestJWKSIdPDownFromStart(t *testing.T) {
 func TestJWKSReadyNamesEachIssuerWithoutKeys(t *testing.T) {
 	t.Parallel()
 	good := vtNewEnv(t, nil)
-	bad := vtNewIdP(t)
-	bad.setMode("fail")
+	bad := oauthtest.NewIdP(t)
+	bad.SetJWKSStatus(http.StatusInternalServerError)
 	down := []config.Issuer{
-		{Issuer: "https://down-1.example", JWKSURI: bad.URL() + "/jwks.json"},
-		{Issuer: "https://down-2.example", JWKSURI: bad.URL() + "/jwks.json"},
+		{Issuer: "https://down-1.example", JWKSURI: bad.JWKSURL()},
+		{Issuer: "https://down-2.example", JWKSURI: bad.JWKSURL()},
 	}
 	v, err := NewVerifier(append([]config.Issuer{good.iss}, down...),
-		VerifierOptions{HTTPClient: good.idp.srv.Client(), Clock: good.clock.Now})
+		VerifierOptions{HTTPClient: good.idp.Client(), Clock: good.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestJWKSReadyNamesEachIssuerWithoutKeys(t *testing.T) {
 		t.Errorf("healthy issuer's part = %v (present %v), want nil", perr, ok)
 	}
 
-	none, err := NewVerifier(down, VerifierOptions{HTTPClient: good.idp.srv.Client(), Clock: good.clock.Now})
+	none, err := NewVerifier(down, VerifierOptions{HTTPClient: good.idp.Client(), Clock: good.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,16 +201,16 @@ func TestJWKSConcurrentUnknownKidOneFetch(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
 	vtPrefetch(t, e)
-	k2 := vtNewKey(t, jose.ES256, "k2")
-	e.idp.setKeys(t, e.key, k2)
-	e.idp.setMode("gate") // hold the refresh until every caller has started
+	k2 := oauthtest.NewSigningKey(t, "ES256", "k2")
+	e.idp.SetKeys(e.key, k2)
+	release := e.idp.Hold() // hold the refresh until every caller has started
 	e.clock.Advance(10 * time.Second)
 
 	const n = 40
 	toks := make([]string, n)
 	for i := range toks {
-		toks[i] = vtSign(t, k2, map[string]any{"iss": e.iss.Issuer, "aud": vtAudOrders,
-			"exp": e.clock.Now().Unix() + 60, "jti": fmt.Sprint(i)}, nil)
+		toks[i] = k2.Sign(t, nil, map[string]any{"iss": e.iss.Issuer, "aud": vtAudOrders,
+			"exp": e.clock.Now().Unix() + 60, "jti": fmt.Sprint(i)})
 	}
 	var started, done sync.WaitGroup
 	errs := make([]error, n)
@@ -221,15 +222,15 @@ func TestJWKSConcurrentUnknownKidOneFetch(t *testing.T) {
 		})
 	}
 	started.Wait()
-	<-e.idp.arrived
-	e.idp.unblock()
+	<-e.idp.Held()
+	release()
 	done.Wait()
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("token %d: %v", i, err)
 		}
 	}
-	if got := e.idp.jwksHits.Load(); got != 2 {
+	if got := e.idp.JWKSFetches(); got != 2 {
 		t.Fatalf("JWKS hits = %d, want 2 (prefetch + one shared refresh)", got)
 	}
 }
@@ -238,11 +239,11 @@ func TestJWKSRefreshDetachedFromRequest(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
 	vtPrefetch(t, e)
-	k2 := vtNewKey(t, jose.ES256, "k2")
-	e.idp.setKeys(t, e.key, k2)
-	e.idp.setMode("gate")
+	k2 := oauthtest.NewSigningKey(t, "ES256", "k2")
+	e.idp.SetKeys(e.key, k2)
+	release := e.idp.Hold()
 	e.clock.Advance(10 * time.Second)
-	raw := vtSign(t, k2, e.claims(), nil)
+	raw := k2.Sign(t, nil, e.claims())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	res := make(chan error, 1)
@@ -250,12 +251,12 @@ func TestJWKSRefreshDetachedFromRequest(t *testing.T) {
 		_, err := e.v.Verify(ctx, raw, vtAudOrders)
 		res <- err
 	}()
-	<-e.idp.arrived
+	<-e.idp.Held()
 	cancel() // the client gives up; the refresh must carry on
 	vtWantReject(t, <-res, exchange.ReasonUnknownKey, raw)
-	e.idp.unblock()
+	release()
 	vtVerifyOK(t, e, raw) // joins the still-running flight or sees its keys
-	if got := e.idp.jwksHits.Load(); got != 2 {
+	if got := e.idp.JWKSFetches(); got != 2 {
 		t.Fatalf("JWKS hits = %d, want 2", got)
 	}
 }
@@ -265,13 +266,13 @@ func TestJWKSRandomKidsBounded(t *testing.T) {
 	e := vtNewEnv(t, nil) // min_refresh_interval 10s
 	vtPrefetch(t, e)
 	for i := range 100 {
-		raw := vtSign(t, &vtKey{alg: jose.ES256, kid: fmt.Sprintf("rnd-%d", i), priv: e.key.priv}, e.claims(), nil)
+		raw := oauthtest.Key{Alg: "ES256", KID: fmt.Sprintf("rnd-%d", i), Signer: e.key.Signer}.Sign(t, nil, e.claims())
 		_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
 		vtWantReject(t, err, exchange.ReasonUnknownKey, raw)
 		e.clock.Advance(time.Second)
 	}
 	// Prefetch at t=0, then one refresh at t=10s, 20s, ..., 90s.
-	if got := e.idp.jwksHits.Load(); got != 10 {
+	if got := e.idp.JWKSFetches(); got != 10 {
 		t.Fatalf("JWKS hits = %d over 100s, want 10", got)
 	}
 }
@@ -285,10 +286,10 @@ func TestJWKSDiscovery(t *testing.T) {
 		metaIss   string // "" = the configured issuer
 		metaJWKS  string // "" = the IdP's own JWKS
 		wantErr   string // "" = verifies
-		wantMetas int64
+		wantMetas int32
 	}{
 		{name: "OIDC", metaPath: "/.well-known/openid-configuration", wantMetas: 1},
-		{name: "OIDC with path and trailing slash", issPath: "/tenant/", metaPath: "/tenant/.well-known/openid-configuration", metaIss: "=", wantMetas: 1},
+		{name: "OIDC with path and trailing slash", issPath: "/tenant/", metaPath: "/tenant/.well-known/openid-configuration", wantMetas: 1},
 		{name: "RFC 8414 fallback", issPath: "/tenant", metaPath: "/.well-known/oauth-authorization-server/tenant", wantMetas: 1},
 		{name: "issuer mismatch", metaPath: "/.well-known/openid-configuration", metaIss: "https://evil.example", wantErr: "names issuer", wantMetas: 1},
 		{name: "no metadata", metaPath: "/elsewhere", wantErr: "404", wantMetas: 0},
@@ -303,33 +304,30 @@ func TestJWKSDiscovery(t *testing.T) {
 				ic.JWKSURI = ""
 				ic.Discovery = true
 			})
-			e.idp.serveMeta(tc.metaPath)
-			switch tc.metaIss {
-			case "":
-			case "=":
-				e.idp.setMetaIssuer(e.iss.Issuer)
-			default:
-				e.idp.setMetaIssuer(tc.metaIss)
-			}
-			e.idp.setMetaJWKSURI(tc.metaJWKS)
+			e.idp.SetMetadata(tc.metaPath, func(string) (int, any) {
+				return http.StatusOK, map[string]any{
+					"issuer":   cmp.Or(tc.metaIss, e.iss.Issuer),
+					"jwks_uri": cmp.Or(tc.metaJWKS, e.idp.JWKSURL()),
+				}
+			})
 			raw := e.token(t, nil)
 			_, err := e.v.Verify(context.Background(), raw, vtAudOrders)
-			if got := e.idp.metaHits.Load(); got != tc.wantMetas {
+			if got := e.idp.MetadataFetches(); got != tc.wantMetas {
 				t.Errorf("metadata hits = %d, want %d", got, tc.wantMetas)
 			}
 			if tc.wantErr == "" {
 				if err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
-				if e.idp.jwksHits.Load() != 1 {
-					t.Errorf("JWKS hits = %d, want 1", e.idp.jwksHits.Load())
+				if e.idp.JWKSFetches() != 1 {
+					t.Errorf("JWKS hits = %d, want 1", e.idp.JWKSFetches())
 				}
 				return
 			}
 			if !errors.Is(err, exchange.ErrKeysUnavailable) {
 				t.Fatalf("Verify = %v, want ErrKeysUnavailable", err)
 			}
-			if e.idp.jwksHits.Load() != 0 {
+			if e.idp.JWKSFetches() != 0 {
 				t.Error("JWKS fetched despite failed discovery")
 			}
 			if _, rerr := e.v.Ready(context.Background()); rerr == nil || !strings.Contains(rerr.Error(), tc.wantErr) {
@@ -342,28 +340,29 @@ func TestJWKSDiscovery(t *testing.T) {
 func TestJWKSFetchFailuresKeepKeys(t *testing.T) {
 	t.Parallel()
 	privJWKS := func(t *testing.T) []byte {
-		k := vtNewKey(t, jose.ES256, "priv")
+		k := oauthtest.NewSigningKey(t, "ES256", "priv")
 		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: k.priv, KeyID: "priv", Use: "sig"},
+			{Key: k.Signer, KeyID: "priv", Use: "sig"},
 			{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct", Algorithm: "HS256"},
-			{Key: k.priv.Public(), KeyID: "enc", Use: "enc"},
+			{Key: k.Signer.Public(), KeyID: "enc", Use: "enc"},
 		}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
+	huge := []byte(`{"keys":[],"pad":"` + strings.Repeat("a", 2<<20) + `"}`)
 	tests := []struct {
 		name  string
-		setup func(*testing.T, *vtIdP)
+		setup func(*testing.T, *oauthtest.IdP)
 		want  string
 	}{
-		{name: "status 500", setup: func(_ *testing.T, p *vtIdP) { p.setMode("fail") }, want: "unexpected status 500"},
-		{name: "garbage", setup: func(_ *testing.T, p *vtIdP) { p.setMode("garbage") }, want: "parse jwks"},
-		{name: "huge", setup: func(_ *testing.T, p *vtIdP) { p.setMode("huge") }, want: "larger than"},
-		{name: "hanging", setup: func(_ *testing.T, p *vtIdP) { p.setMode("hang") }, want: "deadline exceeded"},
-		{name: "no keys member", setup: func(_ *testing.T, p *vtIdP) { p.setRaw([]byte(`{}`)) }, want: "no usable"},
-		{name: "only private, symmetric and encryption keys", setup: func(t *testing.T, p *vtIdP) { p.setRaw(privJWKS(t)) }, want: "no usable"},
+		{name: "status 500", setup: func(_ *testing.T, p *oauthtest.IdP) { p.SetJWKSStatus(http.StatusInternalServerError) }, want: "unexpected status 500"},
+		{name: "garbage", setup: func(_ *testing.T, p *oauthtest.IdP) { p.SetJWKS([]byte("<html>not json")) }, want: "parse jwks"},
+		{name: "huge", setup: func(_ *testing.T, p *oauthtest.IdP) { p.SetJWKS(huge) }, want: "larger than"},
+		{name: "hanging", setup: func(_ *testing.T, p *oauthtest.IdP) { p.Hold() }, want: "deadline exceeded"},
+		{name: "no keys member", setup: func(_ *testing.T, p *oauthtest.IdP) { p.SetJWKS([]byte(`{}`)) }, want: "no usable"},
+		{name: "only private, symmetric and encryption keys", setup: func(t *testing.T, p *oauthtest.IdP) { p.SetJWKS(privJWKS(t)) }, want: "no usable"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -395,13 +394,10 @@ func TestJWKSFetchFailuresKeepKeys(t *testing.T) {
 
 func TestJWKSParse(t *testing.T) {
 	t.Parallel()
-	ec := vtNewKey(t, jose.ES256, "ec")
-	ed := vtNewKey(t, jose.EdDSA, "ed")
-	rs := vtNewKey(t, jose.RS256, "rs")
-	weak, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ec := oauthtest.NewSigningKey(t, "ES256", "ec")
+	ed := oauthtest.NewSigningKey(t, "EdDSA", "ed")
+	rs := vtRSAKey(t, "RS256", "rs")
+	weak := oauthtest.Keys(t).RSA1024
 	jwk := func(k jose.JSONWebKey) json.RawMessage {
 		b, err := json.Marshal(k)
 		if err != nil {
@@ -418,8 +414,8 @@ func TestJWKSParse(t *testing.T) {
 		b, _ := json.Marshal(m)
 		return b
 	}
-	pub := func(k *vtKey, kid string) jose.JSONWebKey {
-		return jose.JSONWebKey{Key: k.priv.Public(), KeyID: kid}
+	pub := func(k oauthtest.Key, kid string) jose.JSONWebKey {
+		return jose.JSONWebKey{Key: k.Signer.Public(), KeyID: kid}
 	}
 	set := func(keys ...json.RawMessage) []byte {
 		b, _ := json.Marshal(map[string]any{"keys": keys})
@@ -439,7 +435,7 @@ func TestJWKSParse(t *testing.T) {
 			withMember(pub(ec, "sig"), "use", "sig"), withMember(pub(ec, "ops"), "key_ops", []string{"verify"})),
 			kids: []string{"ec", "ed", "rs", "sig", "ops"}},
 		{name: "unusable skipped", body: set(jwk(pub(ec, "ok")),
-			jwk(jose.JSONWebKey{Key: ec.priv, KeyID: "private"}),
+			jwk(jose.JSONWebKey{Key: ec.Signer, KeyID: "private"}),
 			jwk(jose.JSONWebKey{Key: []byte("0123456789abcdef0123456789abcdef"), KeyID: "oct"}),
 			withMember(pub(ec, "enc"), "use", "enc"),
 			withMember(pub(ec, "use-num"), "use", 1),
@@ -457,7 +453,7 @@ func TestJWKSParse(t *testing.T) {
 			}
 			return s
 		}()},
-		{name: "nothing usable", body: set(jwk(jose.JSONWebKey{Key: ec.priv, KeyID: "private"})), wantErr: "no usable"},
+		{name: "nothing usable", body: set(jwk(jose.JSONWebKey{Key: ec.Signer, KeyID: "private"})), wantErr: "no usable"},
 		{name: "empty", body: []byte(`{"keys":[]}`), wantErr: "no usable"},
 		{name: "keys not an array", body: []byte(`{"keys":"x"}`), wantErr: "parse jwks"},
 		{name: "not JSON", body: []byte(`keys`), wantErr: "parse jwks"},
@@ -490,10 +486,10 @@ func TestJWKSParse(t *testing.T) {
 
 func TestJWKSKeyFits(t *testing.T) {
 	t.Parallel()
-	keys := map[string]*vtKey{
-		"ES256": vtNewKey(t, jose.ES256, "a"), "ES384": vtNewKey(t, jose.ES384, "b"),
-		"ES512": vtNewKey(t, jose.ES512, "c"), "RSA": vtNewKey(t, jose.RS256, "d"),
-		"EdDSA": vtNewKey(t, jose.EdDSA, "e"),
+	keys := map[string]oauthtest.Key{
+		"ES256": oauthtest.NewSigningKey(t, "ES256", "a"), "ES384": oauthtest.NewSigningKey(t, "ES384", "b"),
+		"ES512": oauthtest.NewSigningKey(t, "ES512", "c"), "RSA": vtRSAKey(t, "RS256", "d"),
+		"EdDSA": oauthtest.NewSigningKey(t, "EdDSA", "e"),
 	}
 	fits := map[string][]string{
 		"ES256": {"ES256"}, "ES384": {"ES384"}, "ES512": {"ES512"},
@@ -502,13 +498,13 @@ func TestJWKSKeyFits(t *testing.T) {
 	}
 	for name, k := range keys {
 		for _, alg := range verifyAsymmetricAlgs() {
-			jwk := jose.JSONWebKey{Key: k.priv.Public()}
+			jwk := jose.JSONWebKey{Key: k.Signer.Public()}
 			want := slices.Contains(fits[name], string(alg))
 			if got := jwksKeyFits(&jwk, string(alg)); got != want {
 				t.Errorf("%s key with %s: fits = %v, want %v", name, alg, got, want)
 			}
 		}
-		withAlg := jose.JSONWebKey{Key: k.priv.Public(), Algorithm: "PS512"}
+		withAlg := jose.JSONWebKey{Key: k.Signer.Public(), Algorithm: "PS512"}
 		if got := jwksKeyFits(&withAlg, fits[name][0]); got && fits[name][0] != "PS512" {
 			t.Errorf("%s key with JWK alg PS512 fits %s", name, fits[name][0])
 		}
@@ -537,12 +533,12 @@ func TestJWKSStaleKeysRefreshedInBackground(t *testing.T) {
 	vtPrefetch(t, e)
 	// The IdP withdraws k1 (compromised, say): no token names an unknown
 	// kid, so only the age of the keys can bring the change in.
-	k2 := vtNewKey(t, jose.ES256, "k2")
-	e.idp.setKeys(t, k2)
+	k2 := oauthtest.NewSigningKey(t, "ES256", "k2")
+	e.idp.SetKeys(k2)
 
 	e.clock.Advance(59 * time.Minute)
 	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "young-keys" }))
-	if n := e.idp.jwksHits.Load(); n != 1 {
+	if n := e.idp.JWKSFetches(); n != 1 {
 		t.Fatalf("keys younger than refresh_interval were fetched: hits = %d", n)
 	}
 
@@ -550,20 +546,20 @@ func TestJWKSStaleKeysRefreshedInBackground(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = "stale-keys" }))
 	vtEventually(t, "the background refresh", func() bool { return e.refreshes("ok") == 2 })
-	if n := e.idp.jwksHits.Load(); n != 2 {
+	if n := e.idp.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2", n)
 	}
 	withdrawn := e.token(t, func(c map[string]any) { c["jti"] = "after-withdrawal" })
 	_, err := e.v.Verify(context.Background(), withdrawn, vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonUnknownKey, withdrawn)
-	vtVerifyOK(t, e, vtSign(t, k2, e.claims(), nil))
+	vtVerifyOK(t, e, k2.Sign(t, nil, e.claims()))
 }
 
 func TestJWKSStaleRefreshFailingIdPRetriesAtMostPerInterval(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, func(ic *config.Issuer) { ic.RefreshInterval = config.Duration(time.Hour) })
 	vtPrefetch(t, e)
-	e.idp.setMode("fail")
+	e.idp.SetJWKSStatus(http.StatusInternalServerError)
 	e.clock.Advance(time.Hour)
 
 	// Many requests on stale keys: one background attempt, and the keys
@@ -578,7 +574,7 @@ func TestJWKSStaleRefreshFailingIdPRetriesAtMostPerInterval(t *testing.T) {
 	for i := range 20 {
 		vtVerifyOK(t, e, e.token(t, func(c map[string]any) { c["jti"] = fmt.Sprint("more-", i) }))
 	}
-	if n := e.idp.jwksHits.Load(); n != 2 {
+	if n := e.idp.JWKSFetches(); n != 2 {
 		t.Fatalf("JWKS hits = %d, want 2 (the prefetch and one retry within min_refresh_interval)", n)
 	}
 	// After min_refresh_interval the stale keys are tried again.

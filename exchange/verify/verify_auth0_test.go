@@ -2,13 +2,13 @@ package verify
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"testing"
 
-	jose "github.com/go-jose/go-jose/v4"
-
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // TestVerifyPermissionsAsScopes: with permissions_as_scopes, Auth0's RBAC
@@ -101,9 +101,9 @@ func TestVerifyM2MToken(t *testing.T) {
 func TestInspectUnverified(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
-	e.idp.setMode("fail") // nothing may be fetched
-	stranger := vtNewKey(t, jose.ES256, "k1")
-	forged := vtSign(t, stranger, e.claims(), nil)
+	e.idp.SetJWKSStatus(http.StatusInternalServerError) // nothing may be fetched
+	stranger := oauthtest.NewSigningKey(t, "ES256", "k1")
+	forged := stranger.Sign(t, nil, e.claims())
 
 	tok, err := e.v.InspectUnverified(forged, vtAudOrders)
 	if err != nil {
@@ -120,15 +120,15 @@ func TestInspectUnverified(t *testing.T) {
 	} else {
 		vtWantReject(t, err, exchange.ReasonAudience, forged)
 	}
-	expired := vtSign(t, stranger, func() map[string]any {
+	expired := stranger.Sign(t, nil, func() map[string]any {
 		c := e.claims()
 		c["exp"] = e.clock.Now().Unix() - 3600
 		return c
-	}(), nil)
+	}())
 	_, err = e.v.InspectUnverified(expired, vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonExpired, expired)
 
-	if hits := e.idp.jwksHits.Load(); hits != 0 {
+	if hits := e.idp.JWKSFetches(); hits != 0 {
 		t.Errorf("InspectUnverified fetched the JWKS %d times", hits)
 	}
 	if e.sigs.Load() != 0 {

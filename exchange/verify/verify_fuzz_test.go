@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,21 +20,21 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // vtFuzzVerifier serves key's JWKS and returns a verifier for vtFuzzIssuer.
-func vtFuzzVerifier(tb testing.TB, key *vtKey) (*Verifier, *vtClock) {
+func vtFuzzVerifier(tb testing.TB, key oauthtest.Key) (*Verifier, *vtClock) {
 	tb.Helper()
-	jwks := vtJWKS(tb, key)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(jwks) }))
-	tb.Cleanup(srv.Close)
+	idp := oauthtest.NewIdP(tb)
+	idp.SetKeys(key)
 	clock := vtNewClock()
 	v, err := NewVerifier([]config.Issuer{{
 		Issuer:           vtFuzzIssuer,
-		JWKSURI:          srv.URL + "/jwks.json",
+		JWKSURI:          idp.JWKSURL(),
 		Leeway:           config.Duration(30 * time.Second),
 		UmbrellaAudience: vtAudUmbrella,
-	}}, VerifierOptions{HTTPClient: srv.Client(), Clock: clock.Now, MaxTokenBytes: 4096})
+	}}, VerifierOptions{HTTPClient: idp.Client(), Clock: clock.Now, MaxTokenBytes: 4096})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -53,14 +51,14 @@ x7HfxX5Eb11hh8g/hC32WqGhfnawnScxh2gr0qFB46/5WQyPGn1wo7Q7
 
 const vtFuzzIssuer = "https://idp.fuzz.example"
 
-func vtFuzzKey(t testing.TB) *vtKey {
+func vtFuzzKey(t testing.TB) oauthtest.Key {
 	t.Helper()
 	block, _ := pem.Decode([]byte(vtFuzzKeyPEM))
 	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &vtKey{alg: jose.ES256, kid: "fuzz", priv: k.(crypto.Signer)}
+	return oauthtest.Key{Alg: "ES256", KID: "fuzz", Signer: k.(crypto.Signer)}
 }
 
 // FuzzVerify: Verify never panics, fails with a classified error that does
@@ -71,12 +69,12 @@ func FuzzVerify(f *testing.F) {
 	v, clock := vtFuzzVerifier(f, key)
 	now := clock.Now().Unix()
 	claims := map[string]any{"iss": vtFuzzIssuer, "aud": []string{vtAudOrders}, "exp": now + 3600, "iat": now, "sub": "u", "scope": "a b"}
-	valid := vtSign(f, key, claims, nil)
+	valid := key.Sign(f, nil, claims)
 	h, rest, _ := strings.Cut(valid, ".")
 	p, s, _ := strings.Cut(rest, ".")
 	for _, seed := range []string{
 		valid,
-		vtSign(f, key, claims, map[string]any{"jku": "http://127.0.0.1:1/jwks", "typ": "at+jwt"}),
+		key.Sign(f, map[string]any{"jku": "http://127.0.0.1:1/jwks", "typ": "at+jwt"}, claims),
 		h + "." + p + "." + s + "=",
 		h + ".." + s,
 		h + "." + p,
@@ -85,11 +83,11 @@ func FuzzVerify(f *testing.F) {
 		h + "." + vtB64(`{"iss":"`+vtFuzzIssuer+`","exp":1e400}`) + "." + s,
 		vtB64(`{"alg":"none"}`) + "." + p + ".",
 		vtB64(`{"alg":"ES256","crit":["b64"],"b64":false}`) + "." + p + "." + s,
-		vtHS256(f, key.priv.Public(), "fuzz", string(vtMustDecodeTB(f, p))),
+		vtHS256(f, key.Signer.Public(), "fuzz", string(vtMustDecodeTB(f, p))),
 	} {
 		f.Add(seed)
 	}
-	pub := key.priv.Public()
+	pub := key.Signer.Public()
 	f.Fuzz(func(t *testing.T, raw string) {
 		tok, err := v.Verify(context.Background(), raw, vtAudOrders)
 		if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // vtWantReject fails unless err is a *RejectError with reason, matching
@@ -60,15 +61,15 @@ func vtNoTokenIn(t *testing.T, text, raw string) {
 
 func TestVerifyValid(t *testing.T) {
 	t.Parallel()
-	rsKey := vtNewKey(t, jose.RS256, "rs")
-	psKey := &vtKey{alg: jose.PS256, kid: "ps", priv: vtRSA()[1]}
-	edKey := vtNewKey(t, jose.EdDSA, "ed")
+	rsKey := vtRSAKey(t, "RS256", "rs")
+	psKey := vtRSAKey(t, "PS256", "ps")
+	edKey := oauthtest.NewSigningKey(t, "EdDSA", "ed")
 	e := vtNewEnv(t, func(ic *config.Issuer) { ic.UmbrellaAudience = vtAudUmbrella }, rsKey, psKey, edKey)
-	noKid := &vtKey{alg: jose.ES256, kid: "", priv: e.key.priv}
+	noKid := oauthtest.Key{Alg: "ES256", Signer: e.key.Signer}
 
 	tests := []struct {
 		name     string
-		key      *vtKey
+		key      oauthtest.Key
 		edit     func(map[string]any)
 		audience string
 		check    func(*testing.T, *exchange.Token)
@@ -168,7 +169,7 @@ func TestVerifyValid(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(c)
 			}
-			raw := vtSign(t, tc.key, c, nil)
+			raw := tc.key.Sign(t, nil, c)
 			tok, err := e.v.Verify(context.Background(), raw, tc.audience)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
@@ -185,7 +186,7 @@ func TestVerifyValid(t *testing.T) {
 
 func TestVerifyRejects(t *testing.T) {
 	t.Parallel()
-	rsKey := vtNewKey(t, jose.RS256, "rs")
+	rsKey := vtRSAKey(t, "RS256", "rs")
 	e := vtNewEnv(t, func(ic *config.Issuer) {
 		ic.Algorithms = []string{"ES256", "ES384", "RS256", "PS256"}
 	}, rsKey)
@@ -199,11 +200,10 @@ func TestVerifyRejects(t *testing.T) {
 	if len(h)%4 == 0 {
 		t.Fatal("test setup: the header needs trailing bits for the non-canonical case")
 	}
-	other := vtNewKey(t, jose.ES256, "k1")       // same kid, not published
-	stranger := vtNewKey(t, jose.ES256, "k9")    // unknown kid
-	p384 := vtNewKey(t, jose.ES384, "k1")        // claims kid k1 with ES384
-	rsAsPS := &vtKey{alg: jose.PS256, kid: "rs"} // RS256-only JWK used with PS256
-	rsAsPS.priv = vtRSA()[0]
+	other := oauthtest.NewSigningKey(t, "ES256", "k1")    // same kid, not published
+	stranger := oauthtest.NewSigningKey(t, "ES256", "k9") // unknown kid
+	p384 := oauthtest.NewSigningKey(t, "ES384", "k1")     // claims kid k1 with ES384
+	rsAsPS := vtRSAKey(t, "PS256", "rs")                  // RS256-only JWK used with PS256
 	payload := func(edit func(map[string]any)) string {
 		c := e.claims()
 		if edit != nil {
@@ -244,21 +244,21 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "header duplicate escaped name", raw: raw(`{"alg":"ES256","kid":"k1","\u006bid":"k2"}`, payload(nil)), reason: exchange.ReasonMalformed},
 		{name: "header trailing data", raw: raw(hdr+`{}`, payload(nil)), reason: exchange.ReasonMalformed},
 		{name: "header invalid UTF-8", raw: raw(`{"alg":"ES256","kid":"k1","x":"`+"\xff"+`"}`, payload(nil)), reason: exchange.ReasonMalformed},
-		{name: "crit", raw: vtSign(t, e.key, e.claims(), map[string]any{"crit": []string{"exp"}, "exp": 1}), reason: exchange.ReasonCrit},
+		{name: "crit", raw: e.key.Sign(t, map[string]any{"crit": []string{"exp"}, "exp": 1}, e.claims()), reason: exchange.ReasonCrit},
 		{name: "crit empty", raw: raw(`{"alg":"ES256","kid":"k1","crit":[]}`, payload(nil)), reason: exchange.ReasonCrit},
 		{name: "b64", raw: raw(`{"alg":"ES256","kid":"k1","b64":true}`, payload(nil)), reason: exchange.ReasonCrit},
 		{name: "alg none", raw: vtB64(`{"alg":"none"}`) + "." + p + ".AA", reason: exchange.ReasonAlgorithm},
 		{name: "alg missing", raw: raw(`{"kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
 		{name: "alg not a string", raw: raw(`{"alg":["ES256"],"kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
 		{name: "alg lower case", raw: raw(`{"alg":"es256","kid":"k1"}`, payload(nil)), reason: exchange.ReasonAlgorithm},
-		{name: "alg not in issuer allowlist", raw: vtSign(t, vtNewKey(t, jose.EdDSA, "k1"), e.claims(), nil), reason: exchange.ReasonAlgorithm},
-		{name: "HS256 keyed with the RSA public key", raw: vtHS256(t, rsKey.priv.Public(), "rs", payload(nil)), reason: exchange.ReasonAlgorithm},
+		{name: "alg not in issuer allowlist", raw: oauthtest.NewSigningKey(t, "EdDSA", "k1").Sign(t, nil, e.claims()), reason: exchange.ReasonAlgorithm},
+		{name: "HS256 keyed with the RSA public key", raw: vtHS256(t, rsKey.Signer.Public(), "rs", payload(nil)), reason: exchange.ReasonAlgorithm},
 		{name: "kid not a string", raw: raw(`{"alg":"ES256","kid":1}`, payload(nil)), reason: exchange.ReasonMalformed},
-		{name: "cnf not an object", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", "jkt"), nil), reason: exchange.ReasonMalformed},
-		{name: "cnf null", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", nil), nil), reason: exchange.ReasonMalformed},
-		{name: "cnf.jkt not a string", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": 1}), nil), reason: exchange.ReasonMalformed},
-		{name: "cnf bound to an mTLS certificate", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}), nil), reason: exchange.ReasonBinding},
-		{name: "cnf.jkt empty", raw: vtSign(t, e.key, vtWith(e.claims(), "cnf", map[string]any{"jkt": ""}), nil), reason: exchange.ReasonBinding},
+		{name: "cnf not an object", raw: e.key.Sign(t, nil, vtWith(e.claims(), "cnf", "jkt")), reason: exchange.ReasonMalformed},
+		{name: "cnf null", raw: e.key.Sign(t, nil, vtWith(e.claims(), "cnf", nil)), reason: exchange.ReasonMalformed},
+		{name: "cnf.jkt not a string", raw: e.key.Sign(t, nil, vtWith(e.claims(), "cnf", map[string]any{"jkt": 1})), reason: exchange.ReasonMalformed},
+		{name: "cnf bound to an mTLS certificate", raw: e.key.Sign(t, nil, vtWith(e.claims(), "cnf", map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"})), reason: exchange.ReasonBinding},
+		{name: "cnf.jkt empty", raw: e.key.Sign(t, nil, vtWith(e.claims(), "cnf", map[string]any{"jkt": ""})), reason: exchange.ReasonBinding},
 		{name: "payload not JSON", raw: h + "." + vtB64("{") + "." + s, reason: exchange.ReasonMalformed},
 		{name: "payload array", raw: raw(hdr, `[1]`), reason: exchange.ReasonMalformed},
 		{name: "payload null", raw: raw(hdr, `null`), reason: exchange.ReasonMalformed},
@@ -301,16 +301,16 @@ func TestVerifyRejects(t *testing.T) {
 		{name: "nbf in the future", raw: e.token(t, func(c map[string]any) { c["nbf"] = now + 31 }), reason: exchange.ReasonNotYetValid},
 		{name: "nbf max int64", raw: e.token(t, func(c map[string]any) { c["nbf"] = int64(math.MaxInt64) }), reason: exchange.ReasonNotYetValid},
 		{name: "iat in the future", raw: e.token(t, func(c map[string]any) { c["iat"] = now + 31 }), reason: exchange.ReasonNotYetValid},
-		{name: "wrong key, known kid", raw: vtSign(t, other, e.claims(), nil), reason: exchange.ReasonSignature, desc: "signature verification failed", fetches: true},
+		{name: "wrong key, known kid", raw: other.Sign(t, nil, e.claims()), reason: exchange.ReasonSignature, desc: "signature verification failed", fetches: true},
 		{name: "payload tampered", raw: h + "." + vtB64(payload(func(c map[string]any) { c["sub"] = "admin" })) + "." + s, reason: exchange.ReasonSignature, fetches: true},
 		{name: "signature of another token", raw: h + "." + p + "." + strings.Split(e.token(t, func(c map[string]any) { c["sub"] = "x" }), ".")[2], reason: exchange.ReasonSignature, fetches: true},
-		{name: "unknown kid", raw: vtSign(t, stranger, e.claims(), nil), reason: exchange.ReasonUnknownKey, desc: "token signed with an unknown key", fetches: true},
-		{name: "known kid, other key type", raw: vtSign(t, p384, e.claims(), nil), reason: exchange.ReasonAlgorithm, fetches: true},
-		{name: "JWK alg differs from token alg", raw: vtSign(t, rsAsPS, e.claims(), nil), reason: exchange.ReasonAlgorithm, fetches: true},
+		{name: "unknown kid", raw: stranger.Sign(t, nil, e.claims()), reason: exchange.ReasonUnknownKey, desc: "token signed with an unknown key", fetches: true},
+		{name: "known kid, other key type", raw: p384.Sign(t, nil, e.claims()), reason: exchange.ReasonAlgorithm, fetches: true},
+		{name: "JWK alg differs from token alg", raw: rsAsPS.Sign(t, nil, e.claims()), reason: exchange.ReasonAlgorithm, fetches: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			before := e.idp.jwksHits.Load()
+			before := e.idp.JWKSFetches()
 			aud := tc.audience
 			if aud == "" {
 				aud = vtAudOrders
@@ -320,7 +320,7 @@ func TestVerifyRejects(t *testing.T) {
 			if tc.desc != "" && !strings.Contains(re.Description, tc.desc) {
 				t.Errorf("description %q does not contain %q", re.Description, tc.desc)
 			}
-			if !tc.fetches && e.idp.jwksHits.Load() != before {
+			if !tc.fetches && e.idp.JWKSFetches() != before {
 				t.Errorf("a %s rejection fetched the JWKS", tc.reason)
 			}
 		})
@@ -344,21 +344,22 @@ func vtFlipLowBits(c string) string {
 func TestVerifyHeaderKeyURLsNeverFetched(t *testing.T) {
 	t.Parallel()
 	e := vtNewEnv(t, nil)
-	attacker := vtNewKey(t, jose.ES256, "evil")
+	attacker := oauthtest.NewSigningKey(t, "ES256", "evil")
+	jwks := oauthtest.JWKS(t, attacker)
 	var hits atomic.Int64
 	trap := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
-		w.Write(vtJWKS(t, attacker))
+		w.Write(jwks)
 	}))
 	t.Cleanup(trap.Close)
 	headers := map[string]any{"jku": trap.URL + "/jwks", "x5u": trap.URL + "/cert.pem"}
 
 	// A legitimate token carrying jku/x5u still verifies with the issuer's keys.
-	if _, err := e.v.Verify(context.Background(), vtSign(t, e.key, e.claims(), headers), vtAudOrders); err != nil {
+	if _, err := e.v.Verify(context.Background(), e.key.Sign(t, headers, e.claims()), vtAudOrders); err != nil {
 		t.Fatalf("legit token with jku: %v", err)
 	}
 	// The attacker's token names its own key set and embeds its own key.
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: attacker.priv},
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: attacker.Signer},
 		(&jose.SignerOptions{EmbedJWK: true}).WithHeader("jku", trap.URL+"/jwks").WithHeader("x5u", trap.URL+"/c"))
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +378,7 @@ func TestVerifyHeaderKeyURLsNeverFetched(t *testing.T) {
 	_, err = e.v.Verify(context.Background(), evil, vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonSignature, evil)
 	// And with a kid the issuer does not know: unknown key, never the jku.
-	evilKid := vtSign(t, attacker, e.claims(), headers)
+	evilKid := attacker.Sign(t, headers, e.claims())
 	_, err = e.v.Verify(context.Background(), evilKid, vtAudOrders)
 	vtWantReject(t, err, exchange.ReasonUnknownKey, evilKid)
 	if n := hits.Load(); n != 0 {
@@ -397,7 +398,7 @@ func TestVerifyMemo(t *testing.T) {
 		}
 		// Remove every key from the verifier: only the memo can answer now.
 		e.v.issuers[e.iss.Issuer].keys.current.Store(&jwksSnapshot{})
-		e.idp.setMode("fail")
+		e.idp.SetJWKSStatus(http.StatusInternalServerError)
 		for _, aud := range []string{vtAudOrders, vtAudBilling} {
 			tok, err := e.v.Verify(context.Background(), raw, aud)
 			if err != nil {
@@ -567,7 +568,7 @@ func TestVerifyConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if n := e.idp.jwksHits.Load(); n != 1 {
+	if n := e.idp.JWKSFetches(); n != 1 {
 		t.Errorf("JWKS fetched %d times, want 1", n)
 	}
 }

@@ -2,7 +2,7 @@ package oauthtest
 
 import (
 	"crypto"
-	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -10,30 +10,31 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	jose "github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // IdP is a fake identity provider over real HTTP: a JWKS at /jwks.json and
-// OpenID Connect metadata naming it, with signing keys that can be rotated
-// and removed while a test runs, a JWKS that can be taken down (503) or
-// held (slow), and Mint to sign tokens with any claims and headers.
+// OpenID Connect metadata naming it (SetMetadata moves or rewrites it), with
+// signing keys that can be rotated and removed while a test runs, a JWKS
+// that can fail (SetDown, SetJWKSStatus, SetJWKS) or be held (slow), and
+// Mint to sign tokens with any claims and headers.
 type IdP struct {
+	metadata
 	srv     *httptest.Server
 	fetches atomic.Int32
-	down    atomic.Bool
+	held    chan struct{} // a signal for each JWKS request Hold holds
 
 	mu            sync.Mutex
-	keys          []jose.JSONWebKey // the first signs
-	hold          chan struct{}     // non-nil: JWKS answers wait for it to close
+	keys          []Key         // the first signs
+	body          []byte        // non-nil: served instead of the keys
+	status        int           // 0 or 200: serve; else answer this error
+	hold          chan struct{} // non-nil: JWKS answers wait for it to close
 	introspection string
 }
 
 // NewIdP starts an IdP with one ES256 key, "idp-key-1".
 func NewIdP(t testing.TB) *IdP {
 	t.Helper()
-	idp := &IdP{}
+	idp := &IdP{held: make(chan struct{}, 64)}
 	idp.AddKey(t, "ES256", "idp-key-1")
 	idp.srv = httptest.NewServer(http.HandlerFunc(idp.serve))
 	t.Cleanup(func() {
@@ -49,21 +50,27 @@ func (i *IdP) URL() string { return i.srv.URL }
 // JWKSURL is the JWKS endpoint.
 func (i *IdP) JWKSURL() string { return i.srv.URL + "/jwks.json" }
 
+// Client is an HTTP client for the IdP.
+func (i *IdP) Client() *http.Client { return i.srv.Client() }
+
 func (i *IdP) serve(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/.well-known/openid-configuration":
-		i.mu.Lock()
-		meta := map[string]any{"issuer": i.srv.URL, "jwks_uri": i.JWKSURL()}
-		if i.introspection != "" {
-			meta["introspection_endpoint"] = i.introspection
-		}
-		i.mu.Unlock()
-		JSON(w, http.StatusOK, meta)
-	case "/jwks.json":
+	if r.URL.Path == "/jwks.json" {
 		i.serveJWKS(w, r)
-	default:
+		return
+	}
+	if !i.metadata.serve(w, r, i.srv.URL, i.defaultMetadata) {
 		http.NotFound(w, r)
 	}
+}
+
+func (i *IdP) defaultMetadata() any {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	meta := map[string]any{"issuer": i.srv.URL, "jwks_uri": i.JWKSURL()}
+	if i.introspection != "" {
+		meta["introspection_endpoint"] = i.introspection
+	}
+	return meta
 }
 
 func (i *IdP) serveJWKS(w http.ResponseWriter, r *http.Request) {
@@ -73,51 +80,60 @@ func (i *IdP) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	i.mu.Unlock()
 	if hold != nil {
 		select {
+		case i.held <- struct{}{}:
+		default:
+		}
+		select {
 		case <-hold:
 		case <-r.Context().Done():
 			return
 		}
 	}
-	if i.down.Load() {
-		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	i.mu.Lock()
+	status, body := i.status, i.body
+	i.mu.Unlock()
+	if status != 0 && status != http.StatusOK {
+		http.Error(w, "oauthtest: the JWKS is failing", status)
 		return
 	}
-	b, err := i.jwks()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
+	if body == nil {
+		var err error
+		if body, err = i.jwks(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
 }
 
 // AddKey puts a new alg key first (it signs from now on); older keys stay
 // published until RemoveKey.
 func (i *IdP) AddKey(t testing.TB, alg, kid string) {
 	t.Helper()
-	k := jose.JSONWebKey{Key: NewKey(t, alg), KeyID: kid, Algorithm: alg, Use: "sig"}
+	k := NewSigningKey(t, alg, kid)
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.keys = append([]jose.JSONWebKey{k}, i.keys...)
+	i.keys = append([]Key{k}, i.keys...)
 }
 
 // PublishKey publishes a new alg key after the signing keys (Mint keeps
 // signing with the current one) and returns it, for tests that sign by hand.
 func (i *IdP) PublishKey(t testing.TB, alg, kid string) crypto.Signer {
 	t.Helper()
-	k := NewKey(t, alg)
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	i.keys = append(i.keys, jose.JSONWebKey{Key: k, KeyID: kid, Algorithm: alg, Use: "sig"})
-	return k
-}
-
-// PublishJWK publishes a key the test holds (its public part) after the
-// signing keys, for responses the test signs itself.
-func (i *IdP) PublishJWK(k jose.JSONWebKey) {
+	k := NewSigningKey(t, alg, kid)
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	i.keys = append(i.keys, k)
+	return k.Signer
+}
+
+// SetKeys publishes exactly keys from now on (the first signs Mint's
+// tokens): a rotation, a withdrawal, or keys the test signs with itself.
+func (i *IdP) SetKeys(keys ...Key) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.keys = slices.Clone(keys)
 }
 
 // PrivateKey is the key kid, nil when the IdP has none.
@@ -125,15 +141,14 @@ func (i *IdP) PrivateKey(kid string) crypto.Signer {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, k := range i.keys {
-		if k.KeyID == kid {
-			s, _ := k.Key.(crypto.Signer)
-			return s
+		if k.KID == kid {
+			return k.Signer
 		}
 	}
 	return nil
 }
 
-// JWKS is the public JWK Set the IdP serves.
+// JWKS is the public JWK Set of the IdP's keys.
 func (i *IdP) JWKS(t testing.TB) []byte {
 	t.Helper()
 	b, err := i.jwks()
@@ -145,26 +160,46 @@ func (i *IdP) JWKS(t testing.TB) []byte {
 
 func (i *IdP) jwks() ([]byte, error) {
 	i.mu.Lock()
-	set := jose.JSONWebKeySet{}
-	for _, k := range i.keys {
-		set.Keys = append(set.Keys, k.Public())
-	}
+	keys := slices.Clone(i.keys)
 	i.mu.Unlock()
-	return json.Marshal(set)
+	return jwkSet(keys)
 }
 
 // RemoveKey stops publishing (and signing with) the key kid.
 func (i *IdP) RemoveKey(kid string) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.keys = slices.DeleteFunc(i.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
+	i.keys = slices.DeleteFunc(i.keys, func(k Key) bool { return k.KID == kid })
+}
+
+// SetJWKS makes the JWKS answer body as it is (not JSON, too large, a set
+// of unusable keys); nil serves the keys again.
+func (i *IdP) SetJWKS(body []byte) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.body = body
+}
+
+// SetJWKSStatus makes the JWKS answer status with an error page; 0 or 200
+// serves it again.
+func (i *IdP) SetJWKSStatus(status int) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.status = status
 }
 
 // SetDown makes the JWKS answer 503 (down) or serve the keys again.
-func (i *IdP) SetDown(down bool) { i.down.Store(down) }
+func (i *IdP) SetDown(down bool) {
+	status := 0
+	if down {
+		status = http.StatusServiceUnavailable
+	}
+	i.SetJWKSStatus(status)
+}
 
-// Hold makes JWKS answers wait (a slow IdP) until the returned release is
-// called; the test's end releases them too.
+// Hold makes JWKS answers wait (a slow IdP, or one that hangs) until the
+// returned release is called; the test's end releases them too. Held
+// tells when a request is waiting.
 func (i *IdP) Hold() (release func()) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -173,6 +208,10 @@ func (i *IdP) Hold() (release func()) {
 	}
 	return i.release
 }
+
+// Held receives once for each JWKS request that Hold makes wait (up to 64
+// not yet received).
+func (i *IdP) Held() <-chan struct{} { return i.held }
 
 func (i *IdP) release() {
 	i.mu.Lock()
@@ -183,7 +222,8 @@ func (i *IdP) release() {
 	}
 }
 
-// SetIntrospectionEndpoint makes the metadata name an introspection endpoint.
+// SetIntrospectionEndpoint makes the default metadata name an
+// introspection endpoint.
 func (i *IdP) SetIntrospectionEndpoint(u string) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -210,22 +250,10 @@ func (i *IdP) MintWith(t testing.TB, headers map[string]any, claims map[string]a
 	}
 	key := i.keys[0]
 	i.mu.Unlock()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	for k, v := range headers {
-		opts = opts.WithHeader(jose.HeaderKey(k), v)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := map[string]any{"typ": "JWT"}
+	maps.Copy(h, headers)
 	now := time.Now()
 	c := map[string]any{"iss": i.URL(), "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-	for k, v := range claims {
-		c[k] = v
-	}
-	tok, err := jwt.Signed(signer).Claims(c).Serialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	maps.Copy(c, claims)
+	return key.Sign(t, h, c)
 }
