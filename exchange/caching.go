@@ -214,6 +214,14 @@ func (c *Caching) Exchange(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 
+	return c.exchangeShared(ctx, key, req)
+}
+
+// exchangeShared is Exchange's miss: join (or start) the key's one flight.
+// It is a function of its own so that the hit path above keeps a small
+// stack frame (the flight's select and closures need a large one, and a
+// gRPC stream's fresh goroutine would grow its stack on every call).
+func (c *Caching) exchangeShared(ctx context.Context, key string, req Request) (*Result, error) {
 	ch := c.flight.DoChan(key, c.cachingFetch(ctx, key, req, cachingRefresh))
 	if c.testHookJoined != nil {
 		c.testHookJoined()
