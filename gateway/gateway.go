@@ -309,8 +309,11 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 	if cacheOutcome == "" || status >= 400 {
 		cacheOutcome = cacheNone // nothing exchanged, or the request was refused
 	}
-	attrs := make([]slog.Attr, 0, 18)
-	attrs = append(attrs,
+	// The record is built here and handed to the handler: Logger.LogAttrs
+	// would also walk the stack (runtime.Callers) for a source location
+	// the access line never shows.
+	rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+	rec.AddAttrs(
 		slog.String("request_id", st.requestID),
 		slog.String("route", routeName),
 		slog.String("method", r.Method),
@@ -327,36 +330,36 @@ func (g *Gateway) logRequest(r *http.Request, st *requestState, routeName string
 		slog.String("cache", cacheOutcome),
 	)
 	if st.upDone {
-		attrs = append(attrs, slog.Float64("upstream_duration_ms", milliseconds(st.upDur)))
+		rec.AddAttrs(slog.Float64("upstream_duration_ms", milliseconds(st.upDur)))
 	}
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		// Tracing on and this request traced: the line leads to its trace.
-		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
+		rec.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
 	}
 	if protocol != "" {
-		attrs = append(attrs, slog.String("authz", protocol))
+		rec.AddAttrs(slog.String("authz", protocol))
 	}
 	if st.clientRequestID != "" {
-		attrs = append(attrs, slog.String("client_request_id", st.clientRequestID))
+		rec.AddAttrs(slog.String("client_request_id", st.clientRequestID))
 	}
 	if st.clientID != "" {
-		attrs = append(attrs, slog.String("client_id", st.clientID))
+		rec.AddAttrs(slog.String("client_id", st.clientID))
 	}
 	if st.subject != "" {
-		attrs = append(attrs, slog.String("sub", st.subject))
+		rec.AddAttrs(slog.String("sub", st.subject))
 	}
 	if st.reason != "" {
-		attrs = append(attrs, slog.String("reason", st.reason))
+		rec.AddAttrs(slog.String("reason", st.reason))
 	}
 	if st.err != nil && status >= 500 {
-		attrs = append(attrs, slog.String("error", st.err.Error()))
+		rec.AddAttrs(slog.String("error", st.err.Error()))
 	}
 	if isGRPC(r) {
 		if gs := grpcStatusOf(&st.rw); gs != "" {
-			attrs = append(attrs, slog.String("grpc_status", gs))
+			rec.AddAttrs(slog.String("grpc_status", gs))
 		}
 	}
-	g.logger.LogAttrs(ctx, slog.LevelInfo, "request", attrs...)
+	_ = g.logger.Handler().Handle(ctx, rec) // a failed log write cannot fail the request
 }
 
 // Values of the access log's cache field.
