@@ -136,11 +136,28 @@ func rawPathOf(target string) string {
 // foldPath is p as a backend that folds case and trims trailing dots (and
 // spaces, as IIS does) from segments would read it.
 func foldPath(p string) string {
+	if alreadyFolded(p) {
+		return p // the common case: no copy
+	}
 	segs := strings.Split(p, "/")
 	for i, s := range segs {
 		segs[i] = strings.TrimRight(strings.ToLower(s), ". ")
 	}
 	return strings.Join(segs, "/")
+}
+
+// alreadyFolded reports whether foldPath(p) == p without building it: ASCII
+// without upper case, and no segment ending in a dot or a space.
+func alreadyFolded(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c >= 0x80 || 'A' <= c && c <= 'Z':
+			return false
+		case (c == '.' || c == ' ') && (i+1 == len(p) || p[i+1] == '/'):
+			return false
+		}
+	}
+	return true
 }
 
 // checkFold enforces the fold rule on a matched request: the path matched

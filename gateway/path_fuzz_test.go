@@ -38,3 +38,24 @@ func FuzzCheckPath(f *testing.F) {
 		}
 	})
 }
+
+// alreadyFolded is foldPath's shortcut: it may only skip paths the full
+// fold leaves unchanged.
+func FuzzAlreadyFolded(f *testing.F) {
+	for _, p := range []string{"/", "/api/v1", "/API", "/api./x", "/api /x", "/a.", "/é", "/a..b/c", ""} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		segs := strings.Split(p, "/")
+		for i, s := range segs {
+			segs[i] = strings.TrimRight(strings.ToLower(s), ". ")
+		}
+		slow := strings.Join(segs, "/")
+		if alreadyFolded(p) && slow != p {
+			t.Fatalf("alreadyFolded(%q) but the fold is %q", p, slow)
+		}
+		if got := foldPath(p); got != slow {
+			t.Fatalf("foldPath(%q) = %q, want %q", p, got, slow)
+		}
+	})
+}
