@@ -32,6 +32,8 @@ type options struct {
 	// tracing is tracing.sample_ratio ("" = tracing off); spans go to an
 	// OTLP receiver in this process that discards them.
 	tracing string
+	// tracingRatio is the traced side's sample_ratio in the tracing scenario.
+	tracingRatio string
 	// oauth2Proxy is an oauth2-proxy binary for the oauth2proxy scenario;
 	// "" skips it (it is a big build: make loadtest never builds it).
 	oauth2Proxy string
@@ -46,12 +48,13 @@ func main() {
 	fs.IntVar(&o.rounds, "rounds", 5, "rounds; each round measures every target once, in alternating order")
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "load duration per target per round")
 	fs.IntVar(&o.conns, "conns", 16, "keep-alive connections (one closed-loop worker each)")
-	fs.StringVar(&o.scenarios, "scenarios", "hit,miss,spread,stream,grpc,redis,memory,forwardauth,oauth2proxy", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
+	fs.StringVar(&o.scenarios, "scenarios", "hit,miss,spread,stream,grpc,tracing,redis,memory,forwardauth,oauth2proxy", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
 	fs.StringVar(&o.tokengate, "tokengate", "", "tokengate binary (default: go build ./cmd/tokengate into a temporary directory)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "tokengate's log.level (info writes one access log line per request, as in production)")
 	fs.IntVar(&o.missTokens, "miss-tokens", 0, "umbrella tokens pre-minted per round for the miss scenario (default 6000 per second of -duration)")
 	fs.IntVar(&o.spreadTokens, "spread-tokens", 1000, "distinct umbrella tokens of the spread and redis scenarios (each used on every route)")
 	fs.IntVar(&o.memoryEntries, "memory-entries", 1_000_000, "entries for the memory scenario")
+	fs.StringVar(&o.tracingRatio, "tracing-ratio", "0.01", "tracing.sample_ratio of the traced tokengate in the tracing scenario")
 	fs.StringVar(&o.tracing, "tracing", "", "tracing.sample_ratio of tokengate, like 0.01 (spans go to a local OTLP receiver that discards them); \"\" = tracing off")
 	fs.StringVar(&o.oauth2Proxy, "oauth2-proxy", "", "oauth2-proxy binary for the oauth2proxy scenario (GOBIN=$PWD/bin go install github.com/oauth2-proxy/oauth2-proxy/v7@v7.15.6); \"\" or a missing file skips it")
 	fs.Parse(os.Args[1:])

@@ -101,6 +101,7 @@ var scenarios = map[string]scenario{
 	"memory":      {"memory tier: bytes per entry and GC CPU while filling and serving", runMemory},
 	"forwardauth": {"forward-auth decisions (cache hit) on authz.listen vs full proxied requests through the bare proxy", runForwardAuth},
 	"oauth2proxy": {"forward-auth decisions (cache hit) vs oauth2-proxy's /oauth2/auth validating the same JWT (only with -oauth2-proxy)", runOAuth2Proxy},
+	"tracing":     {"cache hit with tracing on at -tracing-ratio (spans to a local OTLP receiver) vs tracing off, two tokengate processes", runTracing},
 	"grpc":        {"cache hit, gRPC unary on the wire (h2c both sides, POST application/grpc, grpc-status trailer) vs a bare h2c ReverseProxy", runGRPC},
 }
 
