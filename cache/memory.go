@@ -27,7 +27,7 @@ type Memory struct {
 	now func() time.Time
 
 	mu  sync.Mutex
-	lru *simplelru.LRU[string, Entry]
+	lru *simplelru.LRU[string, *Entry] // pointers: a hit copies the entry once, not in every frame
 
 	// Pre-bound children keep the hot path free of label lookups.
 	hits, misses prometheus.Counter
@@ -40,7 +40,7 @@ func NewMemory(maxEntries int, clock func() time.Time, m *Metrics) (*Memory, err
 	if maxEntries <= 0 {
 		return nil, fmt.Errorf("new memory cache: max entries must be positive, got %d", maxEntries)
 	}
-	l, err := simplelru.NewLRU[string, Entry](maxEntries, nil)
+	l, err := simplelru.NewLRU[string, *Entry](maxEntries, nil)
 	if err != nil {
 		return nil, fmt.Errorf("new memory cache: %w", err)
 	}
@@ -91,11 +91,14 @@ func (c *Memory) lookup(key string) (Entry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.lru.Get(key)
-	if ok && !now.Before(e.ExpiresAt) {
+	if !ok {
+		return Entry{}, false
+	}
+	if !now.Before(e.ExpiresAt) {
 		c.lru.Remove(key)
 		return Entry{}, false
 	}
-	return e, ok
+	return *e, true
 }
 
 // Set stores e under key, replacing any entry there and evicting the least
@@ -108,7 +111,8 @@ func (c *Memory) Set(_ context.Context, key string, e Entry) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lru.Add(key, e)
+	stored := e // entries are never changed once stored
+	c.lru.Add(key, &stored)
 	for range sweepPerSet {
 		_, oldest, ok := c.lru.GetOldest()
 		if !ok || now.Before(oldest.ExpiresAt) {
@@ -155,7 +159,7 @@ func (c *Memory) Revoke(_ context.Context, rev Revocation) (int, error) {
 		n := min(revokeChunk, len(keys))
 		c.mu.Lock()
 		for _, k := range keys[:n] {
-			if e, ok := c.lru.Peek(k); ok && by.of(&e) == hash {
+			if e, ok := c.lru.Peek(k); ok && by.of(e) == hash {
 				c.lru.Remove(k)
 				dropped++
 			}
