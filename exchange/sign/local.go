@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4/jwt"
-
 	"github.com/tokengate/tokengate/config"
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/exchange/keys"
@@ -213,7 +211,7 @@ func (l *Local) localExchange(ctx context.Context, req exchange.Request) (*excha
 	claims["jti"] = base64.RawURLEncoding.EncodeToString(jti[:])
 	claims["act"] = l.act
 
-	token, err := jwt.Signed(l.active.Signer()).Claims(claims).Serialize()
+	token, err := signJWT(l.active.Signer(), claims)
 	if err != nil {
 		l.logger.ErrorContext(ctx, "local exchange: signing failed", "kid", l.active.Kid, "alg", l.active.Alg, "error", err)
 		return nil, fmt.Errorf("local exchange: sign with %s key %q: %w", l.active.Alg, l.active.Kid, err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tokengate/tokengate/exchange"
 	"github.com/tokengate/tokengate/exchange/keys"
@@ -129,7 +128,7 @@ func (l *LocalTxn) MintTxnToken(ctx context.Context, req exchange.TxnRequest) (*
 	if req.Context != (exchange.TxnContext{}) {
 		claims.Rctx = &req.Context
 	}
-	token, err := jwt.Signed(l.signer).Claims(claims).Serialize()
+	token, err := signJWT(l.signer, claims)
 	if err != nil {
 		return nil, fmt.Errorf("mint txn token: sign with %s key %q: %w: %w", l.alg, l.kid, exchange.ErrTxnUnavailable, err)
 	}
