@@ -32,6 +32,16 @@ func record(msg string, attrs ...slog.Attr) slog.Record {
 	return r
 }
 
+// accessAttrs are the attributes of a typical access line.
+func accessAttrs() []slog.Attr {
+	return []slog.Attr{
+		slog.String("request_id", "0123456789abcdef"), slog.String("route", "orders"), slog.String("method", "GET"),
+		slog.String("path", "/orders/1"), slog.Int("status", 200), slog.Float64("duration_ms", 1.234567),
+		slog.String("client_ip", "127.0.0.1"), slog.String("user_agent", "curl/8.0"), slog.Int64("bytes_in", 0),
+		slog.Int64("bytes_out", 28), slog.String("cache", "hit"), slog.Float64("upstream_duration_ms", 0.5),
+	}
+}
+
 type valuer struct{}
 
 func (valuer) LogValue() slog.Value { return slog.StringValue("resolved") }
@@ -39,12 +49,7 @@ func (valuer) LogValue() slog.Value { return slog.StringValue("resolved") }
 // Every record is written exactly as slog.JSONHandler writes it, whether
 // the fast path encodes it or hands it on.
 func TestSameAsSlog(t *testing.T) {
-	access := []slog.Attr{
-		slog.String("request_id", "0123456789abcdef"), slog.String("route", "orders"), slog.String("method", "GET"),
-		slog.String("path", "/orders/1"), slog.Int("status", 200), slog.Float64("duration_ms", 1.234567),
-		slog.String("client_ip", "127.0.0.1"), slog.String("user_agent", "curl/8.0"), slog.Int64("bytes_in", 0),
-		slog.Int64("bytes_out", 28), slog.String("cache", "hit"), slog.Float64("upstream_duration_ms", 0.5),
-	}
+	access := accessAttrs()
 	cases := []struct {
 		name string
 		r    slog.Record
@@ -151,12 +156,7 @@ func FuzzSameAsSlog(f *testing.F) {
 }
 
 func BenchmarkAccessLine(b *testing.B) {
-	attrs := []slog.Attr{
-		slog.String("request_id", "0123456789abcdef"), slog.String("route", "orders"), slog.String("method", "GET"),
-		slog.String("path", "/orders/1"), slog.Int("status", 200), slog.Float64("duration_ms", 1.234567),
-		slog.String("client_ip", "127.0.0.1"), slog.String("user_agent", "curl/8.0"), slog.Int64("bytes_in", 0),
-		slog.Int64("bytes_out", 28), slog.String("cache", "hit"), slog.Float64("upstream_duration_ms", 0.5),
-	}
+	attrs := accessAttrs()
 	for _, h := range []struct {
 		name string
 		h    slog.Handler
