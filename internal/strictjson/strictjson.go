@@ -18,7 +18,9 @@ var (
 	ErrInvalidUTF8   = errors.New("invalid UTF-8")
 )
 
-// Object decodes data as one JSON object and returns its members.
+// Object decodes data as one JSON object and returns its members, found
+// by the same scan that checks the names (no second decoding pass); the
+// values point into data, which the caller must not change afterwards.
 // Member names must be unique at every depth: parsers disagree on which of
 // two duplicates wins, and another reader of the same bytes (go-jose, an
 // upstream) may take a different one than we did.
@@ -26,17 +28,11 @@ func Object(data []byte) (map[string]json.RawMessage, error) {
 	if !utf8.Valid(data) {
 		return nil, ErrInvalidUTF8
 	}
-	if err := UniqueNames(data); err != nil {
+	members := make(map[string]json.RawMessage)
+	if err := scan(data, members); err != nil {
 		return nil, err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, ErrNotObject
-	}
-	return m, nil
+	return members, nil
 }
 
 // UniqueNames refuses anything but a single top-level object and any
@@ -45,7 +41,14 @@ func Object(data []byte) (map[string]json.RawMessage, error) {
 // allocate for names without escapes (the common case), which the
 // json.Decoder token walk it replaces did for every token. Escaped names are
 // unescaped before comparing, so "a" and "\u0061" are the same name.
-func UniqueNames(data []byte) error {
+func UniqueNames(data []byte) error { return scan(data, nil) }
+
+// scan is UniqueNames; with members non-nil it also fills members with the
+// top-level object's members (name unescaped, value as its raw bytes
+// without surrounding white space, as json.Unmarshal into
+// map[string]json.RawMessage would), so Object needs no second decoding
+// pass. The values point into data.
+func scan(data []byte, members map[string]json.RawMessage) error {
 	if !json.Valid(data) {
 		return ErrNotObject
 	}
@@ -58,8 +61,25 @@ func UniqueNames(data []byte) error {
 	const linearNames = 16
 	var stack []frame
 	first := true
+	// The top-level member being read: its name, and where its value
+	// starts (-1 until the first byte after the colon).
+	var (
+		member      string
+		inValue     bool
+		valueStart  = -1
+		memberValue = func(end int) {
+			if members != nil && inValue {
+				members[member] = data[valueStart:end]
+			}
+			inValue, valueStart = false, -1
+		}
+	)
 	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
+		c := data[i]
+		if inValue && valueStart < 0 && !isSpace(c) {
+			valueStart = i
+		}
+		switch c {
 		case '{', '[':
 			if first && c != '{' {
 				return ErrNotObject
@@ -67,8 +87,17 @@ func UniqueNames(data []byte) error {
 			first = false
 			stack = append(stack, frame{object: c == '{', wantKey: c == '{'})
 		case '}', ']':
+			if len(stack) == 1 {
+				memberValue(lastNonSpace(data, i))
+			}
 			stack = stack[:len(stack)-1]
+			if len(stack) == 1 && inValue {
+				memberValue(i + 1) // a nested value ends the member
+			}
 		case ',':
+			if len(stack) == 1 {
+				memberValue(lastNonSpace(data, i))
+			}
 			if top := &stack[len(stack)-1]; top.object {
 				top.wantKey = true
 			}
@@ -96,6 +125,9 @@ func UniqueNames(data []byte) error {
 					}
 					name = []byte(n)
 				}
+				if members != nil && len(stack) == 1 {
+					member = string(name)
+				}
 				if top.set == nil {
 					if slices.ContainsFunc(top.names, func(n []byte) bool { return bytes.Equal(n, name) }) {
 						return ErrDuplicateName
@@ -115,8 +147,15 @@ func UniqueNames(data []byte) error {
 					top.set[string(name)] = struct{}{}
 				}
 			}
+			if len(stack) == 1 && inValue && valueStart == i {
+				memberValue(j + 1) // a string value ends the member
+			}
 			i = j
-		case ' ', '\t', '\n', '\r', ':':
+		case ':':
+			if len(stack) == 1 {
+				inValue, valueStart = true, -1
+			}
+		case ' ', '\t', '\n', '\r':
 		default:
 			if first { // a number or a literal at the top level
 				return ErrNotObject
@@ -127,4 +166,15 @@ func UniqueNames(data []byte) error {
 		return ErrNotObject
 	}
 	return nil
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// lastNonSpace is the end of the value before data[i] (a ',' or the closing
+// brace), white space trimmed.
+func lastNonSpace(data []byte, i int) int {
+	for i > 0 && isSpace(data[i-1]) {
+		i--
+	}
+	return i
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"testing"
+	"unicode/utf8"
 )
 
 // uniqueNamesDecoder is the json.Decoder token walk that
@@ -115,4 +116,38 @@ func BenchmarkUniqueNames(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzObject checks Object's members against encoding/json's own decoding
+// into map[string]json.RawMessage for every input Object accepts, and that
+// it accepts exactly what UniqueNames accepts (valid UTF-8 given).
+func FuzzObject(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { "a" : 1 , "b" : { "a" : [ 1 , 2 ] } , "c":"x,}" , "d":null,"e":true, "f" : -1.5e3 } `,
+		`{"a":[1,{"x":{"y":[]}}],"b":"a"}`, `{"\u0061":"\"}"}`, `{"a":{}}`, `{"a":[]}`, `{"a":"","b":""}`,
+		`{"a":1,"a":2}`, `[]`, `{"k":{"k":{"k":1}},"z":0}`, "{\"a\"\t:\n\"b\"\r}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := Object(data)
+		if utf8.Valid(data) && (err == nil) != (UniqueNames(data) == nil) {
+			t.Fatalf("Object(%q) error %v, UniqueNames %v", data, err, UniqueNames(data))
+		}
+		if err != nil {
+			return
+		}
+		var want map[string]json.RawMessage
+		if err := json.Unmarshal(data, &want); err != nil {
+			t.Fatalf("Object accepted %q, encoding/json refuses it: %v", data, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("Object(%q) = %d members, encoding/json %d", data, len(got), len(want))
+		}
+		for k, v := range want {
+			if !bytes.Equal(got[k], v) {
+				t.Fatalf("Object(%q)[%q] = %q, encoding/json %q", data, k, got[k], v)
+			}
+		}
+	})
 }
