@@ -23,6 +23,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 // b64 is the JWS segment encoding (RFC 7515: base64url, no padding).
@@ -47,15 +48,7 @@ func craft(t testing.TB, header, payload string, sign signer) string {
 func signES256(key *ecdsa.PrivateKey) signer {
 	return func(t testing.TB, input string) string {
 		t.Helper()
-		sum := sha256.Sum256([]byte(input))
-		r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig := make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
-		return base64.RawURLEncoding.EncodeToString(sig)
+		return oauthtest.SignES256(t, key, input)
 	}
 }
 

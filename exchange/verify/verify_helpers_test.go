@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -50,19 +49,11 @@ func vtRSAKey(t testing.TB, alg, kid string) oauthtest.Key {
 func vtSignRaw(t testing.TB, k oauthtest.Key, header, payload string) string {
 	t.Helper()
 	input := vtB64(header) + "." + vtB64(payload)
-	digest := sha256.Sum256([]byte(input))
 	ec, ok := k.Signer.(*ecdsa.PrivateKey)
 	if !ok || k.Alg != "ES256" {
 		t.Fatalf("vtSignRaw needs an ES256 key")
 	}
-	r, s, err := ecdsa.Sign(rand.Reader, ec, digest[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return input + "." + oauthtest.SignES256(t, ec, input)
 }
 
 // vtHS256 is the classic key-confusion attack: an HMAC keyed with the

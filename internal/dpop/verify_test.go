@@ -18,6 +18,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/tokengate/tokengate/internal/oauthtest"
 )
 
 const (
@@ -75,15 +76,7 @@ func must(b []byte, err error) []byte {
 // signInput signs a JWS signing input with ES256.
 func (k *testKey) signInput(t testing.TB, input string) string {
 	t.Helper()
-	sum := sha256.Sum256([]byte(input))
-	r, s, err := ecdsa.Sign(rand.Reader, k.priv, sum[:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+	return input + "." + oauthtest.SignES256(t, k.priv, input)
 }
 
 func (k *testKey) header() map[string]any {

@@ -7,7 +7,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"os"
@@ -136,4 +138,20 @@ func WriteFile(t testing.TB, path string, b []byte) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// SignES256 returns the base64url ES256 signature (R || S, RFC 7518
+// section 3.4) of input, for tests that build a JWS by hand: headers or
+// payloads that no JWT library would produce.
+func SignES256(t testing.TB, key *ecdsa.PrivateKey, input string) string {
+	t.Helper()
+	sum := sha256.Sum256([]byte(input))
+	r, s, err := ecdsa.Sign(rand.Reader, key, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 64)
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return base64.RawURLEncoding.EncodeToString(sig)
 }
