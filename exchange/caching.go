@@ -106,12 +106,14 @@ type Caching struct {
 	keys   sync.Pool // of *cacheKeyer
 	flight singleflight.Group
 
-	deny          Denylist
-	revokeKey     []byte // HMAC key of revocation hashes, derived from KeySecret
-	revocationTTL time.Duration
-	revocations   *prometheus.CounterVec
-	opaqueTokens  bool
-	onRevoked     func(cache.Revocation)
+	deny      Denylist
+	revokeKey []byte // HMAC key of revocation hashes, derived from KeySecret
+	// revocationMACs pools HMACs keyed with revokeKey (*revocationMAC).
+	revocationMACs sync.Pool
+	revocationTTL  time.Duration
+	revocations    *prometheus.CounterVec
+	opaqueTokens   bool
+	onRevoked      func(cache.Revocation)
 
 	refreshMu  sync.Mutex
 	refreshing map[string]struct{} // keys with a background refresh under way

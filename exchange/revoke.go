@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"strings"
 	"time"
@@ -115,11 +116,26 @@ type tokenHashes struct {
 // HMAC-SHA-256(revocation key) over the field and the value, length-prefixed.
 // Every replica sharing the KeySecret computes the same hash.
 func (c *Caching) revocationHash(by cache.Field, value []byte) string {
-	m := hmac.New(sha256.New, c.revokeKey)
-	m.Write([]byte{byte(by)})
-	m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(value))))
-	m.Write(value)
-	return string(m.Sum(nil))
+	h, _ := c.revocationMACs.Get().(*revocationMAC)
+	if h == nil {
+		h = &revocationMAC{mac: hmac.New(sha256.New, c.revokeKey)}
+	}
+	h.mac.Reset()
+	var prefix [9]byte
+	prefix[0] = byte(by)
+	binary.BigEndian.PutUint64(prefix[1:], uint64(len(value)))
+	h.mac.Write(prefix[:])
+	h.mac.Write(value)
+	sum := string(h.mac.Sum(h.sum[:0]))
+	c.revocationMACs.Put(h)
+	return sum
+}
+
+// revocationMAC is a keyed HMAC reused across revocation hashes: a new
+// token needs six of them, and a fresh HMAC allocates its two digests.
+type revocationMAC struct {
+	mac hash.Hash
+	sum [sha256.Size]byte
 }
 
 // hashesOf returns t's keyed hashes, computed once per token and exchanger.
@@ -157,7 +173,8 @@ func (c *Caching) RevokedBy(t *Token, rev cache.Revocation) bool {
 // keyHash is the keyed hash of an issuer's key (iss, kid): length-prefixed,
 // so no two pairs share an input.
 func (c *Caching) keyHash(iss, kid string) string {
-	v := binary.BigEndian.AppendUint64(nil, uint64(len(iss)))
+	v := make([]byte, 0, 8+len(iss)+len(kid))
+	v = binary.BigEndian.AppendUint64(v, uint64(len(iss)))
 	v = append(v, iss...)
 	return c.revocationHash(cache.ByKey, append(v, kid...))
 }

@@ -2,8 +2,10 @@ package exchange
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -254,5 +256,34 @@ func BenchmarkCachingHitWithRevocations(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// The revocation hash is HMAC-SHA-256 over (field, big-endian length,
+// value) with the key derived from KeySecret: replicas, old and new, name
+// the same token the same way in Redis and in pub/sub, so the encoding may
+// never change. The pooled HMAC gives what a fresh one gives, every time.
+func TestRevocationHashEncodingIsStable(t *testing.T) {
+	c := ctSetup(t).c
+	want := func(by cache.Field, value string) string {
+		m := hmac.New(sha256.New, c.revokeKey)
+		m.Write([]byte{byte(by)})
+		m.Write(binary.BigEndian.AppendUint64(nil, uint64(len(value))))
+		m.Write([]byte(value))
+		return string(m.Sum(nil))
+	}
+	for range 3 { // again, through the pool
+		for _, tc := range []struct {
+			by    cache.Field
+			value string
+		}{{cache.BySubject, "alice"}, {cache.ByClient, ""}, {cache.ByIssuer, "https://idp.example"}, {cache.ByToken, string(make([]byte, 32))}} {
+			if got := c.revocationHash(tc.by, []byte(tc.value)); got != want(tc.by, tc.value) {
+				t.Fatalf("revocationHash(%v, %q) changed", tc.by, tc.value)
+			}
+		}
+		v := binary.BigEndian.AppendUint64(nil, uint64(len("iss")))
+		if c.keyHash("iss", "kid") != want(cache.ByKey, string(append(append(v, "iss"...), "kid"...))) {
+			t.Fatal("keyHash changed")
+		}
 	}
 }
