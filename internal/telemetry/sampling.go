@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
 
@@ -63,7 +64,10 @@ func newSpanID() trace.SpanID {
 // h itself, with an unsampled span context, for the others.
 func (p *Provider) sampledHandler(h, traced http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := p.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx := r.Context()
+		if hasPropagation(r.Header) {
+			ctx = p.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		}
 		if parent := trace.SpanContextFromContext(ctx); parent.IsValid() {
 			if parent.IsSampled() {
 				traced.ServeHTTP(w, r)
@@ -82,9 +86,36 @@ func (p *Provider) sampledHandler(h, traced http.Handler) http.Handler {
 			return
 		}
 		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), Remote: true})
-		r.Header.Set("Traceparent", "00-"+tid.String()+"-"+sc.SpanID().String()+"-00")
+		r.Header[headerTraceparent] = []string{unsampledTraceparent(tid, sc.SpanID())}
 		h.ServeHTTP(w, r.WithContext(trace.ContextWithRemoteSpanContext(ctx, sc)))
 	})
+}
+
+// The W3C headers the propagator reads, in net/http's canonical form (as
+// every incoming request's header map has them).
+const (
+	headerTraceparent = "Traceparent"
+	headerBaggage     = "Baggage"
+)
+
+// hasPropagation reports whether the request carries anything the
+// propagator would extract: most requests carry neither header, and the
+// Trace Context and Baggage extractors allocate even when there is none.
+func hasPropagation(h http.Header) bool {
+	return len(h[headerTraceparent]) > 0 || len(h[headerBaggage]) > 0
+}
+
+// unsampledTraceparent is the W3C traceparent of a new, unsampled trace
+// ("00-<trace id>-<span id>-00"), built in one allocation: it is set on
+// every request that is not sampled.
+func unsampledTraceparent(tid trace.TraceID, sid trace.SpanID) string {
+	var b [3 + 32 + 1 + 16 + 3]byte
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	copy(b[52:], "-00")
+	return string(b[:])
 }
 
 // sampledTransport sends a sampled request's round trip through traced

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -51,7 +50,7 @@ func TestSampledHandlerDecidesAsTheSDK(t *testing.T) {
 			continue
 		}
 		droppedN++
-		if !strings.HasPrefix(last.header, "00-"+tid.String()+"-") || !strings.HasSuffix(last.header, "-00") {
+		if want := "00-" + tid.String() + "-" + last.sc.SpanID().String() + "-00"; last.header != want {
 			t.Fatalf("unsampled new trace %s carries traceparent %q", tid, last.header)
 		}
 	}
@@ -65,5 +64,47 @@ func TestSampledHandlerDecidesAsTheSDK(t *testing.T) {
 	h.ServeHTTP(httptest.NewRecorder(), req)
 	if last.recording || last.header != in || last.sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Errorf("unsampled parent: recording %v, traceparent %q, trace %s", last.recording, last.header, last.sc.TraceID())
+	}
+}
+
+// TestSampledHandlerExtractsOnlyWhatIsSent: the propagator runs only when
+// a traceparent or baggage header came, and a client's sampled traceparent
+// is continued even where the ratio samples no new trace (parent-based).
+func TestSampledHandlerExtractsOnlyWhatIsSent(t *testing.T) {
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	defer collector.Close()
+	p, err := New(context.Background(), config.Tracing{OTLPEndpoint: collector.URL, SampleRatio: 0, ServiceName: "t"}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Shutdown(context.Background())
+	var recording bool
+	var sc trace.SpanContext
+	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		recording, sc = trace.SpanFromContext(r.Context()).IsRecording(), trace.SpanContextFromContext(r.Context())
+	}))
+	const clientTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, tc := range []struct {
+		name      string
+		header    map[string]string
+		recording bool
+		trace     string // "" = a new trace
+	}{
+		{"nothing sent", nil, false, ""},
+		{"sampled parent", map[string]string{"traceparent": "00-" + clientTrace + "-00f067aa0ba902b7-01"}, true, clientTrace},
+		{"unsampled parent", map[string]string{"traceparent": "00-" + clientTrace + "-00f067aa0ba902b7-00"}, false, clientTrace},
+		{"baggage alone", map[string]string{"baggage": "tenant=a"}, false, ""},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/x", nil)
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		h.ServeHTTP(httptest.NewRecorder(), req)
+		if recording != tc.recording || !sc.IsValid() {
+			t.Errorf("%s: recording %v (want %v), span context valid %v", tc.name, recording, tc.recording, sc.IsValid())
+		}
+		if got := sc.TraceID().String(); (tc.trace != "" && got != tc.trace) || (tc.trace == "" && got == clientTrace) {
+			t.Errorf("%s: trace %s, want %q (\"\" = new)", tc.name, got, tc.trace)
+		}
 	}
 }
