@@ -164,6 +164,10 @@ func TestE2ENginxForwardAuth(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		req.Header.Set("DPoP", "not-for-the-backend")
+		// A Txn-Token of the client's own: the decision mints none for
+		// this route, and the empty value copied from it (as ingress-nginx's
+		// auth-response-headers does) must drop the client's.
+		req.Header.Set("Txn-Token", "forged")
 		resp, err := http.DefaultTransport.RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
@@ -223,6 +227,9 @@ func TestE2ENginxForwardAuth(t *testing.T) {
 			}
 			if got.Header.Get("DPoP") != "" {
 				t.Error("the client's DPoP header reached the backend")
+			}
+			if v, ok := got.Header["Txn-Token"]; ok {
+				t.Errorf("the client's Txn-Token reached the backend: %q", v)
 			}
 			if got.Header.Get("X-Request-Id") == "" {
 				t.Error("no X-Request-Id reached the backend")
