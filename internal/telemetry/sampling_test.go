@@ -19,13 +19,7 @@ import (
 // unsampled new trace carries a traceparent with its id and flag 00, and
 // an unsampled client traceparent passes through unchanged.
 func TestSampledHandlerDecidesAsTheSDK(t *testing.T) {
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
-	defer collector.Close()
-	p, err := New(context.Background(), config.Tracing{OTLPEndpoint: collector.URL, SampleRatio: 0.5, ServiceName: "t"}, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(context.Background())
+	p := newSamplingProvider(t, 0.5)
 	ratio := sdktrace.TraceIDRatioBased(0.5)
 	type seen struct {
 		recording bool
@@ -71,13 +65,7 @@ func TestSampledHandlerDecidesAsTheSDK(t *testing.T) {
 // a traceparent or baggage header came, and a client's sampled traceparent
 // is continued even where the ratio samples no new trace (parent-based).
 func TestSampledHandlerExtractsOnlyWhatIsSent(t *testing.T) {
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
-	defer collector.Close()
-	p, err := New(context.Background(), config.Tracing{OTLPEndpoint: collector.URL, SampleRatio: 0, ServiceName: "t"}, nil, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Shutdown(context.Background())
+	p := newSamplingProvider(t, 0)
 	var recording bool
 	var sc trace.SpanContext
 	h := p.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -107,4 +95,18 @@ func TestSampledHandlerExtractsOnlyWhatIsSent(t *testing.T) {
 			t.Errorf("%s: trace %s, want %q (\"\" = new)", tc.name, got, tc.trace)
 		}
 	}
+}
+
+// newSamplingProvider is a provider sampling new traces at ratio, exporting
+// to a receiver that discards.
+func newSamplingProvider(t *testing.T, ratio float64) *Provider {
+	t.Helper()
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.Copy(io.Discard, r.Body) }))
+	t.Cleanup(collector.Close)
+	p, err := New(context.Background(), config.Tracing{OTLPEndpoint: collector.URL, SampleRatio: ratio, ServiceName: "t"}, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Shutdown(context.Background()) })
+	return p
 }

@@ -205,13 +205,18 @@ func checkIngressNginxSnippet(t *testing.T, doc string, a authzService) {
 	}
 }
 
-// traefikMiddleware is the part of Traefik's Middleware (traefik.io/v1alpha1)
-// the snippet uses, with every forwardAuth field Traefik defines.
-type traefikMiddleware struct {
+// crdMeta is the type and object metadata of a custom resource snippet.
+type crdMeta struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
 	Metadata   map[string]string `json:"metadata"`
-	Spec       struct {
+}
+
+// traefikMiddleware is the part of Traefik's Middleware (traefik.io/v1alpha1)
+// the snippet uses, with every forwardAuth field Traefik defines.
+type traefikMiddleware struct {
+	crdMeta
+	Spec struct {
 		ForwardAuth *struct {
 			Address                  string   `json:"address"`
 			TrustForwardHeader       bool     `json:"trustForwardHeader"`
@@ -259,10 +264,8 @@ type backendRef struct {
 // envoyGatewaySecurityPolicy is the part of Envoy Gateway's SecurityPolicy
 // (gateway.envoyproxy.io/v1alpha1) the snippet uses.
 type envoyGatewaySecurityPolicy struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   map[string]string `json:"metadata"`
-	Spec       struct {
+	crdMeta
+	Spec struct {
 		TargetRefs []struct {
 			Group       string `json:"group"`
 			Kind        string `json:"kind"`
@@ -345,10 +348,8 @@ func checkIstioProviderSnippet(t *testing.T, doc string, a authzService) {
 // istioAuthorizationPolicy is the part of Istio's AuthorizationPolicy
 // (security.istio.io/v1) the snippet uses.
 type istioAuthorizationPolicy struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   map[string]string `json:"metadata"`
-	Spec       struct {
+	crdMeta
+	Spec struct {
 		Selector *struct {
 			MatchLabels map[string]string `json:"matchLabels"`
 		} `json:"selector"`
