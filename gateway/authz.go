@@ -28,7 +28,7 @@ const (
 
 // errBadOriginal: the proxy described an original request that cannot be
 // parsed; answered like any malformed path (400 invalid_request).
-var errBadOriginal = &pathError{"the original request's URI is malformed"}
+var errBadOriginal = &pathError{description: "the original request's URI is malformed"}
 
 // originalRequest builds the request a decision is about from what a
 // proxy says of it: method, host, target (path and query as the client
@@ -66,11 +66,46 @@ func originalRequest(ctx context.Context, peer, method, host, target string, hea
 	return in.WithContext(ctx), nil
 }
 
+// Original-request headers of forward-auth, in the order the contract
+// reads them (section 9).
+const (
+	headerFwdMethod  = "X-Forwarded-Method" // Traefik
+	headerFwdHost    = "X-Forwarded-Host"
+	headerFwdURI     = "X-Forwarded-Uri"   // Traefik
+	headerOrigMethod = "X-Original-Method" // ingress-nginx, nginx auth_request
+	headerOrigURL    = "X-Original-Url"    // ingress-nginx
+	headerOrigURI    = "X-Original-Uri"    // nginx auth_request
+)
+
+// Original-request headers that disagree: a proxy sets one family and
+// passes the client's own headers on (nginx and ingress-nginx send every
+// client header to the auth request), so a second family present with
+// another value is a client's, describing a request it is not making.
+var (
+	errOriginalMethod = &pathError{"the original request's method is given twice, differently (" + headerFwdMethod + ", " + headerOrigMethod + ")", ReasonOriginal}
+	errOriginalHost   = &pathError{"the original request's host is given twice, differently (" + headerFwdHost + ", the host of " + headerOrigURL + ")", ReasonOriginal}
+	errOriginalTarget = &pathError{"the original request's path is given twice, differently (" + headerFwdURI + ", " + headerOrigURL + ", " + headerOrigURI + ")", ReasonOriginal}
+	errOriginalRepeat = &pathError{"an original-request header is sent more than once", ReasonOriginal}
+)
+
 // forwardAuthOriginal reads the original request of a forward-auth call
-// (contract section 9): the first present of each source.
+// (contract section 9): the first present of each source. Every other
+// header present for the same part must say the same (exactly; the host
+// without regard to case), else the call is refused (400, reason
+// original): the headers a client adds are passed on by nginx and
+// ingress-nginx, and believing the first present would let a client have
+// one request decided while the proxy forwards another with the token
+// minted for the first. The request's own method, Host and path are only
+// the last fallback and are not compared: they are the proxy's call to
+// the authz listener, not the client's request.
 func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 	h := r.Header
-	origURL := h.Get("X-Original-Url")
+	for _, name := range [...]string{headerFwdMethod, headerFwdHost, headerFwdURI, headerOrigMethod, headerOrigURL, headerOrigURI} {
+		if len(h[name]) > 1 {
+			return nil, errOriginalRepeat
+		}
+	}
+	origURL := h.Get(headerOrigURL)
 	var ou *url.URL
 	if origURL != "" {
 		var err error
@@ -78,20 +113,32 @@ func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 			return nil, errBadOriginal
 		}
 	}
-	method := firstOf(h.Get("X-Forwarded-Method"), h.Get("X-Original-Method"), r.Method)
-	host := h.Get("X-Forwarded-Host")
-	if host == "" && ou != nil {
-		host = ou.Host
+	fwdMethod, origMethod := h.Get(headerFwdMethod), h.Get(headerOrigMethod)
+	if fwdMethod != "" && origMethod != "" && fwdMethod != origMethod {
+		return nil, errOriginalMethod
+	}
+	method := firstOf(fwdMethod, origMethod, r.Method)
+	host := h.Get(headerFwdHost)
+	if ou != nil {
+		if host != "" && !strings.EqualFold(host, ou.Host) {
+			return nil, errOriginalHost
+		}
+		if host == "" {
+			host = ou.Host
+		}
 	}
 	if host == "" {
 		host = r.Host
 	}
-	target := h.Get("X-Forwarded-Uri")
-	if target == "" && ou != nil {
-		target = originTarget(origURL)
-	}
-	if target == "" {
-		target = h.Get("X-Original-Uri")
+	target := ""
+	for _, t := range [...]string{h.Get(headerFwdURI), originTargetOf(origURL), h.Get(headerOrigURI)} {
+		switch {
+		case t == "":
+		case target == "":
+			target = t
+		case t != target:
+			return nil, errOriginalTarget
+		}
 	}
 	if target == "" {
 		target = r.RequestURI
@@ -109,6 +156,14 @@ func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 	}
 	https := strings.EqualFold(scheme, "https") || (scheme == "" && r.TLS != nil)
 	return originalRequest(r.Context(), r.RemoteAddr, method, host, target, h, https)
+}
+
+// originTargetOf is originTarget of an X-Original-URL, "" when absent.
+func originTargetOf(origURL string) string {
+	if origURL == "" {
+		return ""
+	}
+	return originTarget(origURL)
 }
 
 // originTarget is the path and query of an absolute URL as written

@@ -304,8 +304,19 @@ func TestForwardAuthOriginal(t *testing.T) {
 	}{
 		{"traefik", "/", map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/orders/1", "X-Forwarded-Host": "api.test"}, 200},
 		{"ingress-nginx X-Original-URL", "/", map[string]string{"X-Original-Method": "GET", "X-Original-Url": "https://api.test/orders/1?a=b"}, 200},
-		{"X-Forwarded-Uri wins over X-Original-URL", "/", map[string]string{"X-Forwarded-Uri": "/nowhere", "X-Original-Url": "https://api.test/orders/1"}, 404},
-		{"X-Original-URL wins over X-Original-URI", "/", map[string]string{"X-Original-Url": "https://api.test/nowhere", "X-Original-Uri": "/orders/1"}, 404},
+		// Every source present must agree with the one read first: a
+		// client's own header, passed on by nginx, is never believed over
+		// the proxy's.
+		{"X-Forwarded-Uri agreeing with X-Original-URL", "/", map[string]string{"X-Forwarded-Uri": "/orders/1?a=b", "X-Original-Url": "https://api.test/orders/1?a=b"}, 200},
+		{"X-Forwarded-Uri disagreeing with X-Original-URL", "/", map[string]string{"X-Forwarded-Uri": "/orders/1", "X-Original-Url": "https://api.test/nowhere"}, 400},
+		{"X-Forwarded-Uri disagreeing with X-Original-URI", "/", map[string]string{"X-Forwarded-Uri": "/orders/1", "X-Original-Uri": "/nowhere"}, 400},
+		{"X-Original-URL disagreeing with X-Original-URI", "/", map[string]string{"X-Original-Url": "https://api.test/orders/1", "X-Original-Uri": "/nowhere"}, 400},
+		{"the same path spelled otherwise", "/", map[string]string{"X-Forwarded-Uri": "/orders/%31", "X-Original-Uri": "/orders/1"}, 400},
+		{"X-Forwarded-Method disagreeing with X-Original-Method", "/", map[string]string{"X-Forwarded-Method": "GET", "X-Original-Method": "DELETE", "X-Original-Uri": "/orders/1"}, 400},
+		{"X-Forwarded-Host disagreeing with X-Original-URL", "/", map[string]string{"X-Forwarded-Host": "other.test", "X-Original-Url": "https://api.test/orders/1"}, 400},
+		{"X-Forwarded-Host agreeing but for case", "/", map[string]string{"X-Forwarded-Host": "API.test", "X-Original-Url": "https://api.test/orders/1"}, 200},
+		{"X-Forwarded-Proto is not compared (a TLS load balancer in front)", "/", map[string]string{"X-Forwarded-Proto": "https", "X-Original-Url": "http://api.test/orders/1"}, 200},
+		{"the forward-auth call's own path is not compared", "/_tokengate", map[string]string{"X-Original-Uri": "/orders/1"}, 200},
 		{"nginx auth_request X-Original-URI", "/", map[string]string{"X-Original-Uri": "/orders/1"}, 200},
 		{"envoy http_service path less prefix", "/ext-authz/orders/1", nil, 200},
 		{"own path without prefix", "/orders/1", nil, 200},
@@ -378,5 +389,43 @@ func TestAuthzMetricsAndLog(t *testing.T) {
 	}
 	if !strings.Contains(logs, `"authz":"grpc"`) || !strings.Contains(logs, `"authz":"http"`) {
 		t.Errorf("access log lacks the authz protocol: %s", logs)
+	}
+}
+
+// TestForwardAuthSpoofedOriginal: behind nginx or ingress-nginx, which pass
+// the client's headers to the auth request, a client adds the headers of
+// another proxy family to have a laxer request decided: here /orders (the
+// same audience as /secure, without its acr requirement) while the proxy
+// forwards /secure. Believed, the answer would be a token the /secure
+// backend accepts, without the step-up. Refused as 400 with reason
+// original, counted, and never an Authorization.
+func TestForwardAuthSpoofedOriginal(t *testing.T) {
+	env, _ := decisionEnv(t)
+	authz := httptest.NewServer(http.HandlerFunc(env.gw.ServeAuthz))
+	t.Cleanup(authz.Close)
+	for _, tc := range []struct {
+		name   string
+		header http.Header
+	}{
+		{"X-Forwarded-Uri beside nginx's X-Original-URI", http.Header{"X-Original-Uri": {"/secure/1"}, "X-Forwarded-Uri": {"/orders/1"}}},
+		{"X-Original-URL beside nginx's X-Original-URI", http.Header{"X-Original-Uri": {"/secure/1"}, "X-Original-Url": {"https://api.test/orders/1"}}},
+		{"X-Forwarded-Uri beside ingress-nginx's X-Original-URL", http.Header{"X-Original-Url": {"https://api.test/secure/1"}, "X-Forwarded-Uri": {"/orders/1"}}},
+		{"a second X-Original-URI", http.Header{"X-Original-Uri": {"/orders/1", "/secure/1"}}},
+		{"a second X-Forwarded-Uri", http.Header{"X-Forwarded-Uri": {"/orders/1", "/secure/1"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(env.metrics.TokenRejections.WithLabelValues(ReasonOriginal))
+			tc.header.Set("Authorization", "Bearer "+umbrella)
+			resp, body := rawDo(t, authz.URL, http.MethodGet, "/", tc.header)
+			if resp.StatusCode != http.StatusBadRequest || errorCode(t, resp.StatusCode, body) != "invalid_request" {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if a := resp.Header.Get("Authorization"); a != "" {
+				t.Errorf("a refused decision carries Authorization %q", a)
+			}
+			if n := testutil.ToFloat64(env.metrics.TokenRejections.WithLabelValues(ReasonOriginal)) - before; n != 1 {
+				t.Errorf("rejections{reason=original} went up by %v, want 1", n)
+			}
+		})
 	}
 }

@@ -26,6 +26,7 @@ const (
 	ReasonPath        = "path"        // a path refused by checkPath or the fold rule
 	ReasonCredentials = "credentials" // a token sent another way than Authorization
 	ReasonMissing     = "missing"     // no credentials at all (401 with the realm challenge)
+	ReasonOriginal    = "original"    // forward-auth original-request headers that disagree (authz.go)
 )
 
 // bodyError is a request body the gateway refuses: too large (413), too

@@ -106,7 +106,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		exchange.ReasonCrit, exchange.ReasonBinding, reasonPolicy,
 		exchange.ReasonInactive,
 		ReasonDPoPProof, ReasonDPoPReplay, ReasonDPoPNonce, ReasonDPoPRequired, ReasonDPoPUnbound,
-		ReasonBody, ReasonPath, ReasonCredentials, ReasonMissing,
+		ReasonBody, ReasonPath, ReasonCredentials, ReasonMissing, ReasonOriginal,
 	} {
 		m.TokenRejections.WithLabelValues(r)
 	}

@@ -8,25 +8,32 @@ import (
 // pathError is a request path refused before any route is matched (400
 // invalid_request). Its description names the rule, never the path: a path
 // is attacker input.
-type pathError struct{ description string }
+type pathError struct {
+	description string
+	reason      string // ReasonPath when ""
+}
 
 func (e *pathError) Error() string { return "request path: " + e.description }
 
 func (e *pathError) response() response {
-	return response{status: http.StatusBadRequest, code: "invalid_request", description: e.description, reason: ReasonPath}
+	reason := e.reason
+	if reason == "" {
+		reason = ReasonPath
+	}
+	return response{status: http.StatusBadRequest, code: "invalid_request", description: e.description, reason: reason}
 }
 
 // Path problems: backends disagree on what these mean, so a path holding
 // one could reach another API there than the one tokengate matched.
 var (
-	errPathParam     = &pathError{"the path holds \";\": path parameters are not accepted"}
-	errPathBackslash = &pathError{"the path holds a backslash (\"\\\" or %5C)"}
-	errPathSlash     = &pathError{"the path holds an encoded slash (%2F)"}
-	errPathDouble    = &pathError{"the path holds a double percent-encoding (an escape left after decoding it once, like %252F)"}
-	errPathControl   = &pathError{"the path holds a control character or an unencoded space"}
-	errPathEscape    = &pathError{"the path holds a malformed percent-encoding"}
-	errPathStart     = &pathError{"the path does not start with \"/\""}
-	errPathFold      = &pathError{"the path reaches a stricter route once letters are lower-cased or trailing dots removed from its segments: " +
+	errPathParam     = &pathError{description: "the path holds \";\": path parameters are not accepted"}
+	errPathBackslash = &pathError{description: "the path holds a backslash (\"\\\" or %5C)"}
+	errPathSlash     = &pathError{description: "the path holds an encoded slash (%2F)"}
+	errPathDouble    = &pathError{description: "the path holds a double percent-encoding (an escape left after decoding it once, like %252F)"}
+	errPathControl   = &pathError{description: "the path holds a control character or an unencoded space"}
+	errPathEscape    = &pathError{description: "the path holds a malformed percent-encoding"}
+	errPathStart     = &pathError{description: "the path does not start with \"/\""}
+	errPathFold      = &pathError{description: "the path reaches a stricter route once letters are lower-cased or trailing dots removed from its segments: " +
 		"spell the path as the route is configured"}
 )
 

@@ -241,3 +241,54 @@ func TestE2ENginxForwardAuth(t *testing.T) {
 	}
 	assertNoUmbrella(t, umbrella, g, orders, inventory)
 }
+
+// TestE2ENginxForwardAuthSpoofedOriginal: nginx (and ingress-nginx) pass
+// the client's own headers to auth_request, so a client can add the
+// original-request headers another proxy would set (Traefik's
+// X-Forwarded-Uri and -Method, ingress-nginx's X-Original-URL, a second
+// host). Were the first present believed, tokengate would decide about a
+// request the client is not making, and nginx would forward the real one
+// with a token minted for the other: here, a path that has no route at all.
+// Sources that disagree are refused (400), so nothing reaches the backend.
+func TestE2ENginxForwardAuthSpoofedOriginal(t *testing.T) {
+	idp, downIdP := newE2EIdP(t), newE2EIdP(t)
+	orders, inventory := newE2EBackend(t, "orders"), newE2EBackend(t, "inventory")
+	g := startAuthzE2E(t, idp, downIdP, orders, inventory)
+	base := startNginx(t, strings.TrimPrefix(g.srv.AuthzURL(), "http://"), strings.TrimPrefix(orders.srv.URL, "http://"))
+	umbrella := idp.mint(t, map[string]any{"sub": "mallory", "aud": []string{audOrders, audInventory}, "scope": "orders:read inventory:read"})
+
+	for _, tc := range []struct {
+		name   string
+		method string
+		header map[string]string
+	}{
+		{"X-Forwarded-Uri names a routed path", http.MethodGet, map[string]string{"X-Forwarded-Uri": "/orders/1"}},
+		{"X-Original-URL names a routed path", http.MethodGet, map[string]string{"X-Original-Url": "http://" + strings.TrimPrefix(base, "http://") + "/orders/1"}},
+		{"X-Forwarded-Method names another method", http.MethodDelete, map[string]string{"X-Forwarded-Method": "GET", "X-Forwarded-Uri": "/nowhere/1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(orders.received())
+			req, err := http.NewRequest(tc.method, base+"/nowhere/1", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "Bearer "+umbrella)
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := len(orders.received()) - before; got != 0 {
+				t.Fatalf("a request tokengate never decided reached the backend (%d requests; status %d)", got, resp.StatusCode)
+			}
+			if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusNotFound {
+				t.Errorf("status %d, want 400 (or 404, /nowhere has no route): %s", resp.StatusCode, body)
+			}
+		})
+	}
+	assertNoUmbrella(t, umbrella, g, orders, inventory)
+}
