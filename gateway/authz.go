@@ -95,9 +95,12 @@ var (
 // original): the headers a client adds are passed on by nginx and
 // ingress-nginx, and believing the first present would let a client have
 // one request decided while the proxy forwards another with the token
-// minted for the first. The request's own method, Host and path are only
-// the last fallback and are not compared: they are the proxy's call to
-// the authz listener, not the client's request.
+// minted for the first. The request's own method, Host and path are the
+// proxy's call to the authz listener, not the client's request: they are
+// only the last fallback and are not compared, except under
+// authz.path_prefix (Envoy's http_service, which calls with the original
+// method and the original path behind the prefix), where the own method
+// and path are the last sources and compared like the others.
 func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 	h := r.Header
 	for _, name := range [...]string{headerFwdMethod, headerFwdHost, headerFwdURI, headerOrigMethod, headerOrigURL, headerOrigURI} {
@@ -113,11 +116,21 @@ func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 			return nil, errBadOriginal
 		}
 	}
-	fwdMethod, origMethod := h.Get(headerFwdMethod), h.Get(headerOrigMethod)
-	if fwdMethod != "" && origMethod != "" && fwdMethod != origMethod {
+	// Under authz.path_prefix the call is Envoy's http_service, whose own
+	// method and path (less the prefix) are the original request's: then
+	// they are sources too, the last ones, and headers must agree with them.
+	own, envoy := g.prefixedTarget(r.RequestURI)
+	ownMethod := ""
+	if envoy {
+		ownMethod = r.Method
+	}
+	method, ok := agreed(h.Get(headerFwdMethod), h.Get(headerOrigMethod), ownMethod)
+	if !ok {
 		return nil, errOriginalMethod
 	}
-	method := firstOf(fwdMethod, origMethod, r.Method)
+	if method == "" {
+		method = r.Method
+	}
 	host := h.Get(headerFwdHost)
 	if ou != nil {
 		if host != "" && !strings.EqualFold(host, ou.Host) {
@@ -130,25 +143,16 @@ func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 	if host == "" {
 		host = r.Host
 	}
-	target := ""
-	for _, t := range [...]string{h.Get(headerFwdURI), originTargetOf(origURL), h.Get(headerOrigURI)} {
-		switch {
-		case t == "":
-		case target == "":
-			target = t
-		case t != target:
-			return nil, errOriginalTarget
-		}
+	ownTarget := ""
+	if envoy {
+		ownTarget = own
+	}
+	target, ok := agreed(h.Get(headerFwdURI), originTargetOf(origURL), h.Get(headerOrigURI), ownTarget)
+	if !ok {
+		return nil, errOriginalTarget
 	}
 	if target == "" {
-		target = r.RequestURI
-		if p := g.authzPrefix; p != "" && strings.HasPrefix(target, p) &&
-			(len(target) == len(p) || target[len(p)] == '/' || target[len(p)] == '?') {
-			target = target[len(p):]
-			if target == "" || target[0] == '?' {
-				target = "/" + target
-			}
-		}
+		target = own
 	}
 	scheme := h.Get("X-Forwarded-Proto")
 	if scheme == "" && ou != nil {
@@ -156,6 +160,38 @@ func (g *Gateway) forwardAuthOriginal(r *http.Request) (*http.Request, error) {
 	}
 	https := strings.EqualFold(scheme, "https") || (scheme == "" && r.TLS != nil)
 	return originalRequest(r.Context(), r.RemoteAddr, method, host, target, h, https)
+}
+
+// agreed returns the first non-empty value, and false when another
+// non-empty value differs from it.
+func agreed(vals ...string) (string, bool) {
+	first := ""
+	for _, v := range vals {
+		switch {
+		case v == "":
+		case first == "":
+			first = v
+		case v != first:
+			return "", false
+		}
+	}
+	return first, true
+}
+
+// prefixedTarget is the forward-auth call's own target less
+// authz.path_prefix (matched on a whole segment), and whether the prefix
+// was there; without it, the target as it came.
+func (g *Gateway) prefixedTarget(target string) (string, bool) {
+	p := g.authzPrefix
+	if p == "" || !strings.HasPrefix(target, p) ||
+		(len(target) != len(p) && target[len(p)] != '/' && target[len(p)] != '?') {
+		return target, false
+	}
+	target = target[len(p):]
+	if target == "" || target[0] == '?' {
+		target = "/" + target
+	}
+	return target, true
 }
 
 // originTargetOf is originTarget of an X-Original-URL, "" when absent.
@@ -187,15 +223,6 @@ func originTarget(abs string) string {
 		rest = "/" + rest
 	}
 	return rest
-}
-
-func firstOf(vals ...string) string {
-	for _, v := range vals {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // newAuthzState starts the record of one authz decision.

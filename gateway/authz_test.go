@@ -317,6 +317,12 @@ func TestForwardAuthOriginal(t *testing.T) {
 		{"X-Forwarded-Host agreeing but for case", "/", map[string]string{"X-Forwarded-Host": "API.test", "X-Original-Url": "https://api.test/orders/1"}, 200},
 		{"X-Forwarded-Proto is not compared (a TLS load balancer in front)", "/", map[string]string{"X-Forwarded-Proto": "https", "X-Original-Url": "http://api.test/orders/1"}, 200},
 		{"the forward-auth call's own path is not compared", "/_tokengate", map[string]string{"X-Original-Uri": "/orders/1"}, 200},
+		// Under authz.path_prefix the call is Envoy's http_service: its own
+		// method and path are the original's, and headers must agree.
+		{"envoy http_service and an agreeing X-Original-URI", "/ext-authz/orders/1", map[string]string{"X-Original-Uri": "/orders/1"}, 200},
+		{"envoy http_service and a client's X-Forwarded-Uri", "/ext-authz/secure/1", map[string]string{"X-Forwarded-Uri": "/orders/1"}, 400},
+		{"envoy http_service and a client's X-Original-URL", "/ext-authz/secure/1", map[string]string{"X-Original-Url": "https://api.test/orders/1"}, 400},
+		{"envoy http_service and a client's X-Forwarded-Method", "/ext-authz/orders/1", map[string]string{"X-Forwarded-Method": "DELETE"}, 400},
 		{"nginx auth_request X-Original-URI", "/", map[string]string{"X-Original-Uri": "/orders/1"}, 200},
 		{"envoy http_service path less prefix", "/ext-authz/orders/1", nil, 200},
 		{"own path without prefix", "/orders/1", nil, 200},
