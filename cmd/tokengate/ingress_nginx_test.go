@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -156,25 +155,13 @@ func TestE2ENginxForwardAuth(t *testing.T) {
 
 	send := func(t *testing.T, path, token string) (*http.Response, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		req.Header.Set("DPoP", "not-for-the-backend")
-		// A Txn-Token of the client's own: the decision mints none for
-		// this route, and the empty value copied from it (as ingress-nginx's
-		// auth-response-headers does) must drop the client's.
-		req.Header.Set("Txn-Token", "forged")
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, string(body)
+		return sendWith(t, http.MethodGet, base+path, token, map[string]string{
+			"DPoP": "not-for-the-backend",
+			// A Txn-Token of the client's own: the decision mints none for
+			// this route, and the empty value copied from it (as
+			// ingress-nginx's auth-response-headers does) must drop it.
+			"Txn-Token": "forged",
+		})
 	}
 
 	tests := []struct {
@@ -268,20 +255,7 @@ func TestE2ENginxForwardAuthSpoofedOriginal(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(orders.received())
-			req, err := http.NewRequest(tc.method, base+"/nowhere/1", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Authorization", "Bearer "+umbrella)
-			for k, v := range tc.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := http.DefaultTransport.RoundTrip(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := sendWith(t, tc.method, base+"/nowhere/1", umbrella, tc.header)
 			if got := len(orders.received()) - before; got != 0 {
 				t.Fatalf("a request tokengate never decided reached the backend (%d requests; status %d)", got, resp.StatusCode)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -27,24 +26,7 @@ func withTxn(text, _ string) string {
 // headers a hostile client might add.
 func txnGet(t *testing.T, g *e2eGateway, path, token string, extra map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	for k, v := range extra {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, string(body)
+	return sendWith(t, http.MethodGet, g.srv.EdgeURL()+path, token, extra)
 }
 
 func TestE2ETxnTokenVerifiedByBackend(t *testing.T) {
