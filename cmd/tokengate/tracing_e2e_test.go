@@ -153,19 +153,7 @@ func tracingGateway(t *testing.T, rc *otlpReceiver, ratio string) (*e2eIdP, *e2e
 // send sends GET path with a bearer token and headers, returning the status.
 func send(t *testing.T, g *e2eGateway, path, token string, headers map[string]string) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, g.srv.EdgeURL()+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, _ := sendWith(t, http.MethodGet, g.srv.EdgeURL()+path, token, headers)
 	return resp.StatusCode
 }
 
